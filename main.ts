@@ -1,0 +1,129 @@
+#!/usr/bin/env -S deno run -P=serve
+/**
+ * mdserver's command line.
+ *
+ *   main.ts serve [CONFIG]          serve (md_server's form `main.ts CONFIG` too)
+ *   main.ts check-config [CONFIG]   print the effective configuration, or the errors
+ *
+ * Every command takes `--config FILE`; without it, `MDSERVER_CONFIG`, then
+ * /etc/mdserver/mdserver.conf.
+ *
+ * @module
+ */
+
+import { ConfigError, DEFAULT_CONFIG_FILE, formatConfig, loadConfig } from "./src/config.ts";
+import { createLogger } from "./src/log.ts";
+import { startService } from "./src/service.ts";
+
+const USAGE = `usage: mdserver <command> [--config FILE] [args]
+
+commands:
+  serve [CONFIG]          run the metadata service
+  check-config [CONFIG]   print the effective configuration or its errors
+  CONFIG                  md_server's form: serve with CONFIG
+
+The configuration is --config FILE, else $MDSERVER_CONFIG, else ${DEFAULT_CONFIG_FILE}.`;
+
+/** Parsed command line: the command, its positional arguments and options. */
+export interface CommandLine {
+  command: string;
+  args: string[];
+  options: Map<string, string | true>;
+}
+
+/** Splits argv into command, positional arguments and `--name value` / `--flag` options. */
+export function parseCommandLine(argv: string[], flags: string[] = ["json", "help", "virsh"]): CommandLine {
+  const args: string[] = [];
+  const options = new Map<string, string | true>();
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    if (arg.startsWith("--")) {
+      const [name, inline] = arg.slice(2).split(/=(.*)/s, 2) as [string, string | undefined];
+      if (inline !== undefined) options.set(name, inline);
+      else if (flags.includes(name)) options.set(name, true);
+      else {
+        const value = argv[++i];
+        if (value === undefined) throw new TypeError(`option --${name} needs a value`);
+        options.set(name, value);
+      }
+    } else if (arg === "-h") {
+      options.set("help", true);
+    } else args.push(arg);
+  }
+  const command = args.shift() ?? "";
+  return { command, args, options };
+}
+
+/** The configuration file a command uses: --config, then a positional one, then MDSERVER_CONFIG, then the default. */
+export function configPath(line: CommandLine, positional?: string): string {
+  const option = line.options.get("config");
+  if (typeof option === "string") return option;
+  if (positional) return positional;
+  return Deno.env.get("MDSERVER_CONFIG") ?? DEFAULT_CONFIG_FILE;
+}
+
+async function serve(line: CommandLine): Promise<number> {
+  const file = configPath(line, line.args[0]);
+  const config = await loadConfig(file);
+  const log = createLogger({ level: config.mdserver.debug ? "debug" : config.loglevels.base });
+  for (const warning of config.warnings) log.warning(`config: ${warning}`);
+  log.info(`mdserver ${config.service.version} using ${config.files.join(", ")}`);
+  const service = await startService(config, { log });
+  const stop = () => {
+    log.info("shutting down");
+    service.shutdown();
+  };
+  Deno.addSignalListener("SIGTERM", stop);
+  Deno.addSignalListener("SIGINT", stop);
+  await service.finished;
+  await service.shutdown();
+  return 0;
+}
+
+async function checkConfig(line: CommandLine): Promise<number> {
+  const config = await loadConfig(configPath(line, line.args[0]));
+  console.log(formatConfig(config).trimEnd());
+  return 0;
+}
+
+/** Runs a command line; returns the exit code. */
+export async function main(argv: string[]): Promise<number> {
+  let line: CommandLine;
+  try {
+    line = parseCommandLine(argv);
+  } catch (error) {
+    console.error(`mdserver: ${(error as Error).message}\n${USAGE}`);
+    return 2;
+  }
+  if (line.options.has("help") || line.command === "help") {
+    console.log(USAGE);
+    return 0;
+  }
+  try {
+    switch (line.command) {
+      case "serve":
+        return await serve(line);
+      case "check-config":
+        return await checkConfig(line);
+      case "":
+        console.error(USAGE);
+        return 2;
+      default:
+        if (line.command.includes("/") || line.command.endsWith(".conf")) {
+          // md_server's form: `mdserver /etc/mdserver/mdserver.conf`
+          return await serve({ ...line, command: "serve", args: [line.command, ...line.args] });
+        }
+        console.error(`mdserver: unknown command "${line.command}"\n${USAGE}`);
+        return 2;
+    }
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      console.error(`mdserver: configuration errors:\n${error.message}`);
+      return 1;
+    }
+    console.error(`mdserver: ${(error as Error).message}`);
+    return 1;
+  }
+}
+
+if (import.meta.main) Deno.exit(await main(Deno.args));

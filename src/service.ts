@@ -1,0 +1,114 @@
+/**
+ * The running service: opens KV, builds the store and renderer, and serves
+ * the metadata and admin listeners until told to stop.
+ *
+ * @module
+ */
+
+import { dirname } from "node:path";
+import type { Config } from "./config.ts";
+import { createAdminHandler } from "./http/admin.ts";
+import { createMetadataHandler } from "./http/metadata.ts";
+import { buildPool } from "./ipam.ts";
+import type { Logger } from "./log.ts";
+import { InstanceStore, type StoreEvent } from "./store.ts";
+import { BUILTIN_USER_DATA, TemplateRenderer } from "./user_data.ts";
+
+/** A started service. */
+export interface RunningService {
+  store: InstanceStore;
+  /** Port the metadata listener bound (useful when configured as 0). */
+  metadataPort: number;
+  /** Port the admin listener bound, or null when it listens on a unix socket only. */
+  adminPort: number | null;
+  /** Stops accepting, lets in-flight requests finish, closes KV. */
+  shutdown(): Promise<void>;
+  /** Resolves when the service has stopped. */
+  finished: Promise<void>;
+}
+
+/** Options for starting the service. */
+export interface StartOptions {
+  log: Logger;
+  /** Opened KV to use instead of the configured file (tests pass ":memory:" ones). */
+  kv?: Deno.Kv;
+  /** Called for every store change, after the built-in listeners. */
+  onChange?: (event: StoreEvent) => void | Promise<void>;
+}
+
+/** Builds the instance store of a configuration over an open KV. */
+export function createStore(kv: Deno.Kv, config: Config): InstanceStore {
+  const pool = buildPool({
+    network: config.dnsmasq.network,
+    gateway: config.dnsmasq.gateway,
+    listenAddress: config.mdserver.listenAddress,
+    poolStart: config.dnsmasq.poolStart,
+    poolEnd: config.dnsmasq.poolEnd,
+  });
+  return new InstanceStore(kv, { pool, location: config.service.location });
+}
+
+/** Opens the configured KV file, creating its folder. */
+export async function openKv(config: Config): Promise<Deno.Kv> {
+  await Deno.mkdir(dirname(config.mdserver.kvFile), { recursive: true });
+  return await Deno.openKv(config.mdserver.kvFile);
+}
+
+/** Starts both listeners. */
+export async function startService(config: Config, options: StartOptions): Promise<RunningService> {
+  const { log } = options;
+  const kv = options.kv ?? await openKv(config);
+  const store = createStore(kv, config);
+  if (options.onChange) store.subscribe(options.onChange);
+  const renderer = new TemplateRenderer(
+    {
+      userdataDir: config.mdserver.userdataDir,
+      suffixes: config.mdserver.userdataSuffixes,
+      defaultTemplate: config.mdserver.defaultTemplate,
+    },
+    { builtinTemplate: BUILTIN_USER_DATA },
+  );
+
+  const metadataHandler = createMetadataHandler({ config, store, renderer, log });
+  const adminHandler = createAdminHandler({ config, store, log });
+  const servers: Deno.HttpServer[] = [];
+  const quiet = () => {};
+  const metadata = Deno.serve({
+    hostname: config.mdserver.listenAddress,
+    port: config.mdserver.port,
+    onListen: quiet,
+  }, (request, info) => metadataHandler(request, info));
+  servers.push(metadata);
+  log.info(`metadata listening on http://${config.mdserver.listenAddress}:${metadata.addr.port}/`);
+
+  let adminPort: number | null = null;
+  if (config.admin.socket) {
+    await Deno.mkdir(dirname(config.admin.socket), { recursive: true });
+    await Deno.remove(config.admin.socket).catch(() => {});
+    const server = Deno.serve({ path: config.admin.socket, onListen: quiet }, adminHandler);
+    servers.push(server);
+    log.info(`admin listening on unix:${config.admin.socket}`);
+  }
+  {
+    const server = Deno.serve({
+      hostname: config.admin.listenAddress,
+      port: config.admin.port,
+      onListen: quiet,
+    }, adminHandler);
+    servers.push(server);
+    adminPort = server.addr.port;
+    log.info(`admin listening on http://${config.admin.listenAddress}:${adminPort}/`);
+  }
+
+  let stopping: Promise<void> | null = null;
+  const shutdown = () => {
+    stopping ??= (async () => {
+      await Promise.all(servers.map((server) => server.shutdown()));
+      if (!options.kv) kv.close();
+      log.info("stopped");
+    })();
+    return stopping;
+  };
+  const finished = Promise.all(servers.map((server) => server.finished)).then(() => {});
+  return { store, metadataPort: metadata.addr.port, adminPort, shutdown, finished };
+}
