@@ -132,6 +132,7 @@ function schema(hostname: string): Schema {
       db_file: "/var/lib/mdserver/db_file.json",
       kv_file: "/var/lib/mdserver/mdserver.kv",
       hostname_prefix: "vm",
+      "hostname-prefix": null, // spelled so in md_server's test configuration
       imds_tokens: "optional",
       verify_mac: "no",
     },

@@ -9,6 +9,7 @@
  * - ["by_name", name] → uuid
  * - ["by_mac", mac] → uuid
  * - ["by_ipv4", address as number] → uuid (numbers sort, so the pool is scanned in order)
+ * - ["by_instance_id", instance-id] → uuid
  * - ["ipam", "cursor"] → last address handed out (number)
  * - ["ipam", "allocated"] → Deno.KvU64 count of held addresses
  *
@@ -156,7 +157,8 @@ export class InstanceStore {
     const instance: Instance = {
       uuid,
       name,
-      instanceId: instanceIdFromUuid(uuid),
+      // Kept once set: an imported md_server instance keeps its old id.
+      instanceId: existing?.instanceId ?? instanceIdFromUuid(uuid),
       mac,
       ipv4: formatIpv4(address),
       vcpus: registration.vcpus,
@@ -176,7 +178,8 @@ export class InstanceStore {
       .check(macEntry);
     if (addressEntry) op.check(addressEntry);
     if (replacedEntry && replaced) {
-      op.check(replacedEntry).delete(["instances", replaced.uuid]);
+      op.check(replacedEntry).delete(["instances", replaced.uuid])
+        .delete(["by_instance_id", replaced.instanceId]);
       if (replaced.mac !== mac) op.delete(["by_mac", replaced.mac]);
       const replacedAddress = parseIpv4(replaced.ipv4);
       if (replacedAddress !== null && replacedAddress !== address) {
@@ -194,12 +197,12 @@ export class InstanceStore {
     op.set(["instances", uuid], instance)
       .set(["by_name", name], uuid)
       .set(["by_mac", mac], uuid)
-      .set(["by_ipv4", address], uuid);
+      .set(["by_ipv4", address], uuid)
+      .set(["by_instance_id", instance.instanceId], uuid);
     if (allocating) {
       op.set(["ipam", "cursor"], address).sum(["ipam", "allocated"], ONE);
     }
-    const committed = await op.commit();
-    if (!committed.ok) return null;
+    if (!(await commitOrConflict(op))) return null;
     return { instance, previous: existing, replaced };
   }
 
@@ -272,22 +275,10 @@ export class InstanceStore {
   async find(reference: string): Promise<Instance | null> {
     const ref = reference.trim();
     if (/^[0-9a-f-]{36}$/i.test(ref)) return await this.getByUuid(ref);
-    if (/^i-[0-9a-f]{17}$/.test(ref)) return await this.#getByInstanceId(ref);
+    if (/^i-/.test(ref)) return await this.#follow(["by_instance_id", ref]);
     if (/^([0-9a-f]{2}:){5}[0-9a-f]{2}$/i.test(ref)) return await this.getByMac(ref);
     if (parseIpv4(ref) !== null) return await this.getByIpv4(ref);
     return await this.getByName(ref);
-  }
-
-  async #getByInstanceId(instanceId: string): Promise<Instance | null> {
-    // The id is the UUID's first 17 hex digits, so it is a key prefix.
-    const hex = instanceId.slice(2);
-    const prefix = `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16)}`;
-    const iterator = this.kv.list<Instance>({
-      start: ["instances", prefix],
-      end: ["instances", `${prefix}\uffff`],
-    }, { limit: 1 });
-    for await (const entry of iterator) return entry.value;
-    return null;
   }
 
   async #follow(key: Deno.KvKey): Promise<Instance | null> {
@@ -320,11 +311,12 @@ export class InstanceStore {
         .delete(["instances", uuid])
         .delete(["by_name", instance.name])
         .delete(["by_mac", instance.mac])
+        .delete(["by_instance_id", instance.instanceId])
         .delete(["access", uuid]);
       if (address !== null) {
         op.delete(["by_ipv4", address]).sum(["ipam", "allocated"], MINUS_ONE);
       }
-      if ((await op.commit()).ok) {
+      if (await commitOrConflict(op)) {
         await this.#emit({ type: "delete", instance });
         return true;
       }
@@ -346,7 +338,7 @@ export class InstanceStore {
       const entry = await this.kv.get<Instance>(["instances", uuid]);
       if (entry.value === null) return null;
       const updated = change(entry.value);
-      if ((await this.kv.atomic().check(entry).set(["instances", uuid], updated).commit()).ok) {
+      if (await commitOrConflict(this.kv.atomic().check(entry).set(["instances", uuid], updated))) {
         return updated;
       }
     }
@@ -355,5 +347,21 @@ export class InstanceStore {
 
   async #emit(event: StoreEvent) {
     for (const listener of this.#listeners) await listener(event);
+  }
+}
+
+/**
+ * Commits; false on a failed check or when another process holds the
+ * database lock (shared storage), so the caller reads again and retries.
+ */
+async function commitOrConflict(op: Deno.AtomicOperation): Promise<boolean> {
+  try {
+    return (await op.commit()).ok;
+  } catch (error) {
+    if (error instanceof Error && /database is locked|busy/i.test(error.message)) {
+      await new Promise((resolve) => setTimeout(resolve, 2 + Math.random() * 20));
+      return false;
+    }
+    throw error;
   }
 }
