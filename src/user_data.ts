@@ -10,8 +10,11 @@
  *   code: they run with the server's permissions, so only the operator may
  *   write them.
  * - md_server's Bottle forms `{{expr}}`, `{{ expr }}` and `{{!expr}}` become
- *   `<%= expr %>` wherever they appear outside an Eta tag. Python's `and`,
- *   `or`, `not`, `None`, `True`, `False` in them become JavaScript.
+ *   `<%= expr %>` wherever they appear outside an Eta tag. The expression
+ *   is JavaScript: `public_keys['default']` works, and Python's `and`, `or`,
+ *   `not`, `None`, `True`, `False` are mapped, but Python-only syntax
+ *   (`a if c else b`, `.items()`) is not. Write a literal `{{` as
+ *   `<%= "{{" %>`.
  * - Bottle control lines `% if x:`, `% elif x:`, `% else:`, `% for x in y:`
  *   and `% end` work (with Python truthiness, and Bottle's `defined(name)`
  *   and `get(name, default)`); any other Python line (`% include`,
@@ -136,9 +139,16 @@ export class TemplateRenderer {
   #builtin: TemplateFunction;
 
   /** Compiles the built-in template (or `options.builtinTemplate`) once, up front. */
-  constructor(source: TemplateSource, options: { builtinTemplate?: string } = {}) {
+  constructor(
+    source: TemplateSource,
+    options: { builtinTemplate?: string } = {},
+  ) {
     this.#source = source;
-    this.#builtin = _compile(this.#engine, options.builtinTemplate ?? BUILTIN_USER_DATA, "built-in");
+    this.#builtin = _compile(
+      this.#engine,
+      options.builtinTemplate ?? BUILTIN_USER_DATA,
+      "built-in",
+    );
   }
 
   /** Finds the template for target, renders it with data; directories become MIME multipart. */
@@ -156,7 +166,10 @@ export class TemplateRenderer {
   }
 
   /** Renders one template file (or directory of parts) with data — used for vendor-data. */
-  async renderPath(path: string, data: Record<string, unknown>): Promise<RenderedTemplate> {
+  async renderPath(
+    path: string,
+    data: Record<string, unknown>,
+  ): Promise<RenderedTemplate> {
     let root: string;
     try {
       root = await Deno.realPath(path);
@@ -169,7 +182,10 @@ export class TemplateRenderer {
     return await this.#render({ path, root }, data);
   }
 
-  async #render(found: Found, data: Record<string, unknown>): Promise<RenderedTemplate> {
+  async #render(
+    found: Found,
+    data: Record<string, unknown>,
+  ): Promise<RenderedTemplate> {
     const info = await Deno.stat(found.path);
     if (!info.isDirectory) {
       const body = await this.#renderFile(found.path, data);
@@ -180,14 +196,19 @@ export class TemplateRenderer {
     for (const file of await _listParts(found.path, found.root)) {
       const body = await this.#renderFile(file.path, data);
       const type = _partType(file.name, body);
-      if (type === "text/cloud-config") _validate(body, file.path, { always: true });
+      if (type === "text/cloud-config") {
+        _validate(body, file.path, { always: true });
+      }
       parts.push({ name: file.name, type, body });
     }
     if (parts.length === 0) {
-      throw new TemplateError(`Cannot render template "${found.path}": the directory has no parts`, {
-        file: found.path,
-        line: null,
-      });
+      throw new TemplateError(
+        `Cannot render template "${found.path}": the directory has no parts`,
+        {
+          file: found.path,
+          line: null,
+        },
+      );
     }
     const { body, boundary } = _multipart(parts);
     return {
@@ -197,7 +218,10 @@ export class TemplateRenderer {
     };
   }
 
-  async #renderFile(path: string, data: Record<string, unknown>): Promise<string> {
+  async #renderFile(
+    path: string,
+    data: Record<string, unknown>,
+  ): Promise<string> {
     return _run(this.#engine, await this.#compiled(path), data, path);
   }
 
@@ -208,7 +232,10 @@ export class TemplateRenderer {
     const info = await Deno.stat(path);
     const mtime = info.mtime?.getTime() ?? null;
     const hit = this.#cache.get(path);
-    if (hit && hit.mtime === mtime && hit.size === info.size && hit.ino === info.ino) {
+    if (
+      hit && hit.mtime === mtime && hit.size === info.size &&
+      hit.ino === info.ino
+    ) {
       return hit.fn;
     }
     const fn = _compile(this.#engine, await Deno.readTextFile(path), path);
@@ -259,7 +286,10 @@ async function _tryName(
 ): Promise<Found | null> {
   if (realDir === null || !_isSafeName(name)) return null;
   for (const suffix of source.suffixes) {
-    const path = await _inside(join(source.userdataDir, name + suffix), realDir);
+    const path = await _inside(
+      join(source.userdataDir, name + suffix),
+      realDir,
+    );
     if (path !== null) return { path, root: realDir };
   }
   return null;
@@ -299,11 +329,14 @@ async function _findUserData(
 /** Bottle-compatible helpers reachable from templates as `__mds`. */
 const _HELPERS = {
   defined(data: unknown, name: string): boolean {
-    return typeof data === "object" && data !== null && Object.hasOwn(data, name) &&
+    return typeof data === "object" && data !== null &&
+      Object.hasOwn(data, name) &&
       (data as Record<string, unknown>)[name] !== undefined;
   },
   get(data: unknown, name: string, fallback: unknown): unknown {
-    return _HELPERS.defined(data, name) ? (data as Record<string, unknown>)[name] : fallback;
+    return _HELPERS.defined(data, name)
+      ? (data as Record<string, unknown>)[name]
+      : fallback;
   },
   yaml: _yamlValue,
   truthy: _truthy,
@@ -333,13 +366,32 @@ class _Engine extends Eta {
       debug: true,
       cache: false,
       functionHeader: FUNCTION_HEADER,
+      plugins: [{ processAST: _guardStatements }],
     });
     // Eta calls this with the line of the failing tag; keep it structured.
-    this.RuntimeErr = (error: Error, _template: string, line: number): never => {
+    this.RuntimeErr = (
+      error: Error,
+      _template: string,
+      line: number,
+    ): never => {
       throw new _RenderFailure(error, line);
     };
   }
 }
+
+/**
+ * Starts every code tag with ";": Eta joins tags with bare newlines, so a
+ * tag beginning with "[" or "(" would otherwise continue the line before.
+ */
+function _guardStatements(ast: AstNode[]): AstNode[] {
+  return ast.map((node) =>
+    typeof node === "object" && node.t === "e"
+      ? { ...node, val: `;${node.val}` }
+      : node
+  );
+}
+
+type AstNode = ReturnType<Eta["parse"]>[number];
 
 class _RenderFailure extends Error {
   constructor(readonly original: unknown, readonly line: number | null) {
@@ -358,7 +410,11 @@ function _renderValue(value: unknown): string {
 }
 
 /** Translates and compiles source; any failure is a TemplateError naming file and line. */
-function _compile(engine: _Engine, source: string, file: string): TemplateFunction {
+function _compile(
+  engine: _Engine,
+  source: string,
+  file: string,
+): TemplateFunction {
   const translated = _translate(source, file);
   try {
     return engine.compile(translated);
@@ -374,14 +430,22 @@ function _compile(engine: _Engine, source: string, file: string): TemplateFuncti
     }
     // A JavaScript syntax error carries no position: find the tag alone.
     const culprit = _findBadTag(engine, translated);
-    const detail = culprit?.message ?? message.split("\n")[2] ?? message;
+    const detail = culprit?.message ??
+      `code tags do not form complete statements (unbalanced "{" or "}"?): ${
+        message.split("\n")[2] ?? message
+      }`;
     const line = culprit?.line ?? null;
     throw new TemplateError(
-      `Cannot compile template "${file}": ${line === null ? "" : `line ${line}: `}${detail}`,
+      `Cannot compile template "${file}": ${
+        line === null ? "" : `line ${line}: `
+      }${detail}`,
       { file, line, cause: error },
     );
   }
 }
+
+const BLOCK_OPENERS = ["", "{", "if (1) {", "try {", "f(() => {"];
+const BLOCK_CLOSERS = ["", "\n}", "\n})"];
 
 /** The first tag whose code does not parse on its own, if any. */
 function _findBadTag(
@@ -398,7 +462,9 @@ function _findBadTag(
     if (typeof node === "string") continue;
     // Code tags may open or close a block, so try the usual completions.
     const variants = node.t === "e"
-      ? [node.val, `${node.val}\n}`, `{${node.val}`, `{${node.val}\n}`, `${node.val}\n})`]
+      ? BLOCK_OPENERS.flatMap((open) =>
+        BLOCK_CLOSERS.map((close) => open + node.val + close)
+      )
       : [`return (${node.val}\n);`];
     let first: unknown = null;
     const ok = variants.some((code) => {
@@ -428,13 +494,16 @@ function _run(
   file: string,
 ): string {
   try {
-    return engine.render(fn, data);
+    // A shallow copy, so one part cannot change what the next one sees.
+    return engine.render(fn, { ...data });
   } catch (error) {
     const line = error instanceof _RenderFailure ? error.line : null;
     const cause = error instanceof _RenderFailure ? error.original : error;
     const message = cause instanceof Error ? cause.message : String(cause);
     throw new TemplateError(
-      `Cannot render template "${file}": ${line === null ? "" : `line ${line}: `}${message}`,
+      `Cannot render template "${file}": ${
+        line === null ? "" : `line ${line}: `
+      }${message}`,
       { file, line, cause },
     );
   }
@@ -462,7 +531,8 @@ const PY_TO_JS: Record<string, string> = {
 function _pyExpr(expr: string): string {
   return expr.replace(
     PY_TOKENS,
-    (token, word: string | undefined) => word === undefined ? token : ` ${PY_TO_JS[word]} `,
+    (token, word: string | undefined) =>
+      word === undefined ? token : ` ${PY_TO_JS[word]} `,
   ).trim();
 }
 
@@ -480,13 +550,18 @@ function _translate(source: string, file: string): string {
     const open = source.indexOf("<%", pos);
     if (open === -1 || source.indexOf("%>", open + 2) === -1) {
       // No tag from here on: any "<%" is literal text.
-      out += _text(source, pos, source.length, { jinja, file, dropLeadingBlanks });
+      out += _text(source, pos, source.length, {
+        jinja,
+        file,
+        dropLeadingBlanks,
+      });
       break;
     }
     const close = _tagEnd(source, open + 2);
     if (close === -1) {
       // Unterminated string or comment in the tag: let Eta report it.
-      out += _text(source, pos, open, { jinja, file, dropLeadingBlanks }) + source.slice(open);
+      out += _text(source, pos, open, { jinja, file, dropLeadingBlanks }) +
+        source.slice(open);
       break;
     }
     let text = _text(source, pos, open, { jinja, file, dropLeadingBlanks });
@@ -550,21 +625,28 @@ function _text(
       const control = _bottleLine(line, options.file, lineNo);
       if (control !== null) return control;
     }
-    return line.replace(BOTTLE_OUTPUT_OR_OPEN, (_match, _bang, expr: string | undefined) => {
-      if (expr === undefined) return LITERAL_OPEN;
-      if (expr === "") {
-        throw new TemplateError(
-          `Cannot compile template "${options.file}": line ${lineNo}: empty {{ }}`,
-          { file: options.file, line: lineNo },
-        );
-      }
-      return `<%= ${_pyExpr(expr)} %>`;
-    });
+    return line.replace(
+      BOTTLE_OUTPUT_OR_OPEN,
+      (_match, _bang, expr: string | undefined) => {
+        if (expr === undefined) return LITERAL_OPEN;
+        if (expr === "") {
+          throw new TemplateError(
+            `Cannot compile template "${options.file}": line ${lineNo}: empty {{ }}`,
+            { file: options.file, line: lineNo },
+          );
+        }
+        return `<%= ${_pyExpr(expr)} %>`;
+      },
+    );
   }).join("\n");
 }
 
 /** A Bottle `% …` control line as an Eta code tag; null when line is not one. */
-function _bottleLine(line: string, file: string, lineNo: number): string | null {
+function _bottleLine(
+  line: string,
+  file: string,
+  lineNo: number,
+): string | null {
   const match = BOTTLE_LINE.exec(line.replace(/\r$/, ""));
   if (!match) return null;
   const keyword = match[1] ?? "";
@@ -577,7 +659,9 @@ function _bottleLine(line: string, file: string, lineNo: number): string | null 
     );
   };
   const condition = (): string => {
-    if (!rest.endsWith(":") || rest.length === 1) fail(`expected "% ${keyword} <condition>:"`);
+    if (!rest.endsWith(":") || rest.length === 1) {
+      fail(`expected "% ${keyword} <condition>:"`);
+    }
     return `__mds.truthy(${_pyExpr(rest.slice(0, -1))})`;
   };
   let code: string;
@@ -599,12 +683,18 @@ function _bottleLine(line: string, file: string, lineNo: number): string | null 
       break;
     case "for": {
       const loop = /^([A-Za-z_]\w*)\s+in\s+(.+):$/.exec(rest);
-      if (!loop) return fail(`only "% for <name> in <expression>:" is supported`);
-      code = `for (const ${loop[1]} of __mds.iter(${_pyExpr(loop[2] ?? "")})) {`;
+      if (!loop) {
+        return fail(`only "% for <name> in <expression>:" is supported`);
+      }
+      code = `for (const ${loop[1]} of __mds.iter(${
+        _pyExpr(loop[2] ?? "")
+      })) {`;
       break;
     }
     default:
-      return fail(`Python code lines ("% ${keyword}") are not supported; use Eta <% %> tags`);
+      return fail(
+        `Python code lines ("% ${keyword}") are not supported; use Eta <% %> tags`,
+      );
   }
   return `<% ${code} -%>${cr}`;
 }
@@ -613,18 +703,26 @@ function _bottleLine(line: string, file: string, lineNo: number): string | null 
 
 /** Python's truth value, for Bottle's `% if`. */
 function _truthy(value: unknown): boolean {
-  if (Array.isArray(value) || typeof value === "string") return value.length > 0;
+  if (Array.isArray(value) || typeof value === "string") {
+    return value.length > 0;
+  }
   if (value instanceof Map || value instanceof Set) return value.size > 0;
-  if (typeof value === "object" && value !== null) return Object.keys(value).length > 0;
+  if (typeof value === "object" && value !== null) {
+    return Object.keys(value).length > 0;
+  }
   return Boolean(value);
 }
 
 /** What Python's `for` walks: items of a list, keys of a dict. */
 function _iter(value: unknown): Iterable<unknown> {
-  if (value === null || value === undefined) throw new TypeError(`cannot iterate ${value}`);
+  if (value === null || value === undefined) {
+    throw new TypeError(`cannot iterate ${value}`);
+  }
   if (typeof value === "string" || Array.isArray(value)) return value;
   if (value instanceof Map) return value.keys();
-  if (typeof value === "object" && Symbol.iterator in value) return value as Iterable<unknown>;
+  if (typeof value === "object" && Symbol.iterator in value) {
+    return value as Iterable<unknown>;
+  }
   if (typeof value === "object") return Object.keys(value);
   throw new TypeError(`cannot iterate ${typeof value}`);
 }
@@ -640,8 +738,12 @@ function _publicKeys(keys: unknown): string[] {
 
 /** value as a YAML flow node that is valid whatever it contains. */
 function _yamlValue(value: unknown): string {
-  if (value === undefined) throw new ReferenceError("expression is undefined (a missing key?)");
-  if (typeof value === "number" || typeof value === "boolean") return String(value);
+  if (value === undefined) {
+    throw new ReferenceError("expression is undefined (a missing key?)");
+  }
+  if (typeof value === "number" || typeof value === "boolean") {
+    return String(value);
+  }
   // JSON is YAML, except that YAML wants C1 controls, line and paragraph
   // separators and BOMs escaped; those only occur inside strings.
   const json = JSON.stringify(value === null ? null : value) ?? "null";
@@ -654,17 +756,35 @@ function _yamlValue(value: unknown): string {
 // ------------------------------------------------------------ validation
 
 /** Rendered `#cloud-config` (or any cloud-config part) must be a YAML mapping. */
-function _validate(body: string, file: string, options: { always?: boolean } = {}): void {
+function _validate(
+  body: string,
+  file: string,
+  options: { always?: boolean } = {},
+): void {
   const firstLine = body.split("\n", 1)[0]?.trim() ?? "";
   if (!options.always && !firstLine.startsWith("#cloud-config")) return;
-  const doc = parseDocument(body);
+  let doc;
+  try {
+    doc = parseDocument(body);
+  } catch (error) {
+    if (error instanceof Deno.errors.NotCapable) {
+      // The yaml package reads these two variables while parsing.
+      throw new Error(
+        `Cannot validate #cloud-config from template "${file}": run with --allow-env=LOG_TOKENS,LOG_STREAM`,
+        { cause: error },
+      );
+    }
+    throw error;
+  }
   const error = doc.errors[0];
   if (error) {
     const line = error.linePos?.[0].line ?? null;
     throw new TemplateError(
       `Invalid #cloud-config from template "${file}": ${
         line === null ? "" : `line ${line} of the rendered document: `
-      }${error.message.split("\n")[0]}`,
+      }${
+        error.message.split("\n")[0]?.replace(/ at line \d+, column \d+:?$/, "")
+      }`,
       { file, line, cause: error },
     );
   }
@@ -691,7 +811,10 @@ interface _Part {
 }
 
 /** Regular files in dir, sorted by name; hidden files, backups (`~`) and escapes skipped. */
-async function _listParts(dir: string, root: string): Promise<{ name: string; path: string }[]> {
+async function _listParts(
+  dir: string,
+  root: string,
+): Promise<{ name: string; path: string }[]> {
   const names: string[] = [];
   for await (const entry of Deno.readDir(dir)) {
     if (entry.name.startsWith(".") || entry.name.endsWith("~")) continue;
@@ -752,7 +875,8 @@ function _multipart(parts: _Part[]): { body: string; boundary: string } {
   const encoded = parts.map((part) => {
     // 7bit only for short-lined ASCII; anything else goes as base64, which
     // Python's email package (cloud-init) decodes without charset guessing.
-    const plain = !/[\u0080-\uffff]/.test(part.body) && !/[^\n]{999}/.test(part.body);
+    const plain = !/[\u0080-\uffff]/.test(part.body) &&
+      !/[^\n]{999}/.test(part.body);
     const headers = [
       `Content-Type: ${part.type}; charset="utf-8"`,
       "MIME-Version: 1.0",
@@ -764,7 +888,9 @@ function _multipart(parts: _Part[]): { body: string; boundary: string } {
   let boundary: string;
   do {
     const random = crypto.getRandomValues(new Uint8Array(16));
-    boundary = `mdserver-${Array.from(random, (b) => b.toString(16).padStart(2, "0")).join("")}`;
+    boundary = `mdserver-${
+      Array.from(random, (b) => b.toString(16).padStart(2, "0")).join("")
+    }`;
   } while (encoded.some((part) => part.includes(boundary)));
   const body = [
     "MIME-Version: 1.0",

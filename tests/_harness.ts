@@ -1,0 +1,186 @@
+/**
+ * A real mdserver on loopback for integration tests: a temporary
+ * configuration and userdata folder, KV in memory, listeners on free ports,
+ * and clients that act as a guest by binding the guest's source address.
+ *
+ * @module
+ */
+
+import { join } from "node:path";
+import { type Config, loadConfig } from "../src/config.ts";
+import { silentLogger } from "../src/log.ts";
+import { type RunningService, startService } from "../src/service.ts";
+
+/** A running test service and ways to talk to it. */
+export interface TestService {
+  config: Config;
+  service: RunningService;
+  dir: string;
+  metadataUrl: string;
+  adminUrl: string;
+  /** Fetches a metadata path as the guest with this source address. */
+  guestFetch(address: string, path: string, init?: RequestInit): Promise<Response>;
+  /** Uploads domain XML to /instance-upload from 127.0.0.1. */
+  upload(xml: string): Promise<Response>;
+  close(): Promise<void>;
+}
+
+/** Options: INI text appended to the base configuration, and userdata files. */
+export interface TestServiceOptions {
+  /** Extra INI text; sections given here are merged after the base ones. */
+  ini?: string;
+  /** userdata_dir contents: relative path → text (a path ending in "/" is a folder). */
+  userdata?: Record<string, string>;
+  /** Pool network, default 127.77.0.0/16 with gateway 127.77.0.1. */
+  network?: { address: string; prefix: number; gateway: string };
+}
+
+/** The base test configuration (INI text). */
+export function baseConfigText(dir: string, network: { address: string; prefix: number; gateway: string }): string {
+  return `[mdserver]
+listen_address = 127.0.0.1
+port = 0
+userdata_dir = ${join(dir, "userdata")}
+kv_file = ${join(dir, "mdserver.kv")}
+
+[admin]
+listen_address = 127.0.0.1
+port = 0
+
+[public-keys]
+default = ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAITestKeyDefault test@default
+backup = ssh-rsa AAAAB3NzaC1yc2EAAAADAQABTestKeyBackup test@backup
+
+[dnsmasq]
+net_address = ${network.address}
+net_prefix = ${network.prefix}
+gateway = ${network.gateway}
+interface = lo
+base_dir = ${join(dir, "dnsmasq")}
+run_dir = ${join(dir, "run")}
+domain = test.internal
+
+[service]
+location = testzone
+`;
+}
+
+/** Merges INI texts: keys of later sections override earlier ones. */
+function mergeIni(base: string, extra: string): string {
+  const sections = new Map<string, Map<string, string>>();
+  for (const text of [base, extra]) {
+    let current: Map<string, string> | undefined;
+    for (const line of text.split("\n")) {
+      const header = /^\[(.+)\]\s*$/.exec(line);
+      if (header) {
+        current = sections.get(header[1]!) ?? new Map();
+        sections.set(header[1]!, current);
+      } else if (current && /=/.test(line) && !/^\s*[#;]/.test(line)) {
+        const [key, ...rest] = line.split("=");
+        current.set(key!.trim(), rest.join("=").trim());
+      }
+    }
+  }
+  return [...sections].map(([name, keys]) =>
+    `[${name}]\n${[...keys].map(([key, value]) => `${key} = ${value}`).join("\n")}\n`
+  ).join("\n");
+}
+
+/** Starts mdserver on loopback with a temporary configuration. */
+export async function startTestService(options: TestServiceOptions = {}): Promise<TestService> {
+  const dir = await Deno.makeTempDir({ prefix: "mdserver-test-" });
+  await Deno.mkdir(join(dir, "userdata"));
+  for (const [name, text] of Object.entries(options.userdata ?? {})) {
+    const path = join(dir, "userdata", name);
+    if (name.endsWith("/")) {
+      await Deno.mkdir(path, { recursive: true });
+      continue;
+    }
+    await Deno.mkdir(join(path, ".."), { recursive: true });
+    await Deno.writeTextFile(path, text);
+  }
+  const network = options.network ?? { address: "127.77.0.0", prefix: 16, gateway: "127.77.0.1" };
+  const file = join(dir, "mdserver.conf");
+  await Deno.writeTextFile(file, mergeIni(baseConfigText(dir, network), options.ini ?? ""));
+  const config = await loadConfig(file);
+  const kv = await Deno.openKv(":memory:");
+  const service = await startService(config, { log: silentLogger, kv });
+  const metadataUrl = `http://127.0.0.1:${service.metadataPort}`;
+  const adminUrl = `http://127.0.0.1:${service.adminPort}`;
+  const clients = new Map<string, Deno.HttpClient>();
+  return {
+    config,
+    service,
+    dir,
+    metadataUrl,
+    adminUrl,
+    guestFetch(address, path, init = {}) {
+      let client = clients.get(address);
+      if (!client) {
+        client = Deno.createHttpClient({ localAddress: address });
+        clients.set(address, client);
+      }
+      return fetch(`${metadataUrl}${path}`, { ...init, client });
+    },
+    upload(xml) {
+      return fetch(`${metadataUrl}/instance-upload`, { method: "POST", body: xml });
+    },
+    async close() {
+      for (const client of clients.values()) client.close();
+      await service.shutdown();
+      kv.close();
+      await Deno.remove(dir, { recursive: true });
+    },
+  };
+}
+
+/** A domain's identity for domainXml(). */
+export interface TestDomain {
+  name: string;
+  uuid: string;
+  mac: string;
+  network?: string;
+  metadata?: string;
+}
+
+/** Domain XML in the form `virsh dumpxml` prints. */
+export function domainXml(domain: TestDomain): string {
+  return `<domain type='kvm' id='7'>
+  <name>${domain.name}</name>
+  <uuid>${domain.uuid}</uuid>
+  <metadata>
+    <libosinfo:libosinfo xmlns:libosinfo="http://libosinfo.org/xmlns/libvirt/domain/1.0">
+      <libosinfo:os id="http://debian.org/debian/12"/>
+    </libosinfo:libosinfo>
+    ${domain.metadata ?? ""}
+  </metadata>
+  <memory unit='KiB'>1048576</memory>
+  <currentMemory unit='KiB'>1048576</currentMemory>
+  <vcpu placement='static'>2</vcpu>
+  <os>
+    <type arch='x86_64' machine='pc-q35-7.2'>hvm</type>
+    <boot dev='hd'/>
+  </os>
+  <devices>
+    <emulator>/usr/bin/qemu-system-x86_64</emulator>
+    <disk type='file' device='disk'>
+      <driver name='qemu' type='qcow2'/>
+      <source file='/var/lib/libvirt/images/${domain.name}.qcow2'/>
+      <target dev='vda' bus='virtio'/>
+    </disk>
+    <interface type='network'>
+      <mac address='52:54:00:ff:00:01'/>
+      <source network='default' bridge='virbr0'/>
+      <model type='virtio'/>
+    </interface>
+    <interface type='network'>
+      <mac address='${domain.mac}'/>
+      <source network='${domain.network ?? "mds"}' bridge='br-mds'/>
+      <target dev='vnet3'/>
+      <model type='virtio'/>
+    </interface>
+    <serial type='pty'><target port='0'/></serial>
+  </devices>
+</domain>
+`;
+}
