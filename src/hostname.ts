@@ -4,8 +4,8 @@
  * 1 to 63 characters, not starting or ending with "-".
  *
  * The mapping: lower-case; every run of other characters (".", "_", spaces,
- * non-ASCII…) becomes one "-"; leading and trailing "-" are dropped; the
- * result is cut to 63 characters. A name with nothing left becomes "host".
+ * non-ASCII…) and "-" becomes one "-"; leading and trailing "-" are dropped;
+ * the result is cut to 63 characters. A name with nothing left becomes "host".
  *
  * @module
  */
@@ -13,7 +13,7 @@
 /** The DNS label for a domain name, e.g. "Web_01.prod" → "web-01-prod". */
 export function hostLabel(domainName: string): string {
   const label = domainName.toLowerCase()
-    .replace(/[^a-z0-9-]+/g, "-")
+    .replace(/[^a-z0-9]*[^a-z0-9-][^a-z0-9]*|-{2,}/g, "-")
     .replace(/^-+|-+$/g, "")
     .slice(0, 63)
     .replace(/-+$/, "");
