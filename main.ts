@@ -13,13 +13,17 @@
 
 import { ConfigError, DEFAULT_CONFIG_FILE, formatConfig, loadConfig } from "./src/config.ts";
 import { createLogger } from "./src/log.ts";
-import { startService } from "./src/service.ts";
+import { importMdServerEntries, parseMdServerDatabase } from "./src/md_server_import.ts";
+import { createStore, openKv, startService } from "./src/service.ts";
 
 const USAGE = `usage: mdserver <command> [--config FILE] [args]
 
 commands:
   serve [CONFIG]          run the metadata service
   check-config [CONFIG]   print the effective configuration or its errors
+  import-md-server [DB]   import md_server's database (default: db_file), keeping
+                          names, UUIDs, MACs, addresses and instance-ids
+                          (--new-instance-ids: derive ids from UUIDs instead)
   CONFIG                  md_server's form: serve with CONFIG
 
 The configuration is --config FILE, else $MDSERVER_CONFIG, else ${DEFAULT_CONFIG_FILE}.`;
@@ -32,7 +36,10 @@ export interface CommandLine {
 }
 
 /** Splits argv into command, positional arguments and `--name value` / `--flag` options. */
-export function parseCommandLine(argv: string[], flags: string[] = ["json", "help", "virsh"]): CommandLine {
+export function parseCommandLine(
+  argv: string[],
+  flags: string[] = ["json", "help", "virsh", "new-instance-ids", "dry-run", "force"],
+): CommandLine {
   const args: string[] = [];
   const options = new Map<string, string | true>();
   for (let i = 0; i < argv.length; i++) {
@@ -86,6 +93,29 @@ async function checkConfig(line: CommandLine): Promise<number> {
   return 0;
 }
 
+async function importMdServer(line: CommandLine): Promise<number> {
+  const config = await loadConfig(configPath(line));
+  const file = line.args[0] ?? config.mdserver.dbFile;
+  const entries = parseMdServerDatabase(await Deno.readTextFile(file), file);
+  const kv = await openKv(config);
+  try {
+    const outcomes = await importMdServerEntries(createStore(kv, config), entries, {
+      keepInstanceIds: !line.options.has("new-instance-ids"),
+    });
+    for (const outcome of outcomes) {
+      console.log(
+        [outcome.result, outcome.name, outcome.ipv4 ?? "-", outcome.instanceId ?? "-", outcome.reason ?? ""]
+          .join("\t").trimEnd(),
+      );
+    }
+    const failed = outcomes.filter((outcome) => outcome.result === "failed").length;
+    console.log(`${outcomes.length - failed} of ${outcomes.length} entries imported from ${file}`);
+    return failed > 0 ? 1 : 0;
+  } finally {
+    kv.close();
+  }
+}
+
 /** Runs a command line; returns the exit code. */
 export async function main(argv: string[]): Promise<number> {
   let line: CommandLine;
@@ -105,6 +135,8 @@ export async function main(argv: string[]): Promise<number> {
         return await serve(line);
       case "check-config":
         return await checkConfig(line);
+      case "import-md-server":
+        return await importMdServer(line);
       case "":
         console.error(USAGE);
         return 2;

@@ -37,6 +37,14 @@ export interface Registration {
   tags: Record<string, string>;
 }
 
+/** How an import pins what an upload would choose (md_server migration). */
+export interface AdoptOptions {
+  /** The address the instance already has; must be free or its own. */
+  ipv4?: string;
+  /** The instance-id the guest already knows. */
+  instanceId?: string;
+}
+
 /** A change to the set of instances, for whoever mirrors it (dnsmasq). */
 export type StoreEvent =
   | { type: "upsert"; instance: Instance; previous: Instance | null; replaced: Instance | null }
@@ -91,17 +99,20 @@ export class InstanceStore {
    * a new one gets the next free address. Throws RegistrationError (409 for a
    * MAC held by another domain, 507 for a full pool).
    */
-  upsert(registration: Registration): Promise<{ instance: Instance; created: boolean }> {
+  upsert(
+    registration: Registration,
+    adopt: AdoptOptions = {},
+  ): Promise<{ instance: Instance; created: boolean }> {
     // Uploads in this process run one at a time so they never race for the
     // same address; the commit checks still guard against other processes.
-    const result = this.#queue.then(() => this.#upsertOnce(registration));
+    const result = this.#queue.then(() => this.#upsertOnce(registration, adopt));
     this.#queue = result.catch(() => {});
     return result;
   }
 
-  async #upsertOnce(registration: Registration) {
+  async #upsertOnce(registration: Registration, adopt: AdoptOptions) {
     for (let attempt = 0; attempt < MAX_COMMIT_ATTEMPTS; attempt++) {
-      const outcome = await this.#tryUpsert(registration);
+      const outcome = await this.#tryUpsert(registration, adopt);
       if (outcome === null) continue;
       await this.#emit({
         type: "upsert",
@@ -117,7 +128,7 @@ export class InstanceStore {
     );
   }
 
-  async #tryUpsert(registration: Registration) {
+  async #tryUpsert(registration: Registration, adopt: AdoptOptions) {
     const { uuid, name, mac } = registration;
     const [existingEntry, nameEntry, macEntry] = await this.kv.getMany<
       [Instance, string, string]
@@ -147,7 +158,10 @@ export class InstanceStore {
     let address = keep ? parseIpv4(keep)! : null;
     let addressEntry: Deno.KvEntryMaybe<string> | null = null;
     const allocating = address === null;
-    if (address === null) {
+    if (address === null && adopt.ipv4 !== undefined) {
+      address = await this.#claimAddress(adopt.ipv4, uuid);
+      addressEntry = await this.kv.get<string>(["by_ipv4", address]);
+    } else if (address === null) {
       const free = await this.#findFreeAddress();
       address = free.address;
       addressEntry = free.entry;
@@ -158,7 +172,7 @@ export class InstanceStore {
       uuid,
       name,
       // Kept once set: an imported md_server instance keeps its old id.
-      instanceId: existing?.instanceId ?? instanceIdFromUuid(uuid),
+      instanceId: existing?.instanceId ?? adopt.instanceId ?? instanceIdFromUuid(uuid),
       mac,
       ipv4: formatIpv4(address),
       vcpus: registration.vcpus,
@@ -204,6 +218,18 @@ export class InstanceStore {
     }
     if (!(await commitOrConflict(op))) return null;
     return { instance, previous: existing, replaced };
+  }
+
+  async #claimAddress(text: string, uuid: string): Promise<number> {
+    const address = parseIpv4(text);
+    if (address === null || !poolContains(this.pool, address)) {
+      throw new RegistrationError(422, `address ${text} is not in the pool`);
+    }
+    const holder = (await this.kv.get<string>(["by_ipv4", address])).value;
+    if (holder !== null && holder !== uuid) {
+      throw new RegistrationError(409, `address ${text} already belongs to another instance`);
+    }
+    return address;
   }
 
   async #findFreeAddress(): Promise<{ address: number; entry: Deno.KvEntryMaybe<string> }> {
