@@ -15,6 +15,10 @@ import { ConfigError, DEFAULT_CONFIG_FILE, formatConfig, loadConfig } from "./sr
 import { createLogger } from "./src/log.ts";
 import { importMdServerEntries, parseMdServerDatabase } from "./src/md_server_import.ts";
 import { createStore, openKv, startService } from "./src/service.ts";
+import { buildSeedIso, parseSeedIsoArgs } from "./src/seed_iso.ts";
+import { resolve } from "node:path";
+import { runCtl } from "./src/ctl.ts";
+import { runInstallHook } from "./src/hook_install.ts";
 
 const USAGE = `usage: mdserver <command> [--config FILE] [args]
 
@@ -24,6 +28,16 @@ commands:
   import-md-server [DB]   import md_server's database (default: db_file), keeping
                           names, UUIDs, MACs, addresses and instance-ids
                           (--new-instance-ids: derive ids from UUIDs instead)
+  seed-iso INSTANCE --format configdrive|nocloud -o FILE
+                          write a config-2 or cidata seed image of an instance
+  install-hook [--path P] [--binary B] [--root DIR] [--force]
+                          install the libvirt qemu hook (default /etc/libvirt/hooks/qemu):
+                          the compiled hook if built, else a wrapper running hook.ts
+  ctl gc [--virsh] [--older-than AGE] [--dry-run] [--force]
+                          remove instances whose domains are gone (see docs/hook.md)
+  ctl smbios [DOMAIN] [--datasource nocloud|openstack]
+                          print the libvirt <sysinfo> that points cloud-init here
+                          (see docs/cloud-init.md)
   CONFIG                  md_server's form: serve with CONFIG
 
 The configuration is --config FILE, else $MDSERVER_CONFIG, else ${DEFAULT_CONFIG_FILE}.`;
@@ -38,19 +52,31 @@ export interface CommandLine {
 /** Splits argv into command, positional arguments and `--name value` / `--flag` options. */
 export function parseCommandLine(
   argv: string[],
-  flags: string[] = ["json", "help", "virsh", "new-instance-ids", "dry-run", "force"],
+  flags: string[] = [
+    "json",
+    "help",
+    "virsh",
+    "new-instance-ids",
+    "dry-run",
+    "force",
+  ],
 ): CommandLine {
   const args: string[] = [];
   const options = new Map<string, string | true>();
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!;
     if (arg.startsWith("--")) {
-      const [name, inline] = arg.slice(2).split(/=(.*)/s, 2) as [string, string | undefined];
+      const [name, inline] = arg.slice(2).split(/=(.*)/s, 2) as [
+        string,
+        string | undefined,
+      ];
       if (inline !== undefined) options.set(name, inline);
       else if (flags.includes(name)) options.set(name, true);
       else {
         const value = argv[++i];
-        if (value === undefined) throw new TypeError(`option --${name} needs a value`);
+        if (value === undefined) {
+          throw new TypeError(`option --${name} needs a value`);
+        }
         options.set(name, value);
       }
     } else if (arg === "-h") {
@@ -72,9 +98,13 @@ export function configPath(line: CommandLine, positional?: string): string {
 async function serve(line: CommandLine): Promise<number> {
   const file = configPath(line, line.args[0]);
   const config = await loadConfig(file);
-  const log = createLogger({ level: config.mdserver.debug ? "debug" : config.loglevels.base });
+  const log = createLogger({
+    level: config.mdserver.debug ? "debug" : config.loglevels.base,
+  });
   for (const warning of config.warnings) log.warning(`config: ${warning}`);
-  log.info(`mdserver ${config.service.version} using ${config.files.join(", ")}`);
+  log.info(
+    `mdserver ${config.service.version} using ${config.files.join(", ")}`,
+  );
   const service = await startService(config, { log });
   const stop = () => {
     log.info("shutting down");
@@ -99,21 +129,50 @@ async function importMdServer(line: CommandLine): Promise<number> {
   const entries = parseMdServerDatabase(await Deno.readTextFile(file), file);
   const kv = await openKv(config);
   try {
-    const outcomes = await importMdServerEntries(createStore(kv, config), entries, {
-      keepInstanceIds: !line.options.has("new-instance-ids"),
-    });
+    const outcomes = await importMdServerEntries(
+      createStore(kv, config),
+      entries,
+      {
+        keepInstanceIds: !line.options.has("new-instance-ids"),
+      },
+    );
     for (const outcome of outcomes) {
       console.log(
-        [outcome.result, outcome.name, outcome.ipv4 ?? "-", outcome.instanceId ?? "-", outcome.reason ?? ""]
+        [
+          outcome.result,
+          outcome.name,
+          outcome.ipv4 ?? "-",
+          outcome.instanceId ?? "-",
+          outcome.reason ?? "",
+        ]
           .join("\t").trimEnd(),
       );
     }
     const failed = outcomes.filter((outcome) => outcome.result === "failed").length;
-    console.log(`${outcomes.length - failed} of ${outcomes.length} entries imported from ${file}`);
+    console.log(
+      `${outcomes.length - failed} of ${outcomes.length} entries imported from ${file}`,
+    );
     return failed > 0 ? 1 : 0;
   } finally {
     kv.close();
   }
+}
+
+async function seedIso(line: CommandLine): Promise<number> {
+  let request;
+  try {
+    request = parseSeedIsoArgs(line.args, line.options);
+  } catch (error) {
+    console.error(`mdserver: ${(error as Error).message}\n${USAGE}`);
+    return 2;
+  }
+  // `deno task` runs in the project folder; INIT_CWD is where the operator was.
+  const cwd = Deno.env.get("INIT_CWD");
+  if (cwd !== undefined) request = { ...request, output: resolve(cwd, request.output) };
+  const config = await loadConfig(configPath(line));
+  const log = createLogger({ level: config.loglevels.base });
+  console.log(await buildSeedIso(config, request, { log }));
+  return 0;
 }
 
 /** Runs a command line; returns the exit code. */
@@ -137,13 +196,31 @@ export async function main(argv: string[]): Promise<number> {
         return await checkConfig(line);
       case "import-md-server":
         return await importMdServer(line);
+      case "seed-iso":
+        return await seedIso(line);
+      case "install-hook":
+        return await runInstallHook(line, {
+          projectDir: decodeURIComponent(
+            new URL(".", import.meta.url).pathname,
+          ),
+          print: (text) => console.log(text),
+        });
+      case "ctl":
+        return await runCtl(line, {
+          configFile: configPath(line),
+          print: (text) => console.log(text),
+        });
       case "":
         console.error(USAGE);
         return 2;
       default:
         if (line.command.includes("/") || line.command.endsWith(".conf")) {
           // md_server's form: `mdserver /etc/mdserver/mdserver.conf`
-          return await serve({ ...line, command: "serve", args: [line.command, ...line.args] });
+          return await serve({
+            ...line,
+            command: "serve",
+            args: [line.command, ...line.args],
+          });
         }
         console.error(`mdserver: unknown command "${line.command}"\n${USAGE}`);
         return 2;

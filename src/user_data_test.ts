@@ -11,6 +11,12 @@ import {
   type UserDataTarget,
 } from "./user_data.ts";
 
+/** Makes a symlink with ln(1): Deno.symlink needs unscoped read and write permission. */
+async function symlink(target: string, path: string): Promise<void> {
+  const { code } = await new Deno.Command("ln", { args: ["-s", target, path] }).output();
+  if (code !== 0) throw new Error(`ln -s ${target} ${path} failed`);
+}
+
 const KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGq3 ops@admin";
 const KEY2 = "ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAABAQC7 backup@vault";
 
@@ -60,9 +66,8 @@ async function renderText(
   let body = "";
   await withDir(async (dir, source) => {
     await Deno.writeTextFile(join(dir, "web01.yaml"), text);
-    body =
-      (await new TemplateRenderer(source).renderUserData(WEB01, data(extra)))
-        .body;
+    body = (await new TemplateRenderer(source).renderUserData(WEB01, data(extra)))
+      .body;
   });
   return body;
 }
@@ -231,8 +236,8 @@ Deno.test("renderUserData() refuses names and prefixes that escape userdata_dir"
       }
 
       // A symlink out of userdata_dir is refused; one within it is followed.
-      await Deno.symlink(join(outside, "passwd"), join(root, "web01.yaml"));
-      await Deno.symlink(outside, join(root, "db"));
+      await symlink(join(outside, "passwd"), join(root, "web01.yaml"));
+      await symlink(outside, join(root, "db"));
       assert.equal(
         (await renderer.renderUserData(WEB01, data())).template,
         "built-in",
@@ -245,7 +250,7 @@ Deno.test("renderUserData() refuses names and prefixes that escape userdata_dir"
         renderer.renderUserData({ ...WEB01, prefix: "db" }, data()),
         TemplateNotFoundError,
       );
-      await Deno.symlink(join(root, "etc", "passwd"), join(root, "web01"));
+      await symlink(join(root, "etc", "passwd"), join(root, "web01"));
       assert.equal(
         (await renderer.renderUserData(WEB01, data())).body,
         "nested\n",
@@ -667,11 +672,11 @@ Deno.test("renderUserData() skips parts that link outside userdata_dir", async (
         join(dir, "shared.yaml"),
         "shared: {{hostname}}\n",
       );
-      await Deno.symlink(
+      await symlink(
         join(dir, "shared.yaml"),
         join(parts, "10-shared.yaml"),
       );
-      await Deno.symlink(
+      await symlink(
         join(outside, "secret.sh"),
         join(parts, "20-secret.sh"),
       );
@@ -858,8 +863,7 @@ Deno.test("TemplateRenderer uses options.builtinTemplate in place of the built-i
 // ----------------------------------------------------- sample template
 
 Deno.test("config/userdata/base.yaml renders to valid cloud-config, with and without a password", async () => {
-  const sample =
-    new URL("../config/userdata/base.yaml", import.meta.url).pathname;
+  const sample = new URL("../config/userdata/base.yaml", import.meta.url).pathname;
   await withDir(async (_dir, source) => {
     const renderer = new TemplateRenderer({
       ...source,

@@ -2,6 +2,10 @@
  * The metadata listener: what guests talk to. Every answer is for the guest
  * whose source address made the request; a stranger gets a 404.
  *
+ * Routes: the EC2 API (`/`, `/<version>/…`, IMDSv2 `PUT /<version>/api/token`),
+ * the OpenStack API (`/openstack…`), NoCloud over HTTP (`/nocloud/…`),
+ * `/service/…` and md_server's `POST /instance-upload`.
+ *
  * @module
  */
 
@@ -10,17 +14,23 @@ import { identifyGuest, isLoopback, peerIpv4 } from "../identity.ts";
 import type { Instance } from "../instance.ts";
 import { parseIpv4, poolContains } from "../ipam.ts";
 import type { Logger } from "../log.ts";
-import {
-  ec2DynamicTree,
-  ec2MetadataTree,
-  isEc2Version,
-  versionListing,
-} from "../metadata/ec2.ts";
+import { ec2DynamicTree, ec2MetadataTree, isEc2Version, versionListing } from "../metadata/ec2.ts";
+import { type Document, nocloudFile, openstackFile, renderUserData } from "../metadata/documents.ts";
+import { NOCLOUD_FILES } from "../metadata/nocloud.ts";
+import { isOpenstackVersion, OPENSTACK_FILES, openstackVersionListing } from "../metadata/openstack.ts";
 import { lookupPath, type TreeDirectory } from "../metadata/tree.ts";
+import {
+  checkToken,
+  createTokenSigner,
+  issueToken,
+  parseTokenTtl,
+  TOKEN_HEADER,
+  TOKEN_TTL_HEADER,
+  type TokenSigner,
+} from "../imds_tokens.ts";
 import { readBody, registerDomainXml, uploadSummary } from "../registration.ts";
 import type { InstanceStore } from "../store.ts";
-import { buildTemplateData } from "../template_data.ts";
-import { TemplateError, TemplateNotFoundError, TemplateRenderer } from "../user_data.ts";
+import type { TemplateRenderer } from "../user_data.ts";
 import { errorToResponse, HttpError, jsonResponse, textResponse } from "./errors.ts";
 
 /** What the metadata handler needs. */
@@ -29,6 +39,13 @@ export interface MetadataDeps {
   store: InstanceStore;
   renderer: TemplateRenderer;
   log: Logger;
+  /** Signs IMDSv2 tokens; default: a fresh random key per handler and the wall clock. */
+  tokens?: TokenSigner;
+}
+
+/** The dependencies with the token signer resolved. */
+interface Context extends MetadataDeps {
+  tokens: TokenSigner;
 }
 
 /** A request handler as Deno.serve runs it. */
@@ -37,13 +54,17 @@ export type Handler = (request: Request, info: { remoteAddr: Deno.NetAddr }) => 
 /** Builds the metadata listener's handler. */
 export function createMetadataHandler(deps: MetadataDeps): Handler {
   const { log } = deps;
+  // The key lives only in this handler: tokens die with the process.
+  const context: Promise<Context> = deps.tokens
+    ? Promise.resolve({ ...deps, tokens: deps.tokens })
+    : createTokenSigner().then((tokens) => ({ ...deps, tokens }));
   return async (request, info) => {
     const started = performance.now();
     const source = peerIpv4(info.remoteAddr.hostname);
     const url = new URL(request.url);
     let response: Response;
     try {
-      response = await route(request, url, source, deps);
+      response = await route(request, url, source, await context);
     } catch (error) {
       response = errorToResponse(error, log, `${request.method} ${url.pathname} from ${source}`);
     }
@@ -53,7 +74,7 @@ export function createMetadataHandler(deps: MetadataDeps): Handler {
   };
 }
 
-async function route(request: Request, url: URL, source: string, deps: MetadataDeps): Promise<Response> {
+async function route(request: Request, url: URL, source: string, deps: Context): Promise<Response> {
   const { config } = deps;
   const path = url.pathname;
   const segments = path.split("/").filter((segment) => segment !== "");
@@ -63,15 +84,109 @@ async function route(request: Request, url: URL, source: string, deps: MetadataD
     requireMethod(request, ["POST"]);
     return await handleUpload(request, source, deps);
   }
+  if (segments.length === 3 && segments[1] === "api" && segments[2] === "token" && isEc2Version(first, config)) {
+    requireMethod(request, ["PUT"]);
+    return await tokenEndpoint(request, source, deps);
+  }
   requireMethod(request, ["GET", "HEAD"]);
 
-  if (path === "/") return textResponse(versionListing(config));
+  if (first === "openstack") return await openstackEndpoint(segments.slice(1), path, source, deps);
+  if (first === "nocloud") return await nocloudEndpoint(segments.slice(1), path, source, deps);
   if (first === "service") return serviceEndpoint(segments.slice(1), path, source, config);
+  if (path === "/") {
+    // Not guest-specific, but IMDSv2 rules still apply to it.
+    if (request.headers.has(TOKEN_HEADER) || config.mdserver.imdsTokens === "required") {
+      await requireToken(request, await requireGuest(source, deps.store), source, deps);
+    }
+    return textResponse(versionListing(config));
+  }
   if (isEc2Version(first, config)) {
     const instance = await requireGuest(source, deps.store);
+    await requireToken(request, instance, source, deps);
     return await ec2Endpoint(segments.slice(1), path, instance, deps);
   }
   throw new HttpError(404, `not found: ${path}`);
+}
+
+/**
+ * IMDSv2: `PUT /<version>/api/token` with a TTL of 1–21600 seconds answers
+ * a token bound to this guest. A PUT that went through a proxy (it carries
+ * X-Forwarded-For) is refused, as AWS does, so a guest's HTTP proxy cannot
+ * fetch tokens for its clients.
+ */
+async function tokenEndpoint(request: Request, source: string, deps: Context): Promise<Response> {
+  if (request.headers.has("x-forwarded-for")) {
+    throw new HttpError(403, "token requests through a proxy (X-Forwarded-For) are refused");
+  }
+  let ttl: number;
+  try {
+    ttl = parseTokenTtl(request.headers.get(TOKEN_TTL_HEADER));
+  } catch (error) {
+    throw new HttpError(400, (error as Error).message);
+  }
+  const instance = await requireGuest(source, deps.store);
+  const token = await issueToken(deps.tokens, { uuid: instance.uuid, address: source }, ttl);
+  return textResponse(token, 200, { [TOKEN_TTL_HEADER]: String(ttl) });
+}
+
+/**
+ * Checks the IMDSv2 token of an EC2 request: a token that is present must
+ * be valid for this guest (as on AWS, even when tokens are optional); with
+ * `imds_tokens = required` one must be present.
+ */
+async function requireToken(request: Request, instance: Instance, source: string, deps: Context): Promise<void> {
+  const token = request.headers.get(TOKEN_HEADER);
+  if (token === null) {
+    if (deps.config.mdserver.imdsTokens === "required") {
+      throw new HttpError(401, "an IMDSv2 token is required: PUT /latest/api/token first");
+    }
+    return;
+  }
+  const check = await checkToken(deps.tokens, token, { uuid: instance.uuid, address: source });
+  if (check === "expired") throw new HttpError(401, "the IMDSv2 token has expired");
+  if (check === "invalid") throw new HttpError(401, "the IMDSv2 token is not valid for this instance");
+}
+
+function documentResponse(document: Document): Response {
+  return new Response(document.body, { headers: { "content-type": document.contentType } });
+}
+
+/**
+ * The OpenStack API: `/openstack` lists the versions; `/openstack/<version>/`
+ * lists the files this guest has; a file that does not exist is a 404.
+ */
+async function openstackEndpoint(rest: string[], path: string, source: string, deps: Context): Promise<Response> {
+  const [version, name, ...more] = rest;
+  if (version === undefined) return textResponse(openstackVersionListing());
+  if (!isOpenstackVersion(version) || more.length > 0) throw new HttpError(404, `not found: ${path}`);
+  const instance = await requireGuest(source, deps.store);
+  if (name === undefined) {
+    const names: string[] = [];
+    for (const file of OPENSTACK_FILES) {
+      // Listed only when present, as Nova does: user_data may be missing.
+      if (file !== "user_data" || (await renderUserData(deps, instance)) !== null) names.push(file);
+    }
+    return textResponse(names.join("\n"));
+  }
+  const document = path.endsWith("/") ? null : await openstackFile(deps, instance, name);
+  if (document === null) throw new HttpError(404, `not found: ${path}`);
+  return documentResponse(document);
+}
+
+/**
+ * NoCloud over HTTP, for the seed `ds=nocloud-net;s=http://<address>/nocloud/`.
+ * `network-config` asks for DHCP on the managed interface: the guest is
+ * already on the network when it reads it, and dnsmasq hands it the same
+ * reserved address (docs/cloud-init.md explains why not a static one).
+ */
+async function nocloudEndpoint(rest: string[], path: string, source: string, deps: Context): Promise<Response> {
+  const [name, ...more] = rest;
+  if (more.length > 0) throw new HttpError(404, `not found: ${path}`);
+  const instance = await requireGuest(source, deps.store);
+  if (name === undefined) return textResponse(NOCLOUD_FILES.join("\n"));
+  const document = path.endsWith("/") ? null : await nocloudFile(deps, instance, name, "dhcp");
+  if (document === null) throw new HttpError(404, `not found: ${path}`);
+  return documentResponse(document);
 }
 
 function requireMethod(request: Request, allowed: string[]) {
@@ -110,27 +225,14 @@ async function ec2Endpoint(
 }
 
 async function userDataResponse(instance: Instance, deps: MetadataDeps): Promise<Response> {
-  const data = buildTemplateData(deps.config, instance);
-  try {
-    const rendered = await deps.renderer.renderUserData(
-      { prefix: instance.metadata.userdata_prefix ?? null, name: instance.name, mac: instance.mac },
-      data,
+  const rendered = await renderUserData(deps, instance);
+  if (rendered === null) {
+    throw new HttpError(
+      404,
+      `no user-data for ${instance.name}: no template for userdata_prefix "${instance.metadata.userdata_prefix}"`,
     );
-    return new Response(rendered.body, { headers: { "content-type": rendered.contentType } });
-  } catch (error) {
-    if (error instanceof TemplateNotFoundError) {
-      throw new HttpError(404, `no user-data for ${instance.name}: ${error.message}`);
-    }
-    if (error instanceof TemplateError) {
-      deps.log.error(
-        `user-data for ${instance.name}: template ${error.file}${
-          error.line === null ? "" : ` line ${error.line}`
-        }: ${error.message}`,
-      );
-      throw new HttpError(500, `user-data template failed for ${instance.name}; see the mdserver log`);
-    }
-    throw error;
   }
+  return new Response(rendered.body, { headers: { "content-type": rendered.contentType } });
 }
 
 async function handleUpload(request: Request, source: string, deps: MetadataDeps): Promise<Response> {
