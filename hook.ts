@@ -21,12 +21,7 @@
  * @module
  */
 
-import {
-  type AdminEndpoint,
-  adminRequest,
-  DEFAULT_CONFIG_FILE,
-  readAdminEndpoint,
-} from "./src/admin_endpoint.ts";
+import { type AdminEndpoint, adminRequest, DEFAULT_CONFIG_FILE, readAdminEndpoint } from "./src/admin_endpoint.ts";
 
 /** Everything the hook does, from process start, fits in this many milliseconds. */
 export const HOOK_BUDGET_MS = 2000;
@@ -103,13 +98,9 @@ export async function runHook(
     const body = await response.text();
     if (response.ok) return null;
     const reason = body.trim().split("\n")[0] || response.statusText;
-    return `${what}: ${
-      action === "upload" ? "not uploaded" : "stop not reported"
-    }: ${response.status} ${reason}`;
+    return `${what}: ${action === "upload" ? "not uploaded" : "stop not reported"}: ${response.status} ${reason}`;
   } catch (error) {
-    return `${what}: ${
-      action === "upload" ? "not uploaded" : "stop not reported"
-    }: ${describe(error, deps.signal)}`;
+    return `${what}: ${action === "upload" ? "not uploaded" : "stop not reported"}: ${describe(error, deps.signal)}`;
   }
 }
 
@@ -190,9 +181,7 @@ function main(): Promise<never> {
   // If something does not heed the abort, leave anyway.
   const watchdog = setTimeout(() => {
     report(
-      `${
-        Deno.args.slice(0, 3).join(" ")
-      }: timed out after ${HOOK_BUDGET_MS} ms`,
+      `${Deno.args.slice(0, 3).join(" ")}: timed out after ${HOOK_BUDGET_MS} ms`,
     );
     Deno.exit(0);
   }, Math.max(1, remaining));
@@ -208,11 +197,7 @@ function main(): Promise<never> {
     stdin: Deno.stdin.readable,
     signal: controller.signal,
   })
-    .catch((error) =>
-      `${Deno.args.slice(0, 3).join(" ")}: ${
-        describe(error, controller.signal)
-      }`
-    )
+    .catch((error) => `${Deno.args.slice(0, 3).join(" ")}: ${describe(error, controller.signal)}`)
     .then((line) => {
       report(line);
       clearTimeout(budget);

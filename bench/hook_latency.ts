@@ -48,9 +48,7 @@ interface VariantResult {
 
 function domainXml(n: number): string {
   const hex = n.toString(16).padStart(12, "0");
-  const mac = `52:54:00:${hex.slice(6, 8)}:${hex.slice(8, 10)}:${
-    hex.slice(10, 12)
-  }`;
+  const mac = `52:54:00:${hex.slice(6, 8)}:${hex.slice(8, 10)}:${hex.slice(10, 12)}`;
   return `<domain type='kvm'>
   <name>bench${n}</name>
   <uuid>00000000-0000-4000-8000-${hex}</uuid>
@@ -263,15 +261,14 @@ exit 0
       };
     });
 
-    const cell = (value: number | null) =>
-      (value === null ? "-" : value.toFixed(1)).padStart(8);
+    const cell = (value: number | null) => (value === null ? "-" : value.toFixed(1)).padStart(8);
     console.log(
       `hook wall time per call, ${calls} calls each after ${warmup} warm-up calls (ms)`,
     );
     console.log(
-      `${"variant".padEnd(18)}${"p50".padStart(8)}${"p99".padStart(8)}${
-        "min".padStart(8)
-      }${"max".padStart(8)}${"mean".padStart(8)}  failures`,
+      `${"variant".padEnd(18)}${"p50".padStart(8)}${"p99".padStart(8)}${"min".padStart(8)}${"max".padStart(8)}${
+        "mean".padStart(8)
+      }  failures`,
     );
     for (const result of results) {
       if (result.skipped) {
@@ -279,9 +276,9 @@ exit 0
         continue;
       }
       console.log(
-        `${result.name.padEnd(18)}${cell(result.p50Ms)}${cell(result.p99Ms)}${
-          cell(result.minMs)
-        }${cell(result.maxMs)}${cell(result.meanMs)}  ${result.failures}`,
+        `${result.name.padEnd(18)}${cell(result.p50Ms)}${cell(result.p99Ms)}${cell(result.minMs)}${cell(result.maxMs)}${
+          cell(result.meanMs)
+        }  ${result.failures}`,
       );
     }
     for (const [name, lines] of failures) {

@@ -106,24 +106,16 @@ export async function readAdminEndpoint(
   const socket = unset(socketEntry?.value);
   return {
     // A wildcard listener is reached on loopback.
-    address: address === "0.0.0.0"
-      ? "127.0.0.1"
-      : address === "::"
-      ? "::1"
-      : address,
+    address: address === "0.0.0.0" ? "127.0.0.1" : address === "::" ? "::1" : address,
     port,
-    socket: socket === null
-      ? null
-      : resolvePath(parentDir(socketEntry!.file), socket),
+    socket: socket === null ? null : resolvePath(parentDir(socketEntry!.file), socket),
     files,
   };
 }
 
 /** The base URL of the admin API over TCP, e.g. `http://127.0.0.1:8774`. */
 export function adminBaseUrl(endpoint: AdminEndpoint): string {
-  const host = endpoint.address.includes(":")
-    ? `[${endpoint.address}]`
-    : endpoint.address;
+  const host = endpoint.address.includes(":") ? `[${endpoint.address}]` : endpoint.address;
   return `http://${host}:${endpoint.port}`;
 }
 
@@ -211,9 +203,7 @@ function unset(value: string | undefined): string | null {
 }
 
 function splitList(value: string | undefined): string[] {
-  return (value ?? "").split(":").map((item) => item.trim()).filter((item) =>
-    item !== ""
-  );
+  return (value ?? "").split(":").map((item) => item.trim()).filter((item) => item !== "");
 }
 
 function parentDir(path: string): string {
@@ -223,11 +213,7 @@ function parentDir(path: string): string {
 }
 
 function resolvePath(base: string, path: string): string {
-  const joined = path.startsWith("/")
-    ? path
-    : base === "/"
-    ? `/${path}`
-    : `${base}/${path}`;
+  const joined = path.startsWith("/") ? path : base === "/" ? `/${path}` : `${base}/${path}`;
   if (!joined.startsWith("/")) return joined;
   // Permission checks compare exact paths: fold "." and "..".
   const parts: string[] = [];

@@ -1,27 +1,18 @@
 import assert from "node:assert/strict";
-import {
-  adminBaseUrl,
-  type EndpointFileSystem,
-  readAdminEndpoint,
-} from "./admin_endpoint.ts";
+import { adminBaseUrl, type EndpointFileSystem, readAdminEndpoint } from "./admin_endpoint.ts";
 
 function fakeFs(files: Record<string, string>): EndpointFileSystem {
-  const notFound = (path: string) =>
-    new Deno.errors.NotFound(`no such file "${path}"`);
+  const notFound = (path: string) => new Deno.errors.NotFound(`no such file "${path}"`);
   return {
     readTextFile(path) {
       const text = files[path];
-      return text === undefined
-        ? Promise.reject(notFound(path))
-        : Promise.resolve(text);
+      return text === undefined ? Promise.reject(notFound(path)) : Promise.resolve(text);
     },
     readDir(path) {
       const prefix = `${path}/`;
       const names = Object.keys(files).filter((name) => name.startsWith(prefix))
         .map((name) => name.slice(prefix.length));
-      return names.length === 0
-        ? Promise.reject(notFound(path))
-        : Promise.resolve(names);
+      return names.length === 0 ? Promise.reject(notFound(path)) : Promise.resolve(names);
     },
   };
 }
@@ -54,10 +45,8 @@ Deno.test("readAdminEndpoint() applies [_include_] directories then files, the l
         "directories = conf.d:/missing.d",
         "files = local.conf:/missing.conf",
       ].join("\n"),
-      "/etc/mdserver/conf.d/20-admin.conf":
-        "[admin]\nport = 9020\nsocket = ../run/admin.sock\n",
-      "/etc/mdserver/conf.d/10-admin.conf":
-        "[admin]\nport = 9010\nlisten_address = ::1\n",
+      "/etc/mdserver/conf.d/20-admin.conf": "[admin]\nport = 9020\nsocket = ../run/admin.sock\n",
+      "/etc/mdserver/conf.d/10-admin.conf": "[admin]\nport = 9010\nlisten_address = ::1\n",
       "/etc/mdserver/conf.d/README": "not ini at all",
       "/etc/mdserver/local.conf": "[admin]\nport = 9030\n",
     }),

@@ -8,7 +8,7 @@
 
 import { dirname, isAbsolute, join, resolve } from "node:path";
 import { type IniEntry, parseIni } from "./ini.ts";
-import { parseIpv4, type Ipv4Network, networkContains } from "./ipam.ts";
+import { type Ipv4Network, networkContains, parseIpv4 } from "./ipam.ts";
 
 /** Where the configuration is looked for when no `--config` is given. */
 export const DEFAULT_CONFIG_FILE = "/etc/mdserver/mdserver.conf";
@@ -102,9 +102,7 @@ export class ConfigError extends Error {
 
 /** Formats a problem as `file: [section] key: message`. */
 export function formatProblem(problem: ConfigProblem): string {
-  const where = problem.key === null
-    ? `[${problem.section}]`
-    : `[${problem.section}] ${problem.key}`;
+  const where = problem.key === null ? `[${problem.section}]` : `[${problem.section}] ${problem.key}`;
   return `${problem.file}: ${where}: ${problem.message}`;
 }
 
@@ -354,9 +352,10 @@ export async function loadConfig(
       const value = entry ? entry.value : fallback;
       if (value === null) continue;
       const id = `${sectionName}.${key}`;
-      raw.set(id, PATH_KEYS.has(id) && entry && value !== "" && !isAbsolute(value)
-        ? resolve(dirname(entry.file), value)
-        : value);
+      raw.set(
+        id,
+        PATH_KEYS.has(id) && entry && value !== "" && !isAbsolute(value) ? resolve(dirname(entry.file), value) : value,
+      );
     }
   }
   for (const entry of values.values()) {
@@ -370,7 +369,13 @@ export async function loadConfig(
   const userdataInfo = await env.stat(config.mdserver.userdataDir).catch(() => null);
   if (userdataInfo === null || !userdataInfo.isDirectory) {
     problems.push(
-      located(values, "mdserver", "userdata_dir", `directory "${config.mdserver.userdataDir}" does not exist`, mainFile),
+      located(
+        values,
+        "mdserver",
+        "userdata_dir",
+        `directory "${config.mdserver.userdataDir}" does not exist`,
+        mainFile,
+      ),
     );
   }
   for (const key of ["default_template", "vendordata_template"] as const) {
@@ -590,7 +595,13 @@ function resolveTemplateData(
       const key = item.split(".")[1];
       if (value === undefined || key === undefined) {
         problems.push(
-          located(values, "template-data", "_config_items_", `"${item}" is not a configuration key (use section.key)`, mainFile),
+          located(
+            values,
+            "template-data",
+            "_config_items_",
+            `"${item}" is not a configuration key (use section.key)`,
+            mainFile,
+          ),
         );
         continue;
       }

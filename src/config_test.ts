@@ -128,19 +128,26 @@ Deno.test("loadConfig() applies [_include_] directories then files, last value w
 });
 
 Deno.test("loadConfig() resolves relative paths against the file that sets them", async () => {
-  const dir = await tempTree({ "etc/mdserver.conf": "[mdserver]\nuserdata_dir = ud\nkv_file = ../data/x.kv\n", "etc/ud/": "" });
+  const dir = await tempTree({
+    "etc/mdserver.conf": "[mdserver]\nuserdata_dir = ud\nkv_file = ../data/x.kv\n",
+    "etc/ud/": "",
+  });
   const config = await loadConfig(join(dir, "etc/mdserver.conf"));
   assert.equal(config.mdserver.userdataDir, join(dir, "etc/ud"));
   assert.equal(config.mdserver.kvFile, join(dir, "data/x.kv"));
 });
 
 Deno.test("loadConfig() reports an unknown section with file and section", async () => {
-  const message = await configErrors({ "mdserver.conf": "[mdserver]\nuserdata_dir = userdata\n[mdsrever]\nport = 1\n" });
+  const message = await configErrors({
+    "mdserver.conf": "[mdserver]\nuserdata_dir = userdata\n[mdsrever]\nport = 1\n",
+  });
   assert.match(message, /mdserver\.conf: \[mdsrever\]: unknown section/);
 });
 
 Deno.test("loadConfig() reports an unknown key with file, section and key", async () => {
-  const message = await configErrors({ "mdserver.conf": "[dnsmasq]\nlease_length = 5\n[mdserver]\nuserdata_dir = userdata\n" });
+  const message = await configErrors({
+    "mdserver.conf": "[dnsmasq]\nlease_length = 5\n[mdserver]\nuserdata_dir = userdata\n",
+  });
   assert.match(message, /mdserver\.conf: \[dnsmasq\] lease_length: unknown key \(line 2\)/);
 });
 
@@ -153,7 +160,8 @@ Deno.test("loadConfig() reports a bad address, a prefix out of range and a gatew
   assert.match(message, /\[dnsmasq\] net_prefix: expected a whole number from 8 to 30, got "33"/);
 
   const gateway = await configErrors({
-    "mdserver.conf": "[mdserver]\nuserdata_dir = userdata\n[dnsmasq]\nnet_address = 10.9.0.0\nnet_prefix = 24\ngateway = 10.8.0.1\n",
+    "mdserver.conf":
+      "[mdserver]\nuserdata_dir = userdata\n[dnsmasq]\nnet_address = 10.9.0.0\nnet_prefix = 24\ngateway = 10.8.0.1\n",
   });
   assert.match(gateway, /\[dnsmasq\] gateway: "10\.8\.0\.1" is outside the network 10\.9\.0\.0\/24/);
 });
@@ -162,7 +170,8 @@ Deno.test("loadConfig() reports a missing userdata_dir", async () => {
   const dir = await tempTree({ "mdserver.conf": "[mdserver]\nuserdata_dir = /nonexistent/userdata\n" });
   await assert.rejects(
     () => loadConfig(join(dir, "mdserver.conf")),
-    (error: Error) => /\[mdserver\] userdata_dir: directory "\/nonexistent\/userdata" does not exist/.test(error.message),
+    (error: Error) =>
+      /\[mdserver\] userdata_dir: directory "\/nonexistent\/userdata" does not exist/.test(error.message),
   );
 });
 

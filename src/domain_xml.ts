@@ -49,8 +49,7 @@ const MAX_DEPTH = 64;
 /** Longest domain name: it becomes a DNS name. */
 const MAX_NAME_LENGTH = 253;
 
-const UUID_RE =
-  /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const UUID_NO_DASHES_RE = /^[0-9a-f]{32}$/i;
 const MAC_RE = /^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/i;
 const KEY_RE = /^[A-Za-z0-9_.-]+$/;
@@ -144,9 +143,7 @@ export function findNetworkInterface(
 function checkSize(xml: string): void {
   // A UTF-16 code unit is at least one UTF-8 byte and at most three.
   if (xml.length * 3 <= MAX_DOMAIN_XML_BYTES) return;
-  const bytes = xml.length > MAX_DOMAIN_XML_BYTES
-    ? xml.length
-    : new TextEncoder().encode(xml).length;
+  const bytes = xml.length > MAX_DOMAIN_XML_BYTES ? xml.length : new TextEncoder().encode(xml).length;
   if (bytes > MAX_DOMAIN_XML_BYTES) {
     throw new SyntaxError(
       `domain XML is too large: ${
@@ -160,9 +157,9 @@ function checkDeclarations(xml: string): void {
   const match = DECLARATION_RE.exec(xml);
   if (match) {
     throw new SyntaxError(
-      `domain XML must not contain a DOCTYPE or ENTITY declaration: found "${
-        match[0]
-      }" on line ${lineAt(xml, match.index)}`,
+      `domain XML must not contain a DOCTYPE or ENTITY declaration: found "${match[0]}" on line ${
+        lineAt(xml, match.index)
+      }`,
     );
   }
 }
@@ -196,9 +193,7 @@ function checkDepth(xml: string): void {
         depth++;
         if (depth > MAX_DEPTH) {
           throw new SyntaxError(
-            `domain XML is nested too deeply: more than ${MAX_DEPTH} levels at line ${
-              lineAt(xml, i)
-            }`,
+            `domain XML is nested too deeply: more than ${MAX_DEPTH} levels at line ${lineAt(xml, i)}`,
           );
         }
       }
@@ -240,9 +235,7 @@ function parseRoot(xml: string): XmlElement {
   if (valid !== true) {
     const { msg, line, col } = valid.err;
     throw new SyntaxError(
-      `Cannot parse domain XML: line ${line}${col ? `, column ${col}` : ""}: ${
-        oneLine(msg)
-      }`,
+      `Cannot parse domain XML: line ${line}${col ? `, column ${col}` : ""}: ${oneLine(msg)}`,
     );
   }
   let nodes: unknown;
@@ -262,23 +255,17 @@ function parseRoot(xml: string): XmlElement {
     }).parse(xml);
   } catch (error) {
     throw new SyntaxError(
-      `Cannot parse domain XML: ${
-        oneLine(error instanceof Error ? error.message : String(error))
-      }`,
+      `Cannot parse domain XML: ${oneLine(error instanceof Error ? error.message : String(error))}`,
     );
   }
-  const roots = Array.isArray(nodes)
-    ? nodes.map(toElement).filter((el) => el !== null)
-    : [];
+  const roots = Array.isArray(nodes) ? nodes.map(toElement).filter((el) => el !== null) : [];
   const root = roots[0];
   if (root === undefined) {
     throw new SyntaxError("Cannot parse domain XML: no root element");
   }
   if (roots.length > 1) {
     throw new SyntaxError(
-      `Cannot parse domain XML: more than one root element (<${root.name}> and <${
-        roots[1]?.name
-      }>)`,
+      `Cannot parse domain XML: more than one root element (<${root.name}> and <${roots[1]?.name}>)`,
     );
   }
   if (root.name !== "domain") {
@@ -293,9 +280,7 @@ function parseRoot(xml: string): XmlElement {
 function toElement(node: unknown): XmlElement | null {
   if (typeof node !== "object" || node === null) return null;
   const record = node as Record<string, unknown>;
-  const name = Object.keys(record).find((key) =>
-    key !== ":@" && key !== "#text" && key !== "#cdata"
-  );
+  const name = Object.keys(record).find((key) => key !== ":@" && key !== "#text" && key !== "#cdata");
   if (name === undefined) return null;
   const attrs = new Map<string, string>();
   const rawAttrs = record[":@"];
@@ -363,17 +348,13 @@ function parseName(domain: XmlElement): string {
   const name = element?.text.trim() ?? "";
   if (name === "") {
     throw new TypeError(
-      element
-        ? "domain XML has an empty <name>"
-        : "domain XML has no <name> element",
+      element ? "domain XML has an empty <name>" : "domain XML has no <name> element",
     );
   }
   const why = "it becomes a file name and a DNS name";
   if (name.length > MAX_NAME_LENGTH) {
     throw new TypeError(
-      `domain name ${
-        quote(name)
-      } is ${name.length} characters long: at most ${MAX_NAME_LENGTH} are allowed, as ${why}`,
+      `domain name ${quote(name)} is ${name.length} characters long: at most ${MAX_NAME_LENGTH} are allowed, as ${why}`,
     );
   }
   if (CONTROL_RE.test(name)) {
@@ -428,9 +409,7 @@ function parseMemoryMiB(domain: XmlElement): number | null {
   const text = element?.text.trim() ?? "";
   if (!element || !/^[0-9]{1,20}$/.test(text)) return null;
   const unit = (element.attrs.get("unit") ?? "KiB").trim().toLowerCase();
-  const factor = Object.hasOwn(MEMORY_UNITS, unit)
-    ? MEMORY_UNITS[unit]
-    : undefined;
+  const factor = Object.hasOwn(MEMORY_UNITS, unit) ? MEMORY_UNITS[unit] : undefined;
   if (factor === undefined) return null;
   const mib = Math.floor(Number(text) * factor / 2 ** 20);
   return Number.isSafeInteger(mib) ? mib : null;
@@ -475,11 +454,7 @@ function declareNamespaces(
 ): Map<string, string> {
   let extended = scope;
   for (const [attr, uri] of el.attrs) {
-    const prefix = attr === "xmlns"
-      ? ""
-      : attr.startsWith("xmlns:")
-      ? attr.slice(6)
-      : null;
+    const prefix = attr === "xmlns" ? "" : attr.startsWith("xmlns:") ? attr.slice(6) : null;
     if (prefix === null) continue;
     if (extended === scope) extended = new Map(scope);
     extended.set(prefix, uri);

@@ -1,10 +1,5 @@
 import assert from "node:assert/strict";
-import {
-  type DomainInfo,
-  findNetworkInterface,
-  MAX_DOMAIN_XML_BYTES,
-  parseDomainXml,
-} from "./domain_xml.ts";
+import { type DomainInfo, findNetworkInterface, MAX_DOMAIN_XML_BYTES, parseDomainXml } from "./domain_xml.ts";
 
 // `virsh dumpxml db01` of a running q35 guest made by virt-install, with
 // md_server's flat metadata and the wrapped form under another prefix.
@@ -295,12 +290,10 @@ Deno.test("parseDomainXml() reads tags at the top of <metadata> without making t
 
 Deno.test("parseDomainXml() rejects a DOCTYPE", () => {
   assert.throws(
-    () =>
-      parseDomainXml(`<?xml version="1.0"?>\n<!DOCTYPE domain>\n${domain("")}`),
+    () => parseDomainXml(`<?xml version="1.0"?>\n<!DOCTYPE domain>\n${domain("")}`),
     {
       name: "SyntaxError",
-      message:
-        'domain XML must not contain a DOCTYPE or ENTITY declaration: found "<!DOCTYPE" on line 2',
+      message: 'domain XML must not contain a DOCTYPE or ENTITY declaration: found "<!DOCTYPE" on line 2',
     },
   );
   assert.throws(() => parseDomainXml(`<!doctype domain>${domain("")}`), {
@@ -339,8 +332,7 @@ Deno.test("parseDomainXml() rejects a reference to an undeclared entity or a bar
     message: /unknown entity or bare "&" in "&lol9;"/,
   });
   assert.throws(
-    () =>
-      parseDomainXml(domain("<devices><interface type='a & b'/></devices>")),
+    () => parseDomainXml(domain("<devices><interface type='a & b'/></devices>")),
     { name: "SyntaxError", message: /bare "&"/ },
   );
 });
@@ -358,8 +350,7 @@ Deno.test("parseDomainXml() rejects malformed XML with its line number", () => {
       ),
     {
       name: "SyntaxError",
-      message:
-        /^Cannot parse domain XML: line 4, column 1: Expected closing tag 'uuid'/,
+      message: /^Cannot parse domain XML: line 4, column 1: Expected closing tag 'uuid'/,
     },
   );
   assert.throws(() => parseDomainXml(""), {
@@ -409,14 +400,12 @@ Deno.test("parseDomainXml() rejects a missing or empty name", () => {
 Deno.test("parseDomainXml() rejects names that cannot be file or DNS names", () => {
   assert.throws(() => parseDomainXml(domain("", "web/01")), {
     name: "TypeError",
-    message:
-      'domain name "web/01" contains "/", but it becomes a file name and a DNS name',
+    message: 'domain name "web/01" contains "/", but it becomes a file name and a DNS name',
   });
   for (const name of [".", ".."]) {
     assert.throws(() => parseDomainXml(domain("", name)), {
       name: "TypeError",
-      message:
-        `domain name "${name}" is not allowed, as it becomes a file name and a DNS name`,
+      message: `domain name "${name}" is not allowed, as it becomes a file name and a DNS name`,
     });
   }
   assert.throws(() => parseDomainXml(domain("", "web&#9;01")), {
@@ -477,8 +466,7 @@ Deno.test("parseDomainXml() rejects a document larger than 1 MiB", () => {
   const padding = `<!-- ${"é".repeat(MAX_DOMAIN_XML_BYTES / 2)} -->`;
   assert.throws(() => parseDomainXml(domain(padding)), {
     name: "SyntaxError",
-    message:
-      /^domain XML is too large: \d+ bytes, at most 1048576 are accepted/,
+    message: /^domain XML is too large: \d+ bytes, at most 1048576 are accepted/,
   });
   assert.throws(() => parseDomainXml(" ".repeat(MAX_DOMAIN_XML_BYTES + 1)), {
     name: "SyntaxError",

@@ -161,9 +161,7 @@ export async function virshDomainNames(
   const args = options.connect ? ["--connect", options.connect] : [];
   args.push("list", "--all", "--name");
   const text = await (options.run ?? runCommand)("virsh", args);
-  return text.split("\n").map((line) => line.trim()).filter((line) =>
-    line !== ""
-  );
+  return text.split("\n").map((line) => line.trim()).filter((line) => line !== "");
 }
 
 const UNITS: Record<string, number> = {

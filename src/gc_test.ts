@@ -1,11 +1,5 @@
 import assert from "node:assert/strict";
-import {
-  collectGarbage,
-  formatDuration,
-  parseDuration,
-  selectGarbage,
-  virshDomainNames,
-} from "./gc.ts";
+import { collectGarbage, formatDuration, parseDuration, selectGarbage, virshDomainNames } from "./gc.ts";
 import type { Instance } from "./instance.ts";
 import { parseIpv4 } from "./ipam.ts";
 import { InstanceStore } from "./store.ts";

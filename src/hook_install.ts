@@ -19,8 +19,7 @@ export const DEFAULT_HOOK_PATH = "/etc/libvirt/hooks/qemu";
 export const DEFAULT_HOOK_BINARY = "dist/mdserver-hook";
 
 /** A line every wrapper carries, so a later install knows it may replace it. */
-export const WRAPPER_MARKER =
-  "# mdserver-hook-wrapper: written by `main.ts install-hook`";
+export const WRAPPER_MARKER = "# mdserver-hook-wrapper: written by `main.ts install-hook`";
 
 /** Options of installHook. */
 export interface InstallHookOptions {
@@ -95,9 +94,9 @@ export function hookWrapper(
     "",
     "# hook.ts exits 0 whatever happens; should deno itself fail (moved,",
     "# broken), say so and still let the domain start.",
-    `${shellQuote(options.denoPath)} run -q --no-prompt -P=hook --config ${
-      shellQuote(`${dir}/deno.json`)
-    } ${shellQuote(`${dir}/hook.ts`)} "$@" ||`,
+    `${shellQuote(options.denoPath)} run -q --no-prompt -P=hook --config ${shellQuote(`${dir}/deno.json`)} ${
+      shellQuote(`${dir}/hook.ts`)
+    } "$@" ||`,
     '  echo "mdserver-hook: $1 $2 $3: the hook could not run (exit status $?)" >&2',
     "exit 0",
     "",
@@ -113,9 +112,7 @@ export async function installHook(
   if (!hookPath.startsWith("/")) {
     throw new TypeError(`hook path "${hookPath}" must be absolute`);
   }
-  const target = options.root
-    ? `${options.root.replace(/\/+$/, "")}${hookPath}`
-    : hookPath;
+  const target = options.root ? `${options.root.replace(/\/+$/, "")}${hookPath}` : hookPath;
   const notes: string[] = [];
 
   const binaryPath = options.binary === null
@@ -268,13 +265,9 @@ export async function runInstallHook(
     force: line.options.has("force"),
     denoDir,
   });
-  const what = result.kind === "binary"
-    ? "compiled hook"
-    : "hook wrapper (runs hook.ts with -P=hook)";
+  const what = result.kind === "binary" ? "compiled hook" : "hook wrapper (runs hook.ts with -P=hook)";
   deps.print(
-    `${
-      result.action === "unchanged" ? "unchanged" : result.action
-    }: ${result.path}: ${what}`,
+    `${result.action === "unchanged" ? "unchanged" : result.action}: ${result.path}: ${what}`,
   );
   for (const note of result.notes) deps.print(`note: ${note}`);
   return 0;

@@ -41,11 +41,7 @@ export function hostNames(domainName: string, prefix: string | null, domain: str
 export function orderedNames(names: HostNames, entryOrder: string[]): string[] {
   const out: string[] = [];
   for (const item of entryOrder) {
-    const name = item === "base"
-      ? names.base
-      : item === "prefix"
-      ? names.prefixed
-      : names.fqdn;
+    const name = item === "base" ? names.base : item === "prefix" ? names.prefixed : names.fqdn;
     if (name && !out.includes(name)) out.push(name);
   }
   return out;

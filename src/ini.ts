@@ -51,9 +51,7 @@ export function parseIni(text: string, file: string): IniDocument {
     if (trimmed.startsWith("#") || trimmed.startsWith(";")) return;
 
     if (current !== null && indent > currentIndent) {
-      current.value = current.value === ""
-        ? unescapePercent(trimmed)
-        : `${current.value}\n${unescapePercent(trimmed)}`;
+      current.value = current.value === "" ? unescapePercent(trimmed) : `${current.value}\n${unescapePercent(trimmed)}`;
       return;
     }
 

@@ -82,9 +82,7 @@ export interface PoolOptions {
 export function buildPool(options: PoolOptions): Ipv4Pool {
   const { network } = options;
   const hostFirst = network.prefix >= 31 ? network.address : network.address + 1;
-  const hostLast = network.prefix >= 31
-    ? broadcastAddress(network)
-    : broadcastAddress(network) - 1;
+  const hostLast = network.prefix >= 31 ? broadcastAddress(network) : broadcastAddress(network) - 1;
   const start = options.poolStart ? parseIpv4(options.poolStart) : null;
   const end = options.poolEnd ? parseIpv4(options.poolEnd) : null;
   const first = Math.max(hostFirst, start ?? hostFirst);

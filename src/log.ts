@@ -41,9 +41,7 @@ export function createLogger(options: LoggerOptions = {}): Logger {
     if (RANK[at] < RANK[level]) return;
     const text = message.replaceAll("\n", "\\n");
     write(
-      journald
-        ? `<${PRIORITY[at]}>${text}`
-        : `${now().toISOString()} ${at.toUpperCase()} ${text}`,
+      journald ? `<${PRIORITY[at]}>${text}` : `${now().toISOString()} ${at.toUpperCase()} ${text}`,
     );
   };
   return { debug: emit("debug"), info: emit("info"), warning: emit("warning"), error: emit("error") };

@@ -14,7 +14,14 @@ const ENTRY_A = {
   first_seen: 1594546085.2,
   last_update: 1594546085.2,
 };
-const ENTRY_B = { ...ENTRY_A, domain_name: "test2", domain_uuid: "0b1c2d3e-4f50-4617-8829-3a4b5c6d7e8f", mds_mac: "52:54:00:00:00:02", mds_ipv4: "10.122.0.9", domain_metadata: {} };
+const ENTRY_B = {
+  ...ENTRY_A,
+  domain_name: "test2",
+  domain_uuid: "0b1c2d3e-4f50-4617-8829-3a4b5c6d7e8f",
+  mds_mac: "52:54:00:00:00:02",
+  mds_ipv4: "10.122.0.9",
+  domain_metadata: {},
+};
 
 async function withStore(body: (store: InstanceStore) => Promise<void>) {
   const kv = await Deno.openKv(":memory:");

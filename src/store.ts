@@ -17,14 +17,7 @@
  */
 
 import { type Instance, instanceIdFromUuid } from "./instance.ts";
-import {
-  formatIpv4,
-  type Ipv4Pool,
-  nextPoolAddress,
-  parseIpv4,
-  poolContains,
-  poolSize,
-} from "./ipam.ts";
+import { formatIpv4, type Ipv4Pool, nextPoolAddress, parseIpv4, poolContains, poolSize } from "./ipam.ts";
 
 /** What an upload registers: the domain's identity on the managed network. */
 export interface Registration {

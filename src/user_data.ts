@@ -334,9 +334,7 @@ const _HELPERS = {
       (data as Record<string, unknown>)[name] !== undefined;
   },
   get(data: unknown, name: string, fallback: unknown): unknown {
-    return _HELPERS.defined(data, name)
-      ? (data as Record<string, unknown>)[name]
-      : fallback;
+    return _HELPERS.defined(data, name) ? (data as Record<string, unknown>)[name] : fallback;
   },
   yaml: _yamlValue,
   truthy: _truthy,
@@ -384,11 +382,7 @@ class _Engine extends Eta {
  * tag beginning with "[" or "(" would otherwise continue the line before.
  */
 function _guardStatements(ast: AstNode[]): AstNode[] {
-  return ast.map((node) =>
-    typeof node === "object" && node.t === "e"
-      ? { ...node, val: `;${node.val}` }
-      : node
-  );
+  return ast.map((node) => typeof node === "object" && node.t === "e" ? { ...node, val: `;${node.val}` } : node);
 }
 
 type AstNode = ReturnType<Eta["parse"]>[number];
@@ -431,14 +425,10 @@ function _compile(
     // A JavaScript syntax error carries no position: find the tag alone.
     const culprit = _findBadTag(engine, translated);
     const detail = culprit?.message ??
-      `code tags do not form complete statements (unbalanced "{" or "}"?): ${
-        message.split("\n")[2] ?? message
-      }`;
+      `code tags do not form complete statements (unbalanced "{" or "}"?): ${message.split("\n")[2] ?? message}`;
     const line = culprit?.line ?? null;
     throw new TemplateError(
-      `Cannot compile template "${file}": ${
-        line === null ? "" : `line ${line}: `
-      }${detail}`,
+      `Cannot compile template "${file}": ${line === null ? "" : `line ${line}: `}${detail}`,
       { file, line, cause: error },
     );
   }
@@ -462,9 +452,7 @@ function _findBadTag(
     if (typeof node === "string") continue;
     // Code tags may open or close a block, so try the usual completions.
     const variants = node.t === "e"
-      ? BLOCK_OPENERS.flatMap((open) =>
-        BLOCK_CLOSERS.map((close) => open + node.val + close)
-      )
+      ? BLOCK_OPENERS.flatMap((open) => BLOCK_CLOSERS.map((close) => open + node.val + close))
       : [`return (${node.val}\n);`];
     let first: unknown = null;
     const ok = variants.some((code) => {
@@ -501,9 +489,7 @@ function _run(
     const cause = error instanceof _RenderFailure ? error.original : error;
     const message = cause instanceof Error ? cause.message : String(cause);
     throw new TemplateError(
-      `Cannot render template "${file}": ${
-        line === null ? "" : `line ${line}: `
-      }${message}`,
+      `Cannot render template "${file}": ${line === null ? "" : `line ${line}: `}${message}`,
       { file, line, cause },
     );
   }
@@ -516,8 +502,7 @@ const BOTTLE_OUTPUT_OR_OPEN = /\{\{(!?)[ \t]*([^\n]*?)[ \t]*\}\}|<%/g;
 const LITERAL_OPEN = '<%= "<%" %>';
 const BOTTLE_LINE =
   /^[ \t]*%[ \t]*(if|elif|else|end|endif|endfor|for|include|rebase|import|from|def|while|try|except|finally|with|return|print|setdefault)\b(.*)$/;
-const PY_TOKENS =
-  /'(?:\\.|[^'\\])*'|"(?:\\.|[^"\\])*"|\b(and|or|not|None|True|False)\b/g;
+const PY_TOKENS = /'(?:\\.|[^'\\])*'|"(?:\\.|[^"\\])*"|\b(and|or|not|None|True|False)\b/g;
 const PY_TO_JS: Record<string, string> = {
   and: "&&",
   or: "||",
@@ -531,8 +516,7 @@ const PY_TO_JS: Record<string, string> = {
 function _pyExpr(expr: string): string {
   return expr.replace(
     PY_TOKENS,
-    (token, word: string | undefined) =>
-      word === undefined ? token : ` ${PY_TO_JS[word]} `,
+    (token, word: string | undefined) => word === undefined ? token : ` ${PY_TO_JS[word]} `,
   ).trim();
 }
 
@@ -686,9 +670,7 @@ function _bottleLine(
       if (!loop) {
         return fail(`only "% for <name> in <expression>:" is supported`);
       }
-      code = `for (const ${loop[1]} of __mds.iter(${
-        _pyExpr(loop[2] ?? "")
-      })) {`;
+      code = `for (const ${loop[1]} of __mds.iter(${_pyExpr(loop[2] ?? "")})) {`;
       break;
     }
     default:
@@ -782,9 +764,7 @@ function _validate(
     throw new TemplateError(
       `Invalid #cloud-config from template "${file}": ${
         line === null ? "" : `line ${line} of the rendered document: `
-      }${
-        error.message.split("\n")[0]?.replace(/ at line \d+, column \d+:?$/, "")
-      }`,
+      }${error.message.split("\n")[0]?.replace(/ at line \d+, column \d+:?$/, "")}`,
       { file, line, cause: error },
     );
   }
@@ -888,9 +868,7 @@ function _multipart(parts: _Part[]): { body: string; boundary: string } {
   let boundary: string;
   do {
     const random = crypto.getRandomValues(new Uint8Array(16));
-    boundary = `mdserver-${
-      Array.from(random, (b) => b.toString(16).padStart(2, "0")).join("")
-    }`;
+    boundary = `mdserver-${Array.from(random, (b) => b.toString(16).padStart(2, "0")).join("")}`;
   } while (encoded.some((part) => part.includes(boundary)));
   const body = [
     "MIME-Version: 1.0",

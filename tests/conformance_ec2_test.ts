@@ -47,7 +47,10 @@ Deno.test({
         "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAITestKeyDefault test@default",
         "ssh-rsa AAAAB3NzaC1yc2EAAAADAQABTestKeyBackup test@backup",
       ]);
-      assert.equal(result.user_data, "#cloud-config\nhostname: web01\nruncmd:\n  - echo mdserver-i-0d6e4a3b1c2d4e5f8\n");
+      assert.equal(
+        result.user_data,
+        "#cloud-config\nhostname: web01\nruncmd:\n  - echo mdserver-i-0d6e4a3b1c2d4e5f8\n",
+      );
       assert.deepEqual(result.network_config, {
         version: 2,
         ethernets: {

@@ -9,11 +9,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { runCtl } from "../src/ctl.ts";
-import {
-  HookExistsError,
-  installHook,
-  WRAPPER_MARKER,
-} from "../src/hook_install.ts";
+import { HookExistsError, installHook, WRAPPER_MARKER } from "../src/hook_install.ts";
 import { domainXml, startTestService, type TestService } from "./_harness.ts";
 
 const PROJECT_DIR = decodeURIComponent(new URL("..", import.meta.url).pathname)
@@ -525,9 +521,7 @@ Deno.test("ctl gc removes instances of domains virsh no longer lists through the
     assert.equal(await runCtl(line(["gc"], ["virsh", "dry-run"]), deps), 0);
     assert.equal(
       lines[0],
-      `would remove gone01 ${gone!.ipv4} ${gone!.mac} ${
-        gone!.uuid
-      }: no such domain in libvirt`,
+      `would remove gone01 ${gone!.ipv4} ${gone!.mac} ${gone!.uuid}: no such domain in libvirt`,
     );
     assert.equal(await test.service.store.allocatedCount(), 3);
 

@@ -113,7 +113,10 @@ Deno.test("a request from an unknown address gets 404 with a reason", async () =
 Deno.test("a re-uploaded domain keeps its address and instance-id", async () => {
   await withService(async (t) => {
     const first = await uploadJson(t, domainXml(WEB));
-    await uploadJson(t, domainXml({ ...WEB, name: "other", uuid: "11111111-2222-4333-8444-555555555555", mac: "52:54:00:00:00:09" }));
+    await uploadJson(
+      t,
+      domainXml({ ...WEB, name: "other", uuid: "11111111-2222-4333-8444-555555555555", mac: "52:54:00:00:00:09" }),
+    );
     const second = await t.upload(domainXml(WEB));
     assert.equal(second.status, 200);
     const again = await second.json();
@@ -126,11 +129,14 @@ Deno.test("200 concurrent uploads over HTTP get 200 distinct addresses", async (
   await withService(async (t) => {
     const uploads = Array.from({ length: 200 }, (_, i) => {
       const hex = (i + 1).toString(16).padStart(4, "0");
-      return uploadJson(t, domainXml({
-        name: `vm-${i}`,
-        uuid: `${hex}aaaa-0000-4000-8000-00000000${hex}`,
-        mac: `52:54:00:aa:${hex.slice(0, 2)}:${hex.slice(2)}`,
-      }));
+      return uploadJson(
+        t,
+        domainXml({
+          name: `vm-${i}`,
+          uuid: `${hex}aaaa-0000-4000-8000-00000000${hex}`,
+          mac: `52:54:00:aa:${hex.slice(0, 2)}:${hex.slice(2)}`,
+        }),
+      );
     });
     const results = await Promise.all(uploads);
     assert.equal(new Set(results.map((r) => r.ipv4)).size, 200);
@@ -143,10 +149,26 @@ Deno.test("bad uploads get a 4xx with a one-line reason and change nothing", asy
     const cases: [string, string | Uint8Array<ArrayBuffer>, number, RegExp][] = [
       ["malformed XML", "<domain><name>x</name>", 400, /invalid domain XML/],
       ["a DOCTYPE", `<!DOCTYPE domain [<!ENTITY x "y">]>${domainXml({ ...WEB, name: "d" })}`, 400, /DOCTYPE/],
-      ["no interface on the network", domainXml({ ...WEB, name: "lan", uuid: "22222222-2222-4222-8222-222222222222", mac: "52:54:00:00:00:02", network: "lan" }), 422, /no interface on network "mds"/],
+      [
+        "no interface on the network",
+        domainXml({
+          ...WEB,
+          name: "lan",
+          uuid: "22222222-2222-4222-8222-222222222222",
+          mac: "52:54:00:00:00:02",
+          network: "lan",
+        }),
+        422,
+        /no interface on network "mds"/,
+      ],
       ["a body over 1 MiB", "<domain>" + "x".repeat(1024 * 1024 + 10) + "</domain>", 413, /over 1048576 bytes/],
       ["invalid UTF-8", new Uint8Array([0x3c, 0xff, 0xfe, 0x3e]), 400, /not valid UTF-8/],
-      ["a MAC held by another domain", domainXml({ ...WEB, name: "thief", uuid: "33333333-3333-4333-8333-333333333333" }), 409, /already belongs to instance "web01"/],
+      [
+        "a MAC held by another domain",
+        domainXml({ ...WEB, name: "thief", uuid: "33333333-3333-4333-8333-333333333333" }),
+        409,
+        /already belongs to instance "web01"/,
+      ],
     ];
     for (const [what, body, status, reason] of cases) {
       const response = await text(await fetch(`${t.metadataUrl}/instance-upload`, { method: "POST", body }));
@@ -174,7 +196,9 @@ Deno.test("a full pool is a 507 and changes nothing", async () => {
 Deno.test("uploads are refused from a guest address and from other hosts' addresses", async () => {
   await withService(async (t) => {
     const { ipv4 } = await uploadJson(t, domainXml(WEB));
-    const fromGuest = await text(await t.guestFetch(ipv4, "/instance-upload", { method: "POST", body: domainXml(WEB) }));
+    const fromGuest = await text(
+      await t.guestFetch(ipv4, "/instance-upload", { method: "POST", body: domainXml(WEB) }),
+    );
     assert.equal(fromGuest.status, 403);
     const fromElsewhere = await text(
       await t.guestFetch("127.5.5.5", "/instance-upload", { method: "POST", body: domainXml(WEB) }),

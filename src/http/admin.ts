@@ -33,9 +33,7 @@ export interface AdminDeps {
 export function createAdminHandler(deps: AdminDeps) {
   return async (request: Request, info: { remoteAddr: Deno.Addr }): Promise<Response> => {
     const url = new URL(request.url);
-    const source = info.remoteAddr.transport === "unix"
-      ? "unix"
-      : peerIpv4((info.remoteAddr as Deno.NetAddr).hostname);
+    const source = info.remoteAddr.transport === "unix" ? "unix" : peerIpv4((info.remoteAddr as Deno.NetAddr).hostname);
     let response: Response;
     try {
       refuseManagedNetwork(source, deps.store);
