@@ -45,7 +45,6 @@ export function emptyAccessRecord(): AccessRecord {
 export function bootState(instance: Instance, access: AccessRecord | null): BootState {
   if (instance.state === "stopped") return "stopped";
   if (!access) return "registered";
-  // A boot counts only if it came after the last stop/registration change.
   if (access.bootedAt) return "booted";
   if (access.userDataAt) return "user-data fetched";
   if (access.firstMetadataAt) return "metadata fetched";
@@ -126,7 +125,14 @@ export class AccessRecorder {
   /** Clears boot progress when an instance starts again, keeping its host keys. */
   async resetBoot(uuid: string): Promise<void> {
     this.#lastWrite.delete(uuid);
-    await this.#update(uuid, (record) => ({ ...record, userDataAt: null, bootedAt: null }));
+    await this.flush();
+    await this.#update(uuid, (record) => ({
+      ...record,
+      firstMetadataAt: null,
+      lastMetadataAt: null,
+      userDataAt: null,
+      bootedAt: null,
+    }));
   }
 
   /** The record of an instance, or null when nothing was seen. */

@@ -3,6 +3,11 @@
  * through its admin API (so every change goes through the service and its
  * dnsmasq records follow).
  *
+ *   ctl list [--json]                      instances with address, state and when
+ *   ctl show <ref> [--json]                one instance (ref: name, UUID, instance-id, MAC, address)
+ *   ctl delete <ref>                       remove it and release its address
+ *   ctl user-data|vendor-data <ref>        what the guest receives
+ *   ctl known-hosts                        ssh known_hosts from phone-home host keys
  *   ctl gc [--virsh [--connect URI]] [--older-than 7d] [--dry-run] [--force]
  *   ctl smbios [DOMAIN] [--datasource nocloud|openstack]   (src/smbios.ts; reads only the configuration)
  *
@@ -37,6 +42,11 @@ export interface CtlDeps {
 export const CTL_USAGE = `usage: mdserver ctl <command> [--config FILE]
 
 commands:
+  list [--json]              instances: name, address, MAC, instance-id, boot state and since when
+  show REF [--json]          one instance (REF: name, UUID, instance-id, MAC or address)
+  delete REF                 remove an instance, releasing its address and DNS/DHCP records
+  user-data REF              the user-data the guest receives (likewise vendor-data)
+  known-hosts                an ssh known_hosts file from the host keys guests phoned home
   gc [--virsh [--connect URI]] [--older-than AGE] [--dry-run] [--force]
       remove instances whose domains are gone: with --virsh, those libvirt no
       longer lists (virsh list --all --name); without it, those stopped for
@@ -51,6 +61,17 @@ export const DEFAULT_GC_AGE = "7d";
 export async function runCtl(line: CtlLine, deps: CtlDeps): Promise<number> {
   const [command] = line.args;
   switch (command) {
+    case "list":
+      return await list(line, deps);
+    case "show":
+      return await show(line, deps);
+    case "delete":
+      return await remove(line, deps);
+    case "user-data":
+    case "vendor-data":
+      return await passThrough(`/v1/instances/${encodeURIComponent(requireRef(line))}/${command}`, deps);
+    case "known-hosts":
+      return await passThrough("/v1/known-hosts", deps);
     case "gc":
       return await gc(line, deps);
     // Detection help: needs only the configuration, never the service.
@@ -63,6 +84,105 @@ export async function runCtl(line: CtlLine, deps: CtlDeps): Promise<number> {
     default:
       throw new TypeError(`unknown ctl command "${command}"\n${CTL_USAGE}`);
   }
+}
+
+/** An instance as the admin API lists it. */
+interface ListedInstance extends Instance {
+  bootState: string;
+  access: { firstMetadataAt: string | null; userDataAt: string | null; bootedAt: string | null } | null;
+}
+
+async function admin(deps: CtlDeps, path: string, method = "GET"): Promise<Response> {
+  const endpoint = await (deps.readEndpoint ?? readAdminEndpoint)(deps.configFile);
+  let response: Response;
+  try {
+    response = await adminRequest(endpoint, path, { method, signal: AbortSignal.timeout(10_000) });
+  } catch (error) {
+    throw new Error(
+      `cannot reach the admin API at ${adminBaseUrl(endpoint)} (is mdserver running?): ${(error as Error).message}`,
+    );
+  }
+  await expectOk(response, `${method} ${path}`);
+  return response;
+}
+
+function requireRef(line: CtlLine): string {
+  const ref = line.args[1];
+  if (!ref) throw new TypeError(`ctl ${line.args[0]} needs an instance: a name, UUID, instance-id, MAC or address`);
+  return ref;
+}
+
+/** When the instance reached its boot state. */
+function since(instance: ListedInstance): string {
+  const access = instance.access;
+  const at = instance.bootState === "stopped"
+    ? instance.stoppedAt
+    : access?.bootedAt ?? access?.userDataAt ?? access?.firstMetadataAt ?? instance.updatedAt;
+  return at ? at.replace(/\.\d+Z$/, "Z") : "-";
+}
+
+/** Formats rows as aligned columns. */
+export function formatTable(rows: string[][]): string {
+  const widths = rows[0]!.map((_, column) => Math.max(...rows.map((row) => row[column]!.length)));
+  return rows.map((row) => row.map((cell, i) => cell.padEnd(widths[i]!)).join("  ").trimEnd()).join("\n");
+}
+
+async function list(line: CtlLine, deps: CtlDeps): Promise<number> {
+  const instances = (await (await admin(deps, "/v1/instances")).json()) as ListedInstance[];
+  if (line.options.has("json")) {
+    deps.print(JSON.stringify(instances, null, 2));
+    return 0;
+  }
+  const rows = [["NAME", "ADDRESS", "MAC", "INSTANCE-ID", "STATE", "SINCE"]];
+  for (const instance of instances.sort((a, b) => a.name.localeCompare(b.name))) {
+    rows.push([instance.name, instance.ipv4, instance.mac, instance.instanceId, instance.bootState, since(instance)]);
+  }
+  deps.print(formatTable(rows));
+  return 0;
+}
+
+async function show(line: CtlLine, deps: CtlDeps): Promise<number> {
+  const path = `/v1/instances/${encodeURIComponent(requireRef(line))}`;
+  const instance = (await (await admin(deps, path)).json()) as ListedInstance & {
+    access: { hostKeys?: Record<string, string>; lastMetadataAt?: string | null } | null;
+  };
+  if (line.options.has("json")) {
+    deps.print(JSON.stringify(instance, null, 2));
+    return 0;
+  }
+  const rows: string[][] = [
+    ["name", instance.name],
+    ["uuid", instance.uuid],
+    ["instance-id", instance.instanceId],
+    ["mac", instance.mac],
+    ["address", instance.ipv4],
+    ["state", `${instance.bootState} since ${since(instance)}`],
+    ["vcpus", String(instance.vcpus ?? "-")],
+    ["memory", instance.memoryMiB === null ? "-" : `${instance.memoryMiB} MiB`],
+    ["registered", instance.createdAt],
+    ["updated", instance.updatedAt],
+    ["metadata fetched", instance.access?.firstMetadataAt ?? "-"],
+    ["user-data fetched", instance.access?.userDataAt ?? "-"],
+    ["booted", instance.access?.bootedAt ?? "-"],
+  ];
+  for (const [key, value] of Object.entries(instance.metadata)) rows.push([`metadata ${key}`, value]);
+  for (const [key, value] of Object.entries(instance.tags)) rows.push([`tag ${key}`, value]);
+  for (const key of Object.values(instance.access?.hostKeys ?? {})) rows.push(["host key", key]);
+  deps.print(formatTable(rows));
+  return 0;
+}
+
+async function remove(line: CtlLine, deps: CtlDeps): Promise<number> {
+  const path = `/v1/instances/${encodeURIComponent(requireRef(line))}`;
+  const result = await (await admin(deps, path, "DELETE")).json();
+  deps.print(`deleted ${result.deleted} (${result.ipv4} released)`);
+  return 0;
+}
+
+async function passThrough(path: string, deps: CtlDeps): Promise<number> {
+  const text = await (await admin(deps, path)).text();
+  if (text !== "") deps.print(text.endsWith("\n") ? text.slice(0, -1) : text);
+  return 0;
 }
 
 async function gc(line: CtlLine, deps: CtlDeps): Promise<number> {

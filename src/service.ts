@@ -6,10 +6,14 @@
  */
 
 import { dirname } from "node:path";
+import { AccessRecorder, bootState } from "./access.ts";
+import { Metrics } from "./metrics.ts";
+import type { TemplateExtras } from "./template_data.ts";
 import type { Config } from "./config.ts";
+import { type DnsmasqHandle, startDnsmasq } from "./dnsmasq.ts";
 import { createAdminHandler } from "./http/admin.ts";
-import { createMetadataHandler } from "./http/metadata.ts";
-import { buildPool } from "./ipam.ts";
+import { createMetadataHandler, PHONE_HOME_PATH } from "./http/metadata.ts";
+import { buildPool, poolSize } from "./ipam.ts";
 import type { Logger } from "./log.ts";
 import { InstanceStore, type StoreEvent } from "./store.ts";
 import { BUILTIN_USER_DATA, TemplateRenderer } from "./user_data.ts";
@@ -25,6 +29,11 @@ export interface RunningService {
   shutdown(): Promise<void>;
   /** Resolves when the service has stopped. */
   finished: Promise<void>;
+  /** The dnsmasq integration (records, and the process when managed), or null when disabled. */
+  dnsmasq: DnsmasqHandle | null;
+  /** Boot tracking. */
+  access: AccessRecorder;
+  metrics: Metrics;
 }
 
 /** Options for starting the service. */
@@ -34,6 +43,8 @@ export interface StartOptions {
   kv?: Deno.Kv;
   /** Called for every store change, after the built-in listeners. */
   onChange?: (event: StoreEvent) => void | Promise<void>;
+  /** Keep dnsmasq's files (and, with `manage = yes`, the process); default true. */
+  dnsmasq?: boolean;
 }
 
 /** Builds the instance store of a configuration over an open KV. */
@@ -59,6 +70,7 @@ export async function startService(config: Config, options: StartOptions): Promi
   const { log } = options;
   const kv = options.kv ?? await openKv(config);
   const store = createStore(kv, config);
+  const dnsmasq = options.dnsmasq === false ? null : await startDnsmasq(config, { store, log });
   if (options.onChange) store.subscribe(options.onChange);
   const renderer = new TemplateRenderer(
     {
@@ -69,8 +81,18 @@ export async function startService(config: Config, options: StartOptions): Promi
     { builtinTemplate: BUILTIN_USER_DATA },
   );
 
-  const metadataHandler = createMetadataHandler({ config, store, renderer, log });
-  const adminHandler = createAdminHandler({ config, store, log });
+  const access = new AccessRecorder(kv, { log });
+  // An upload of a known domain is a new start (the hook uploads on
+  // `prepare begin`): its boot progress starts again, its host keys stay.
+  store.subscribe(async (event) => {
+    if (event.type === "upsert" && event.previous !== null) await access.resetBoot(event.instance.uuid);
+  });
+  const metrics = new Metrics();
+  registerGauges(metrics, store, access, () => dnsmasq?.restarts ?? 0);
+  // Filled in once the metadata listener has its port.
+  const extras: TemplateExtras = {};
+  const metadataHandler = createMetadataHandler({ config, store, renderer, log, access, metrics, extras });
+  const adminHandler = createAdminHandler({ config, store, log, renderer, access, metrics, extras });
   const servers: Deno.HttpServer[] = [];
   const quiet = () => {};
   const metadata = Deno.serve({
@@ -79,7 +101,12 @@ export async function startService(config: Config, options: StartOptions): Promi
     onListen: quiet,
   }, (request, info) => metadataHandler(request, info));
   servers.push(metadata);
-  log.info(`metadata listening on http://${config.mdserver.listenAddress}:${metadata.addr.port}/`);
+  const metadataUrl = `http://${config.mdserver.listenAddress}${
+    metadata.addr.port === 80 ? "" : `:${metadata.addr.port}`
+  }`;
+  extras.metadataUrl = metadataUrl;
+  extras.phoneHomeUrl = `${metadataUrl}${PHONE_HOME_PATH}`;
+  log.info(`metadata listening on ${metadataUrl}/`);
 
   let adminPort: number | null = null;
   if (config.admin.socket) {
@@ -104,11 +131,33 @@ export async function startService(config: Config, options: StartOptions): Promi
   const shutdown = () => {
     stopping ??= (async () => {
       await Promise.all(servers.map((server) => server.shutdown()));
+      await dnsmasq?.stop();
+      await access.flush();
       if (!options.kv) kv.close();
       log.info("stopped");
     })();
     return stopping;
   };
   const finished = Promise.all(servers.map((server) => server.finished)).then(() => {});
-  return { store, metadataPort: metadata.addr.port, adminPort, shutdown, finished };
+  return { store, metadataPort: metadata.addr.port, adminPort, shutdown, finished, dnsmasq, access, metrics };
+}
+
+function registerGauges(metrics: Metrics, store: InstanceStore, access: AccessRecorder, restarts: () => number) {
+  metrics.gauge("mdserver_instances", "Instances by boot state.", async () => {
+    const counts = new Map<string, number>();
+    for await (const instance of store.list()) {
+      const state = bootState(instance, await access.get(instance.uuid));
+      counts.set(state, (counts.get(state) ?? 0) + 1);
+    }
+    return [...counts].map(([state, count]) => [{ state }, count]);
+  });
+  metrics.gauge("mdserver_pool_addresses", "Addresses of the pool: size and used.", async () => [
+    [{ kind: "size" }, poolSize(store.pool)],
+    [{ kind: "used" }, await store.allocatedCount()],
+  ]);
+  metrics.gauge(
+    "mdserver_dnsmasq_restarts",
+    "Times the managed dnsmasq was started again.",
+    () => Promise.resolve([[{}, restarts()]]),
+  );
 }

@@ -134,6 +134,20 @@ export async function startTestService(options: TestServiceOptions = {}): Promis
   };
 }
 
+/**
+ * A copy of the service's configuration naming the ports it actually bound,
+ * for clients (ctl, the hook) that read the admin endpoint from the file.
+ */
+export async function writeClientConfig(t: TestService): Promise<string> {
+  const text = await Deno.readTextFile(join(t.dir, "mdserver.conf"));
+  const bound = text
+    .replace(/(\[admin\][^[]*?port = )0/, `$1${t.service.adminPort}`)
+    .replace(/(\[mdserver\][^[]*?port = )0/, `$1${t.service.metadataPort}`);
+  const path = join(t.dir, "client.conf");
+  await Deno.writeTextFile(path, bound);
+  return path;
+}
+
 /** A domain's identity for domainXml(). */
 export interface TestDomain {
   name: string;

@@ -4,34 +4,59 @@
  *
  * Routes:
  * - GET  /health
- * - POST /v1/instances            body: domain XML → 201/200 JSON
- * - GET  /v1/instances            → JSON list
- * - GET  /v1/instances/<ref>      → JSON (ref: name, UUID, instance-id, MAC or address)
+ * - GET  /metrics                       Prometheus text
+ * - POST /v1/instances                  body: domain XML → 201/200 JSON
+ * - GET  /v1/instances                  → JSON list, each with `access` and `bootState`
+ * - GET  /v1/instances/<ref>            → JSON (ref: name, UUID, instance-id, MAC or address)
  * - DELETE /v1/instances/<ref>
- * - POST /v1/instances/<ref>/stopped   the hook's `release end`
+ * - POST /v1/instances/<ref>/stopped    the hook's `release end`
+ * - GET  /v1/instances/<ref>/user-data  exactly what the guest receives
+ * - GET  /v1/instances/<ref>/vendor-data
+ * - GET  /v1/instances/<ref>/meta-data  the EC2 meta-data tree as JSON
+ * - GET  /v1/instances/<ref>/openstack/<file>, /nocloud/<file>
+ * - GET  /v1/known-hosts                ssh known_hosts from phone-home host keys
  *
  * @module
  */
 
+import { type AccessRecorder, bootState, knownHostsLines } from "../access.ts";
 import type { Config } from "../config.ts";
+import { hostNames, orderedNames } from "../hostname.ts";
 import { peerIpv4 } from "../identity.ts";
 import type { Instance } from "../instance.ts";
 import { parseIpv4, poolContains } from "../ipam.ts";
 import type { Logger } from "../log.ts";
+import {
+  type DocumentDeps,
+  nocloudFile,
+  openstackFile,
+  renderUserData,
+  renderVendorData,
+} from "../metadata/documents.ts";
+import { ec2MetadataTree } from "../metadata/ec2.ts";
+import type { TreeDirectory } from "../metadata/tree.ts";
+import type { Metrics } from "../metrics.ts";
 import { readBody, registerDomainXml, uploadSummary } from "../registration.ts";
 import type { InstanceStore } from "../store.ts";
-import { errorToResponse, HttpError, jsonResponse } from "./errors.ts";
+import type { TemplateExtras } from "../template_data.ts";
+import type { TemplateRenderer } from "../user_data.ts";
+import { errorToResponse, HttpError, jsonResponse, textResponse } from "./errors.ts";
 
 /** What the admin handler needs. */
 export interface AdminDeps {
   config: Config;
   store: InstanceStore;
   log: Logger;
+  renderer?: TemplateRenderer;
+  access?: AccessRecorder;
+  metrics?: Metrics;
+  extras?: TemplateExtras;
 }
 
 /** Builds the admin listener's handler. */
 export function createAdminHandler(deps: AdminDeps) {
   return async (request: Request, info: { remoteAddr: Deno.Addr }): Promise<Response> => {
+    const started = performance.now();
     const url = new URL(request.url);
     const source = info.remoteAddr.transport === "unix" ? "unix" : peerIpv4((info.remoteAddr as Deno.NetAddr).hostname);
     let response: Response;
@@ -41,7 +66,11 @@ export function createAdminHandler(deps: AdminDeps) {
     } catch (error) {
       response = errorToResponse(error, deps.log, `admin ${request.method} ${url.pathname}`);
     }
-    deps.log.info(`admin ${source} ${request.method} ${url.pathname} ${response.status}`);
+    const seconds = (performance.now() - started) / 1000;
+    if (url.pathname !== "/metrics") deps.metrics?.observeRequest("admin", response.status, seconds);
+    deps.log.info(
+      `admin ${source} ${request.method} ${url.pathname} ${response.status} ${(seconds * 1000).toFixed(1)}ms`,
+    );
     return response;
   };
 }
@@ -53,20 +82,31 @@ function refuseManagedNetwork(source: string, store: InstanceStore) {
   }
 }
 
+/** An instance with what boot tracking knows of it. */
+async function withAccess(instance: Instance, deps: AdminDeps) {
+  const access = deps.access ? await deps.access.get(instance.uuid) : null;
+  return { ...instance, bootState: bootState(instance, access), access };
+}
+
 async function route(request: Request, url: URL, deps: AdminDeps): Promise<Response> {
   const segments = url.pathname.split("/").filter((segment) => segment !== "").map(decodeURIComponent);
   const method = request.method;
   if (url.pathname === "/health" && method === "GET") {
     return jsonResponse({ status: "ok", instances: await deps.store.allocatedCount() });
   }
+  if (url.pathname === "/metrics" && method === "GET") {
+    if (!deps.metrics) throw new HttpError(404, "metrics are off");
+    return textResponse(await deps.metrics.render(), 200, { "content-type": "text/plain; version=0.0.4" });
+  }
+  if (url.pathname === "/v1/known-hosts" && method === "GET") return await knownHosts(deps);
   if (segments[0] !== "v1" || segments[1] !== "instances") {
     throw new HttpError(404, `not found: ${url.pathname}`);
   }
   const ref = segments[2];
   if (ref === undefined) {
     if (method === "GET") {
-      const instances: Instance[] = [];
-      for await (const instance of deps.store.list()) instances.push(instance);
+      const instances = [];
+      for await (const instance of deps.store.list()) instances.push(await withAccess(instance, deps));
       return jsonResponse(instances);
     }
     if (method === "POST") {
@@ -82,17 +122,78 @@ async function route(request: Request, url: URL, deps: AdminDeps): Promise<Respo
   }
   const instance = await deps.store.find(ref);
   if (instance === null) throw new HttpError(404, `no instance "${ref}"`);
-  const action = segments[3];
-  if (action === undefined && method === "GET") return jsonResponse(instance);
+  const [action, file, ...more] = segments.slice(3);
+  if (more.length > 0) throw new HttpError(404, `not found: ${url.pathname}`);
+  if (action === undefined && method === "GET") return jsonResponse(await withAccess(instance, deps));
   if (action === undefined && method === "DELETE") {
     await deps.store.delete(instance.uuid);
     deps.log.info(`deleted: ${instance.name} ${instance.ipv4}`);
-    return jsonResponse({ deleted: instance.name });
+    return jsonResponse({ deleted: instance.name, uuid: instance.uuid, ipv4: instance.ipv4 });
   }
   if (action === "stopped" && method === "POST") {
     const updated = await deps.store.setState(instance.uuid, "stopped");
     deps.log.info(`stopped: ${instance.name}`);
     return jsonResponse(updated);
   }
+  if (method === "GET" && action !== undefined) return await preview(instance, action, file, deps);
   throw new HttpError(404, `not found: ${method} ${url.pathname}`);
+}
+
+/** What the guest would receive, rendered the same way. */
+async function preview(
+  instance: Instance,
+  action: string,
+  file: string | undefined,
+  deps: AdminDeps,
+): Promise<Response> {
+  if (!deps.renderer) throw new HttpError(404, "rendering is not available here");
+  const documents: DocumentDeps = {
+    config: deps.config,
+    renderer: deps.renderer,
+    log: deps.log,
+    ...(deps.extras ? { extras: deps.extras } : {}),
+  };
+  if (action === "user-data" && file === undefined) {
+    const rendered = await renderUserData(documents, instance);
+    if (rendered === null) throw new HttpError(404, `no user-data for ${instance.name}`);
+    return new Response(rendered.body, { headers: { "content-type": rendered.contentType } });
+  }
+  if (action === "vendor-data" && file === undefined) {
+    const rendered = await renderVendorData(documents, instance);
+    if (rendered === null) throw new HttpError(404, "no vendordata_template is configured");
+    return textResponse(rendered);
+  }
+  if (action === "meta-data" && file === undefined) {
+    return jsonResponse(treeToJson(ec2MetadataTree(deps.config, instance)));
+  }
+  if ((action === "openstack" || action === "nocloud") && file !== undefined) {
+    const document = action === "openstack"
+      ? await openstackFile(documents, instance, file)
+      : await nocloudFile(documents, instance, file, "dhcp");
+    if (document === null) throw new HttpError(404, `no ${action} file "${file}"`);
+    return new Response(document.body, { headers: { "content-type": document.contentType } });
+  }
+  throw new HttpError(404, `nothing to show as "${action}"`);
+}
+
+function treeToJson(node: TreeDirectory): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [name, child] of node.children) out[name] = typeof child === "string" ? child : treeToJson(child);
+  return out;
+}
+
+async function knownHosts(deps: AdminDeps): Promise<Response> {
+  const entries = [];
+  for await (const instance of deps.store.list()) {
+    const access = deps.access ? await deps.access.get(instance.uuid) : null;
+    if (!access || Object.keys(access.hostKeys).length === 0) continue;
+    const names = hostNames(instance.name, deps.config.dnsmasq.prefix, deps.config.dnsmasq.domain);
+    entries.push({
+      names: orderedNames(names, ["base", "prefix", "fqdn"]),
+      ipv4: instance.ipv4,
+      hostKeys: access.hostKeys,
+    });
+  }
+  const lines = knownHostsLines(entries);
+  return textResponse(lines.length > 0 ? lines.join("\n") + "\n" : "");
 }

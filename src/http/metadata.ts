@@ -9,11 +9,14 @@
  * @module
  */
 
+import { type AccessRecorder, hostKeysFromPhoneHome } from "../access.ts";
 import type { Config } from "../config.ts";
 import { identifyGuest, isLoopback, peerIpv4 } from "../identity.ts";
 import type { Instance } from "../instance.ts";
 import { parseIpv4, poolContains } from "../ipam.ts";
 import type { Logger } from "../log.ts";
+import type { Metrics } from "../metrics.ts";
+import type { TemplateExtras } from "../template_data.ts";
 import { ec2DynamicTree, ec2MetadataTree, isEc2Version, versionListing } from "../metadata/ec2.ts";
 import { type Document, nocloudFile, openstackFile, renderUserData } from "../metadata/documents.ts";
 import { NOCLOUD_FILES } from "../metadata/nocloud.ts";
@@ -41,12 +44,28 @@ export interface MetadataDeps {
   log: Logger;
   /** Signs IMDSv2 tokens; default: a fresh random key per handler and the wall clock. */
   tokens?: TokenSigner;
+  /** Boot tracking; none in tests that do not look at it. */
+  access?: AccessRecorder;
+  metrics?: Metrics;
+  /** Template values known at start (the phone-home URL); read on every render. */
+  extras?: TemplateExtras;
 }
 
-/** The dependencies with the token signer resolved. */
+/** What one request has learnt, for its log line and metrics. */
+interface RequestNotes {
+  instance: Instance | null;
+  api: string;
+}
+
+/** The dependencies with the token signer resolved, and this request's notes. */
 interface Context extends MetadataDeps {
   tokens: TokenSigner;
+  notes: RequestNotes;
+  onTemplateError?: () => void;
 }
+
+/** Path of the endpoint cloud-init's phone_home module posts to. */
+export const PHONE_HOME_PATH = "/phone-home";
 
 /** A request handler as Deno.serve runs it. */
 export type Handler = (request: Request, info: { remoteAddr: Deno.NetAddr }) => Promise<Response>;
@@ -55,23 +74,47 @@ export type Handler = (request: Request, info: { remoteAddr: Deno.NetAddr }) => 
 export function createMetadataHandler(deps: MetadataDeps): Handler {
   const { log } = deps;
   // The key lives only in this handler: tokens die with the process.
-  const context: Promise<Context> = deps.tokens
-    ? Promise.resolve({ ...deps, tokens: deps.tokens })
-    : createTokenSigner().then((tokens) => ({ ...deps, tokens }));
+  const signer: Promise<TokenSigner> = deps.tokens ? Promise.resolve(deps.tokens) : createTokenSigner();
+  const onTemplateError = deps.metrics
+    ? () =>
+      deps.metrics!.increment("mdserver_template_errors_total", "User-data and vendor-data templates that failed.")
+    : undefined;
   return async (request, info) => {
     const started = performance.now();
     const source = peerIpv4(info.remoteAddr.hostname);
     const url = new URL(request.url);
+    const notes: RequestNotes = { instance: null, api: apiOf(url.pathname) };
     let response: Response;
     try {
-      response = await route(request, url, source, await context);
+      const context: Context = {
+        ...deps,
+        tokens: await signer,
+        notes,
+        ...(onTemplateError ? { onTemplateError } : {}),
+      };
+      response = await route(request, url, source, context);
     } catch (error) {
       response = errorToResponse(error, log, `${request.method} ${url.pathname} from ${source}`);
     }
-    const ms = (performance.now() - started).toFixed(1);
-    log.info(`${source} ${request.method} ${url.pathname} ${response.status} ${ms}ms`);
+    const seconds = (performance.now() - started) / 1000;
+    deps.metrics?.observeRequest(notes.api, response.status, seconds);
+    log.info(
+      `${source} ${notes.instance?.name ?? "-"} ${request.method} ${url.pathname} ${response.status} ${
+        (seconds * 1000).toFixed(1)
+      }ms`,
+    );
     return response;
   };
+}
+
+/** The API a path belongs to, for metrics. */
+function apiOf(path: string): string {
+  const first = path.split("/")[1] ?? "";
+  if (path === "/instance-upload") return "upload";
+  if (path === PHONE_HOME_PATH) return "phone_home";
+  if (first === "openstack" || first === "nocloud" || first === "service") return first;
+  if (path.endsWith("/api/token")) return "token";
+  return "ec2";
 }
 
 async function route(request: Request, url: URL, source: string, deps: Context): Promise<Response> {
@@ -83,6 +126,10 @@ async function route(request: Request, url: URL, source: string, deps: Context):
   if (path === "/instance-upload") {
     requireMethod(request, ["POST"]);
     return await handleUpload(request, source, deps);
+  }
+  if (path === PHONE_HOME_PATH) {
+    requireMethod(request, ["POST"]);
+    return await phoneHome(request, source, deps);
   }
   if (segments.length === 3 && segments[1] === "api" && segments[2] === "token" && isEc2Version(first, config)) {
     requireMethod(request, ["PUT"]);
@@ -96,12 +143,12 @@ async function route(request: Request, url: URL, source: string, deps: Context):
   if (path === "/") {
     // Not guest-specific, but IMDSv2 rules still apply to it.
     if (request.headers.has(TOKEN_HEADER) || config.mdserver.imdsTokens === "required") {
-      await requireToken(request, await requireGuest(source, deps.store), source, deps);
+      await requireToken(request, await requireGuest(source, deps), source, deps);
     }
     return textResponse(versionListing(config));
   }
   if (isEc2Version(first, config)) {
-    const instance = await requireGuest(source, deps.store);
+    const instance = await requireGuest(source, deps);
     await requireToken(request, instance, source, deps);
     return await ec2Endpoint(segments.slice(1), path, instance, deps);
   }
@@ -124,7 +171,7 @@ async function tokenEndpoint(request: Request, source: string, deps: Context): P
   } catch (error) {
     throw new HttpError(400, (error as Error).message);
   }
-  const instance = await requireGuest(source, deps.store);
+  const instance = await requireGuest(source, deps);
   const token = await issueToken(deps.tokens, { uuid: instance.uuid, address: source }, ttl);
   return textResponse(token, 200, { [TOKEN_TTL_HEADER]: String(ttl) });
 }
@@ -159,7 +206,7 @@ async function openstackEndpoint(rest: string[], path: string, source: string, d
   const [version, name, ...more] = rest;
   if (version === undefined) return textResponse(openstackVersionListing());
   if (!isOpenstackVersion(version) || more.length > 0) throw new HttpError(404, `not found: ${path}`);
-  const instance = await requireGuest(source, deps.store);
+  const instance = await requireGuest(source, deps);
   if (name === undefined) {
     const names: string[] = [];
     for (const file of OPENSTACK_FILES) {
@@ -170,6 +217,7 @@ async function openstackEndpoint(rest: string[], path: string, source: string, d
   }
   const document = path.endsWith("/") ? null : await openstackFile(deps, instance, name);
   if (document === null) throw new HttpError(404, `not found: ${path}`);
+  if (name === "user_data") deps.access?.noteUserData(instance.uuid);
   return documentResponse(document);
 }
 
@@ -182,10 +230,11 @@ async function openstackEndpoint(rest: string[], path: string, source: string, d
 async function nocloudEndpoint(rest: string[], path: string, source: string, deps: Context): Promise<Response> {
   const [name, ...more] = rest;
   if (more.length > 0) throw new HttpError(404, `not found: ${path}`);
-  const instance = await requireGuest(source, deps.store);
+  const instance = await requireGuest(source, deps);
   if (name === undefined) return textResponse(NOCLOUD_FILES.join("\n"));
   const document = path.endsWith("/") ? null : await nocloudFile(deps, instance, name, "dhcp");
   if (document === null) throw new HttpError(404, `not found: ${path}`);
+  if (name === "user-data") deps.access?.noteUserData(instance.uuid);
   return documentResponse(document);
 }
 
@@ -195,19 +244,39 @@ function requireMethod(request: Request, allowed: string[]) {
   }
 }
 
-async function requireGuest(source: string, store: InstanceStore): Promise<Instance> {
-  const instance = await identifyGuest(store, source);
+async function requireGuest(source: string, deps: Context): Promise<Instance> {
+  const instance = await identifyGuest(deps.store, source);
   if (instance === null) {
     throw new HttpError(404, `unknown client ${source}: no instance has this address`);
   }
+  deps.notes.instance = instance;
+  deps.access?.noteMetadata(instance.uuid);
   return instance;
+}
+
+/**
+ * cloud-init's phone_home module: a form POST (instance_id, hostname, fqdn,
+ * pub_key_*) from the guest once it has booted. Records "booted" and its SSH
+ * host keys, for `ctl list` and `ctl known-hosts`.
+ */
+async function phoneHome(request: Request, source: string, deps: Context): Promise<Response> {
+  const instance = await requireGuest(source, deps);
+  const fields = new URLSearchParams(await readBody(request, 64 * 1024));
+  const reported = fields.get("instance_id");
+  if (reported && reported !== instance.instanceId && reported !== "$INSTANCE_ID") {
+    throw new HttpError(409, `phone_home instance_id ${reported} is not ${instance.instanceId}`);
+  }
+  const hostKeys = hostKeysFromPhoneHome(fields);
+  if (deps.access) await deps.access.recordBoot(instance.uuid, fields.get("hostname"), hostKeys);
+  deps.log.info(`booted: ${instance.name} ${instance.ipv4} (${Object.keys(hostKeys).length} host keys)`);
+  return textResponse("ok");
 }
 
 async function ec2Endpoint(
   rest: string[],
   path: string,
   instance: Instance,
-  deps: MetadataDeps,
+  deps: Context,
 ): Promise<Response> {
   const [section, ...inner] = rest;
   const innerPath = inner.join("/") + (path.endsWith("/") && inner.length > 0 ? "/" : "");
@@ -224,8 +293,9 @@ async function ec2Endpoint(
   return textResponse(found.body);
 }
 
-async function userDataResponse(instance: Instance, deps: MetadataDeps): Promise<Response> {
+async function userDataResponse(instance: Instance, deps: Context): Promise<Response> {
   const rendered = await renderUserData(deps, instance);
+  deps.access?.noteUserData(instance.uuid);
   if (rendered === null) {
     throw new HttpError(
       404,

@@ -25,6 +25,8 @@ export interface DocumentDeps {
   log: Logger;
   /** Request-time template values (phone-home URL…). */
   extras?: TemplateExtras;
+  /** Called when a template fails (counted in metrics). */
+  onTemplateError?: () => void;
 }
 
 /** A rendered document and its content type. */
@@ -57,7 +59,7 @@ export async function renderUserData(
     );
   } catch (error) {
     if (error instanceof TemplateNotFoundError) return null;
-    throw templateFailure(error, "user-data", instance, deps.log);
+    throw templateFailure(error, "user-data", instance, deps);
   }
 }
 
@@ -76,7 +78,7 @@ export async function renderVendorData(
   try {
     return (await deps.renderer.renderPath(path, data)).body;
   } catch (error) {
-    throw templateFailure(error, "vendor-data", instance, deps.log);
+    throw templateFailure(error, "vendor-data", instance, deps);
   }
 }
 
@@ -84,10 +86,11 @@ function templateFailure(
   error: unknown,
   what: string,
   instance: Instance,
-  log: Logger,
+  deps: DocumentDeps,
 ): unknown {
   if (error instanceof TemplateError) {
-    log.error(
+    deps.onTemplateError?.();
+    deps.log.error(
       `${what} for ${instance.name}: template ${error.file}${
         error.line === null ? "" : ` line ${error.line}`
       }: ${error.message}`,
@@ -98,7 +101,7 @@ function templateFailure(
     );
   }
   if (error instanceof TemplateNotFoundError) {
-    log.error(`${what} for ${instance.name}: ${error.message}`);
+    deps.log.error(`${what} for ${instance.name}: ${error.message}`);
     return new HttpError(
       500,
       `${what} template is missing; see the mdserver log`,

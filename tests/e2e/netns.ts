@@ -1,0 +1,137 @@
+/**
+ * The network namespace that plays the hypervisor: bridge `br-mds` with the
+ * gateway address and the metadata address, libvirt-style tap devices for
+ * the guests, and the per-namespace `/etc/mdserver` (iproute2's
+ * `/etc/netns/<name>/` convention) so that the hook and mdserver read the
+ * configuration where a real host keeps it.
+ *
+ * @module
+ */
+
+import { mustRun, runCommand, sleep } from "./process.ts";
+
+/** Addresses of the hypervisor side. */
+export interface HypervisorNetwork {
+  namespace: string;
+  bridge: string;
+  /** Gateway address with prefix, e.g. "10.122.0.1/16". */
+  gateway: string;
+  /** The metadata address, e.g. "169.254.169.254". */
+  metadataAddress: string;
+}
+
+/** Arguments that run program inside the namespace (`ip netns exec`). */
+export function inNamespace(namespace: string, program: string, args: string[]): [string, string[]] {
+  return ["ip", ["netns", "exec", namespace, program, ...args]];
+}
+
+/** Whether a namespace of this name exists. */
+export async function namespaceExists(namespace: string): Promise<boolean> {
+  const result = await runCommand("ip", ["netns", "list"]);
+  return result.stdout.split("\n").some((line) => line.split(" ")[0] === namespace);
+}
+
+/** Creates the namespace, its loopback and the bridge with both addresses. */
+export async function createHypervisor(net: HypervisorNetwork): Promise<void> {
+  const ip = (...args: string[]) => mustRun("ip", ["-n", net.namespace, ...args]);
+  await mustRun("ip", ["netns", "add", net.namespace]);
+  await ip("link", "set", "lo", "up");
+  // As libvirt makes it: no STP and no forwarding delay, so a new port forwards at once.
+  await ip("link", "add", net.bridge, "type", "bridge", "stp_state", "0", "forward_delay", "0");
+  await ip("addr", "add", net.gateway, "dev", net.bridge);
+  await ip("addr", "add", `${net.metadataAddress}/32`, "dev", net.bridge);
+  await ip("link", "set", net.bridge, "up");
+}
+
+/** Adds a tap device enslaved to the bridge, as libvirt does for `<interface type='network'>`. */
+export async function addTap(net: HypervisorNetwork, tap: string): Promise<void> {
+  const ip = (...args: string[]) => mustRun("ip", ["-n", net.namespace, ...args]);
+  await ip("tuntap", "add", "dev", tap, "mode", "tap");
+  await ip("link", "set", tap, "master", net.bridge);
+  await ip("link", "set", tap, "up");
+}
+
+/** Removes a tap device (ignores one that is gone). */
+export async function removeTap(net: HypervisorNetwork, tap: string): Promise<void> {
+  await runCommand("ip", ["-n", net.namespace, "link", "del", tap]);
+}
+
+/** Process ids of everything running in the namespace. */
+export async function namespacePids(namespace: string): Promise<number[]> {
+  const result = await runCommand("ip", ["netns", "pids", namespace]);
+  if (result.code !== 0) return [];
+  return result.stdout.split(/\s+/).filter((word) => /^\d+$/.test(word)).map(Number);
+}
+
+/** The command name of a process, or null when it is gone. */
+export async function processName(pid: number): Promise<string | null> {
+  // ps rather than /proc/<pid>/comm, which Deno only reads with --allow-all.
+  const result = await runCommand("ps", ["-o", "comm=", "-p", String(pid)]);
+  return result.code === 0 ? result.stdout.trim() : null;
+}
+
+/**
+ * Stops every process still in the namespace (all of them were started by
+ * this test, inside it), then deletes the namespace, which takes its
+ * bridge and taps with it. Returns what had to be killed.
+ */
+export async function destroyHypervisor(namespace: string): Promise<string[]> {
+  const killed: string[] = [];
+  if (!(await namespaceExists(namespace))) return killed;
+  for (const signal of ["TERM", "KILL"]) {
+    const pids = await namespacePids(namespace);
+    if (pids.length === 0) break;
+    for (const pid of pids) killed.push(`${await processName(pid) ?? "?"}[${pid}] SIG${signal}`);
+    await runCommand("kill", [`-${signal}`, ...pids.map(String)]);
+    for (let i = 0; i < 20 && (await namespacePids(namespace)).length > 0; i++) await sleep(150);
+  }
+  await mustRun("ip", ["netns", "del", namespace]);
+  return killed;
+}
+
+/** What `bindEtcDir` changed on the host, to be undone by `unbindEtcDir`. */
+export interface EtcBinding {
+  namespace: string;
+  /** /etc/netns/<namespace>/<name>: write the files here. */
+  dir: string;
+  /** /etc/<name>, where they appear inside the namespace. */
+  target: string;
+  createdTarget: boolean;
+  createdNetnsRoot: boolean;
+}
+
+/**
+ * Makes a folder appear as `/etc/<name>` to programs run with
+ * `ip netns exec <namespace>`: iproute2 bind-mounts every entry of
+ * `/etc/netns/<namespace>/` over `/etc/` in their private mount namespace.
+ * Returns the folder to write into. The bind needs `/etc/<name>` to exist
+ * as a mount point; when the host has none, an empty folder is created and
+ * removed again by `unbindEtcDir`. Nothing else on the host changes.
+ */
+export async function bindEtcDir(namespace: string, name: string): Promise<EtcBinding> {
+  const createdNetnsRoot = !(await exists("/etc/netns"));
+  const dir = `/etc/netns/${namespace}/${name}`;
+  await Deno.mkdir(dir, { recursive: true });
+  const target = `/etc/${name}`;
+  const createdTarget = !(await exists(target));
+  if (createdTarget) await Deno.mkdir(target);
+  return { namespace, dir, target, createdTarget, createdNetnsRoot };
+}
+
+/** Undoes `bindEtcDir`. */
+export async function unbindEtcDir(binding: EtcBinding): Promise<void> {
+  await Deno.remove(binding.dir, { recursive: true }).catch(() => {});
+  await Deno.remove(`/etc/netns/${binding.namespace}`).catch(() => {});
+  if (binding.createdNetnsRoot) await Deno.remove("/etc/netns").catch(() => {});
+  // Only an empty folder that this test made (a non-empty one is not removed).
+  if (binding.createdTarget) await Deno.remove(binding.target).catch(() => {});
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await Deno.lstat(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
