@@ -19,6 +19,7 @@ import { buildSeedIso, parseSeedIsoArgs } from "./src/seed_iso.ts";
 import { resolve } from "node:path";
 import { runCtl } from "./src/ctl.ts";
 import { runInstallHook } from "./src/hook_install.ts";
+import { install, runProgram } from "./src/install.ts";
 
 const USAGE = `usage: mdserver <command> [--config FILE] [args]
 
@@ -30,6 +31,9 @@ commands:
                           (--new-instance-ids: derive ids from UUIDs instead)
   seed-iso INSTANCE --format configdrive|nocloud -o FILE
                           write a config-2 or cidata seed image of an instance
+  install [--root DIR] [--force]
+                          install config (kept if present), the systemd unit, the libvirt
+                          network XML and the hook; on / also the mdserver user
   install-hook [--path P] [--binary B] [--root DIR] [--force]
                           install the libvirt qemu hook (default /etc/libvirt/hooks/qemu):
                           the compiled hook if built, else a wrapper running hook.ts
@@ -198,6 +202,18 @@ export async function main(argv: string[]): Promise<number> {
         return await importMdServer(line);
       case "seed-iso":
         return await seedIso(line);
+      case "install": {
+        const root = line.options.get("root");
+        if (root === true) throw new TypeError("option --root needs a value");
+        return await install({
+          projectDir: decodeURIComponent(new URL(".", import.meta.url).pathname),
+          denoPath: Deno.execPath(),
+          root: root ?? null,
+          force: line.options.has("force"),
+          print: (text) => console.log(text),
+          run: runProgram,
+        });
+      }
       case "install-hook":
         return await runInstallHook(line, {
           projectDir: decodeURIComponent(
