@@ -94,12 +94,13 @@ export async function startService(config: Config, options: StartOptions): Promi
   const metadataHandler = createMetadataHandler({ config, store, renderer, log, access, metrics, extras });
   const adminHandler = createAdminHandler({ config, store, log, renderer, access, metrics, extras });
   const servers: Deno.HttpServer[] = [];
+  const gate = new RequestGate();
   const quiet = () => {};
   const metadata = Deno.serve({
     hostname: config.mdserver.listenAddress,
     port: config.mdserver.port,
     onListen: quiet,
-  }, (request, info) => metadataHandler(request, info));
+  }, (request, info) => gate.run(() => metadataHandler(request, info)));
   servers.push(metadata);
   const metadataUrl = `http://${config.mdserver.listenAddress}${
     metadata.addr.port === 80 ? "" : `:${metadata.addr.port}`
@@ -112,7 +113,10 @@ export async function startService(config: Config, options: StartOptions): Promi
   if (config.admin.socket) {
     await Deno.mkdir(dirname(config.admin.socket), { recursive: true });
     await Deno.remove(config.admin.socket).catch(() => {});
-    const server = Deno.serve({ path: config.admin.socket, onListen: quiet }, adminHandler);
+    const server = Deno.serve(
+      { path: config.admin.socket, onListen: quiet },
+      (request, info) => gate.run(() => adminHandler(request, info)),
+    );
     servers.push(server);
     log.info(`admin listening on unix:${config.admin.socket}`);
   }
@@ -121,7 +125,7 @@ export async function startService(config: Config, options: StartOptions): Promi
       hostname: config.admin.listenAddress,
       port: config.admin.port,
       onListen: quiet,
-    }, adminHandler);
+    }, (request, info) => gate.run(() => adminHandler(request, info)));
     servers.push(server);
     adminPort = server.addr.port;
     log.info(`admin listening on http://${config.admin.listenAddress}:${adminPort}/`);
@@ -130,6 +134,9 @@ export async function startService(config: Config, options: StartOptions): Promi
   let stopping: Promise<void> | null = null;
   const shutdown = () => {
     stopping ??= (async () => {
+      // Deno's server.shutdown() cuts off request bodies still arriving, so
+      // in-flight requests are drained first; new ones meanwhile get a 503.
+      await gate.drain(DRAIN_TIMEOUT_MS);
       await Promise.all(servers.map((server) => server.shutdown()));
       await dnsmasq?.stop();
       await access.flush();
@@ -140,6 +147,42 @@ export async function startService(config: Config, options: StartOptions): Promi
   };
   const finished = Promise.all(servers.map((server) => server.finished)).then(() => {});
   return { store, metadataPort: metadata.addr.port, adminPort, shutdown, finished, dnsmasq, access, metrics };
+}
+
+/** Longest wait for in-flight requests at shutdown. */
+const DRAIN_TIMEOUT_MS = 15_000;
+
+/** Counts requests in flight and turns new ones away once draining. */
+class RequestGate {
+  #inflight = 0;
+  #draining = false;
+  #idle: (() => void) | null = null;
+
+  /** Runs a handler, or answers 503 while shutting down. */
+  async run(handler: () => Promise<Response>): Promise<Response> {
+    if (this.#draining) {
+      return new Response("mdserver is shutting down\n", { status: 503, headers: { "retry-after": "2" } });
+    }
+    this.#inflight++;
+    try {
+      return await handler();
+    } finally {
+      this.#inflight--;
+      if (this.#inflight === 0) this.#idle?.();
+    }
+  }
+
+  /** Stops taking requests and waits (at most timeoutMs) for those in flight. */
+  async drain(timeoutMs: number): Promise<void> {
+    this.#draining = true;
+    if (this.#inflight === 0) return;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    await Promise.race([
+      new Promise<void>((resolve) => this.#idle = resolve),
+      new Promise<void>((resolve) => timer = setTimeout(resolve, timeoutMs)),
+    ]);
+    clearTimeout(timer);
+  }
 }
 
 function registerGauges(metrics: Metrics, store: InstanceStore, access: AccessRecorder, restarts: () => number) {
