@@ -34,8 +34,8 @@ function hex(value: number, digits: number): string {
   return value.toString(16).padStart(digits, "0");
 }
 
-/** A minimal libvirt domain with one interface on the managed network. */
-function domainXml(index: number): string {
+/** A minimal libvirt domain with one interface on the managed network (bench instance number index). */
+export function domainXml(index: number): string {
   const uuid = `${hex(index, 8)}-0000-4000-8000-${hex(index, 12)}`;
   const mac = `52:54:00:${hex((index >> 16) & 255, 2)}:${hex((index >> 8) & 255, 2)}:${hex(index & 255, 2)}`;
   return `<domain type='kvm'>

@@ -8,12 +8,14 @@
  * - `dhcp-hosts/<uuid>`: one `dhcp-hostsdir` record per instance: `MAC,id:*,address,name,lease`
  * - `hosts/<uuid>`: one `hostsdir` record per instance: `address name…`
  *
- * dnsmasq reads new and changed files in both folders by itself (inotify).
- * A DHCP record that is removed or changed stays in dnsmasq until SIGHUP, so
- * those reload it; an address that moves to another MAC needs a restart,
- * because dnsmasq refuses to hand out an address it still remembers leased
- * to the old MAC. Every file is written to a dot-file (which dnsmasq skips)
- * and renamed over the record.
+ * dnsmasq reads new and changed files in both folders by itself (inotify),
+ * so an upload needs no signal. A DHCP record that is changed stays in
+ * dnsmasq until SIGHUP, so a change reloads it. A removal, or an address
+ * moving to another MAC, restarts a managed dnsmasq: its leases live only in
+ * memory (`leasefile-ro`), and a lease it remembers would keep the removed
+ * guest's name resolving and refuse its address to any other MAC, SIGHUP or
+ * not. Every file is written to a dot-file (which dnsmasq skips) and renamed
+ * over the record.
  *
  * The rendering functions are pure; the file functions take the paths.
  *
@@ -340,11 +342,15 @@ export async function rebuildHostRecords(
   return summary;
 }
 
-/** What the store-event handler asks of dnsmasq after a change. */
+/** What dnsmasq must do after a change, with the reason, or null. */
 export interface RecordChange {
-  /** Re-read host records (SIGHUP): a DHCP record was removed or changed. */
+  /** Re-read host records (SIGHUP): a DHCP record was changed or replaced. */
   reload: string | null;
-  /** Forget leases (restart): an address now belongs to another MAC. */
+  /**
+   * Forget its leases (restart; dnsmasq keeps them in memory only): an
+   * instance was removed, whose lease would keep its name resolving and its
+   * address from any other MAC, or an address moved to another MAC.
+   */
   restart: string | null;
 }
 
@@ -357,7 +363,7 @@ export async function applyStoreEvent(
   const change: RecordChange = { reload: null, restart: null };
   if (event.type === "delete") {
     const removed = await removeHostRecord(paths, event.instance);
-    if (removed.dhcp) change.reload = `${event.instance.name} removed`;
+    if (removed.dhcp) change.restart = `${event.instance.name} removed`;
     return change;
   }
   const { instance, previous, replaced } = event;
@@ -485,28 +491,44 @@ export async function startDnsmasq(
     }
   }
 
-  // SIGHUP makes dnsmasq re-read every DHCP record: send the first at once
-  // and fold a burst of removals (gc) into one more.
-  let lastReload = -Infinity;
+  // Both make dnsmasq read every DHCP record again: the first goes at once,
+  // a burst (gc removing many instances) folds into one more.
+  type Action = "reload" | "restart";
+  let last = -Infinity;
+  let pendingAction: Action | null = null;
   let pendingReasons: string[] = [];
-  let reloadTimer: ReturnType<typeof setTimeout> | undefined;
-  const sendReload = async (reason: string) => {
-    lastReload = Date.now();
-    if (supervisor) supervisor.reload(reason);
-    else await signalExternal("SIGHUP", reason);
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  let delayed: Promise<void> = Promise.resolve();
+  const perform = async (action: Action, reason: string) => {
+    last = Date.now();
+    if (supervisor) {
+      if (action === "restart") await supervisor.restart(reason);
+      else supervisor.reload(reason);
+      return;
+    }
+    if (action === "restart") {
+      log.info(
+        `dnsmasq: ${reason}; until a lease dnsmasq may still hold from before expires or dnsmasq is restarted, ` +
+          `the old name resolves and the address is refused to another MAC (manage = no)`,
+      );
+    }
+    await signalExternal("SIGHUP", reason);
   };
-  const requestReload = async (reason: string) => {
-    const wait = lastReload + reloadIntervalMs - Date.now();
-    if (wait <= 0 && reloadTimer === undefined) return await sendReload(reason);
+  const flush = () => {
+    timer = undefined;
+    const action = pendingAction!;
+    const reasons = pendingReasons;
+    pendingAction = null;
+    pendingReasons = [];
+    return perform(action, reasons.length === 1 ? reasons[0]! : `${reasons.length} records removed or changed`);
+  };
+  const request = async (action: Action, reason: string) => {
+    const wait = last + reloadIntervalMs - Date.now();
+    if (wait <= 0 && timer === undefined) return await perform(action, reason);
+    pendingAction = pendingAction === "restart" ? "restart" : action;
     pendingReasons.push(reason);
-    reloadTimer ??= setTimeout(() => {
-      reloadTimer = undefined;
-      const reasons = pendingReasons;
-      pendingReasons = [];
-      sendReload(
-        reasons.length === 1 ? reasons[0]! : `${reasons.length} records removed or changed`,
-      )
-        .catch(() => {});
+    timer ??= setTimeout(() => {
+      delayed = flush().catch((error) => log.error(`dnsmasq: ${(error as Error).message}`));
     }, Math.max(0, wait));
   };
 
@@ -519,16 +541,8 @@ export async function startDnsmasq(
     const done = queue.then(async () => {
       const change = await applyStoreEvent(config, paths, event);
       log.debug(`dnsmasq: records of ${event.instance.name} ${event.type === "delete" ? "removed" : "written"}`);
-      if (change.restart) {
-        if (supervisor) await supervisor.restart(change.restart);
-        else {
-          log.warning(
-            `dnsmasq: ${change.restart}; dnsmasq refuses the address to the new MAC until the old lease ` +
-              `expires or dnsmasq restarts`,
-          );
-          await requestReload(change.restart);
-        }
-      } else if (change.reload) await requestReload(change.reload);
+      if (change.restart) await request("restart", change.restart);
+      else if (change.reload) await request("reload", change.reload);
     });
     queue = done.catch(() => {});
     return done.catch((error) => {
@@ -551,11 +565,11 @@ export async function startDnsmasq(
     async stop() {
       stopped = true;
       await queue;
-      if (reloadTimer !== undefined) {
+      await delayed;
+      if (timer !== undefined) {
+        clearTimeout(timer);
         // A dnsmasq that outlives us (manage = no) still needs the last reload.
-        clearTimeout(reloadTimer);
-        reloadTimer = undefined;
-        if (!supervisor) await sendReload(pendingReasons.join("; "));
+        if (!supervisor) await flush();
       }
       await supervisor?.stop();
     },

@@ -284,7 +284,7 @@ Deno.test("rebuildHostRecords() writes every instance and removes stale records 
   }
 });
 
-Deno.test("applyStoreEvent() reloads dnsmasq for a removed or changed DHCP record, not for a new one", async () => {
+Deno.test("applyStoreEvent() reloads dnsmasq for a changed DHCP record, restarts it for a removed one, and leaves it alone for a new one", async () => {
   const { config, dir } = await tempConfig();
   try {
     const paths = dnsmasqPaths(config);
@@ -315,7 +315,7 @@ Deno.test("applyStoreEvent() reloads dnsmasq for a removed or changed DHCP recor
       type: "delete",
       instance: renamed,
     });
-    assert.ok(removed.reload !== null);
+    assert.ok(removed.restart?.includes("web02"), "a removal must make dnsmasq forget the lease");
     assert.deepEqual(await listDir(paths.dhcpHostsDir), []);
   } finally {
     await Deno.remove(dir, { recursive: true });

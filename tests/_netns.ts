@@ -130,26 +130,19 @@ export interface DigAnswer {
   answers: string[];
 }
 
-/** Asks a DNS server with dig, once, with a short timeout. */
+/** Asks a DNS server with dig, once, with a short timeout; from inside a namespace when `netns` is given. */
 export async function dig(
   server: string,
   port: number,
   name: string,
-  type = "A",
+  options: { type?: string; netns?: string } = {},
 ): Promise<DigAnswer> {
-  const args = [
-    `@${server}`,
-    "-p",
-    String(port),
-    "+time=1",
-    "+tries=1",
-    "+noall",
-    "+answer",
-    "+comments",
-  ];
-  if (type === "PTR") args.push("-x", name);
-  else args.push(name, type);
-  const result = await run("dig", args, { timeoutMs: 5_000 });
+  const args = [`@${server}`, "-p", String(port), "+time=1", "+tries=1", "+noall", "+answer", "+comments"];
+  if (options.type === "PTR") args.push("-x", name);
+  else args.push(name, options.type ?? "A");
+  const result = options.netns
+    ? await run("ip", ["netns", "exec", options.netns, "dig", ...args], { timeoutMs: 5_000 })
+    : await run("dig", args, { timeoutMs: 5_000 });
   const status = /status: ([A-Z]+)/.exec(result.stdout)?.[1] ??
     `no answer (dig exit ${result.code})`;
   const answers = result.stdout.split("\n")

@@ -16,9 +16,6 @@ import { dig, freePort, missingRequirement, mustRun, NamespacePair, poll, requir
 
 const DNSMASQ = "/usr/sbin/dnsmasq";
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
-const SAMPLE_XML = await Deno.readTextFile(
-  join(ROOT, "config/sample-domain.xml"),
-);
 
 const dnsReason = await missingRequirement({
   root: true,
@@ -26,7 +23,7 @@ const dnsReason = await missingRequirement({
 });
 const dhcpReason = await missingRequirement({
   root: true,
-  tools: [DNSMASQ, "ip", "busybox", "curl", "pkill"],
+  tools: [DNSMASQ, "ip", "busybox", "curl", "dig", "pkill"],
 });
 const syntaxReason = await missingRequirement({ tools: [DNSMASQ] });
 
@@ -215,7 +212,7 @@ requirementTest(
       );
       const names = ["web01", "vm-web01", "vm-web01.mds.test"];
       await expectNames(port, names, ipv4);
-      const reverse = await dig("127.0.0.1", port, ipv4, "PTR");
+      const reverse = await dig("127.0.0.1", port, ipv4, { type: "PTR" });
       assert.deepEqual(reverse.answers, ["vm-web01.mds.test."]);
       assert.equal(
         service.dnsmasq.pid,
@@ -229,7 +226,7 @@ requirementTest(
       await poll(
         "PTR to go",
         async () =>
-          (await dig("127.0.0.1", port, ipv4, "PTR")).status === "NXDOMAIN" ||
+          (await dig("127.0.0.1", port, ipv4, { type: "PTR" })).status === "NXDOMAIN" ||
           undefined,
       );
     } finally {
@@ -681,6 +678,8 @@ binary = ${DNSMASQ}
       assert.equal(again.status, 201, again.text);
       assert.equal(JSON.parse(again.text).ipv4, reserved);
       const redefined = await requestLease(pair, script, macB);
+      const guestName = () => dig("10.199.0.1", 53, "guest01.mds.test", { netns: pair.server });
+      assert.deepEqual(await guestName(), { status: "NOERROR", answers: [reserved] });
       assert.equal(
         redefined?.ip,
         reserved,
@@ -692,13 +691,18 @@ binary = ${DNSMASQ}
         "the old MAC still got a lease",
       );
 
-      // Removal reloads dnsmasq: the MAC is unknown again.
+      // Removal makes dnsmasq forget the guest: the MAC is unknown again.
       const removed = await admin("DELETE", "/v1/instances/guest01");
       assert.equal(removed.status, 200, removed.text);
       assert.equal(
         await requestLease(pair, script, macB),
         null,
         "a removed instance still got a lease",
+      );
+      // Its name is gone too, although dnsmasq had leased it under that name.
+      await poll(
+        "the removed guest's name to stop resolving",
+        async () => (await guestName()).status === "NXDOMAIN" || undefined,
       );
 
       // Shutdown stops dnsmasq.
