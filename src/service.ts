@@ -96,39 +96,50 @@ export async function startService(config: Config, options: StartOptions): Promi
   const servers: Deno.HttpServer[] = [];
   const gate = new RequestGate();
   const quiet = () => {};
-  const metadata = Deno.serve({
-    hostname: config.mdserver.listenAddress,
-    port: config.mdserver.port,
-    onListen: quiet,
-  }, (request, info) => gate.run(() => metadataHandler(request, info)));
-  servers.push(metadata);
-  const metadataUrl = `http://${config.mdserver.listenAddress}${
-    metadata.addr.port === 80 ? "" : `:${metadata.addr.port}`
-  }`;
-  extras.metadataUrl = metadataUrl;
-  extras.phoneHomeUrl = `${metadataUrl}${PHONE_HOME_PATH}`;
-  log.info(`metadata listening on ${metadataUrl}/`);
-
+  let metadataPort = 0;
   let adminPort: number | null = null;
-  if (config.admin.socket) {
-    await Deno.mkdir(dirname(config.admin.socket), { recursive: true });
-    await Deno.remove(config.admin.socket).catch(() => {});
-    const server = Deno.serve(
-      { path: config.admin.socket, onListen: quiet },
-      (request, info) => gate.run(() => adminHandler(request, info)),
-    );
-    servers.push(server);
-    log.info(`admin listening on unix:${config.admin.socket}`);
-  }
-  {
-    const server = Deno.serve({
-      hostname: config.admin.listenAddress,
-      port: config.admin.port,
+  try {
+    const metadata = Deno.serve({
+      hostname: config.mdserver.listenAddress,
+      port: config.mdserver.port,
       onListen: quiet,
-    }, (request, info) => gate.run(() => adminHandler(request, info)));
-    servers.push(server);
-    adminPort = server.addr.port;
-    log.info(`admin listening on http://${config.admin.listenAddress}:${adminPort}/`);
+    }, (request, info) => gate.run(() => metadataHandler(request, info)));
+    servers.push(metadata);
+    metadataPort = metadata.addr.port;
+    const metadataUrl = `http://${config.mdserver.listenAddress}${
+      metadata.addr.port === 80 ? "" : `:${metadata.addr.port}`
+    }`;
+    extras.metadataUrl = metadataUrl;
+    extras.phoneHomeUrl = `${metadataUrl}${PHONE_HOME_PATH}`;
+    log.info(`metadata listening on ${metadataUrl}/`);
+
+    if (config.admin.socket) {
+      await Deno.mkdir(dirname(config.admin.socket), { recursive: true });
+      await Deno.remove(config.admin.socket).catch(() => {});
+      const server = Deno.serve(
+        { path: config.admin.socket, onListen: quiet },
+        (request, info) => gate.run(() => adminHandler(request, info)),
+      );
+      servers.push(server);
+      log.info(`admin listening on unix:${config.admin.socket}`);
+    }
+    {
+      const server = Deno.serve({
+        hostname: config.admin.listenAddress,
+        port: config.admin.port,
+        onListen: quiet,
+      }, (request, info) => gate.run(() => adminHandler(request, info)));
+      servers.push(server);
+      adminPort = server.addr.port;
+      log.info(`admin listening on http://${config.admin.listenAddress}:${adminPort}/`);
+    }
+  } catch (error) {
+    // A listener that cannot bind (address in use, not configured on any
+    // interface…) stops the start: undo what was started.
+    await Promise.all(servers.map((server) => server.shutdown()));
+    await dnsmasq?.stop();
+    if (!options.kv) kv.close();
+    throw error;
   }
 
   let stopping: Promise<void> | null = null;
@@ -146,7 +157,7 @@ export async function startService(config: Config, options: StartOptions): Promi
     return stopping;
   };
   const finished = Promise.all(servers.map((server) => server.finished)).then(() => {});
-  return { store, metadataPort: metadata.addr.port, adminPort, shutdown, finished, dnsmasq, access, metrics };
+  return { store, metadataPort, adminPort, shutdown, finished, dnsmasq, access, metrics };
 }
 
 /** Longest wait for in-flight requests at shutdown. */
