@@ -159,3 +159,18 @@ Deno.test("ctl list, show, user-data, known-hosts and delete work against the ru
     assert.match(missing.err, /no instance "web01"/);
   });
 });
+
+Deno.test("the metadata listener never serves the admin API", async () => {
+  await withService(async (t, ip) => {
+    for (const path of ["/v1/instances", "/v1/known-hosts", "/metrics", "/health"]) {
+      for (const response of [await fetch(`${t.metadataUrl}${path}`), await t.guestFetch(ip, path)]) {
+        assert.equal(response.status, 404, path);
+        await response.body?.cancel();
+      }
+    }
+    const remove = await fetch(`${t.metadataUrl}/v1/instances/web01`, { method: "DELETE" });
+    assert.equal(remove.status, 405);
+    await remove.body?.cancel();
+    assert.equal((await fetch(`${t.adminUrl}/v1/instances/web01`).then((r) => r.json())).name, "web01");
+  });
+});
