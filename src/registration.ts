@@ -75,7 +75,14 @@ export async function readBody(request: Request, limit = MAX_BODY_BYTES): Promis
   let size = 0;
   const reader = request.body.getReader();
   while (true) {
-    const { done, value } = await reader.read();
+    let chunk: ReadableStreamReadResult<Uint8Array>;
+    try {
+      chunk = await reader.read();
+    } catch (error) {
+      // A client that breaks off or garbles its body (bad chunked encoding).
+      throw new HttpError(400, `cannot read the request body: ${(error as Error).message}`);
+    }
+    const { done, value } = chunk;
     if (done) break;
     size += value.byteLength;
     if (size > limit) {

@@ -13,6 +13,13 @@
  * - ["ipam", "cursor"] → last address handed out (number)
  * - ["ipam", "allocated"] → Deno.KvU64 count of held addresses
  *
+ * Guests are identified by address on every metadata request, so
+ * `getByIpv4` keeps what it read in memory for a short time (see
+ * ADDRESS_CACHE_TTL_MS): a change made through this store (upload, delete,
+ * state) drops the entries it touches at once; a change made by another
+ * process sharing the KV file (Deno KV's watch does not see those) is seen
+ * within the time to live.
+ *
  * @module
  */
 
@@ -59,6 +66,22 @@ export interface StoreOptions {
   location: string;
   now?: () => Date;
   onChange?: (event: StoreEvent) => void | Promise<void>;
+  /** How long `getByIpv4` trusts what it read, in ms; 0 reads KV every time. Default ADDRESS_CACHE_TTL_MS. */
+  addressCacheTtlMs?: number;
+}
+
+/**
+ * Default time to live of the address cache. Long enough that a booting
+ * guest's dozens of requests cost one KV read or a few instead of two each;
+ * short enough that a change written by another process (md_server import,
+ * a second mdserver on shared storage) reaches guests within seconds.
+ */
+export const ADDRESS_CACHE_TTL_MS = 10_000;
+
+/** An instance read by address, and until when it is trusted (performance.now()). */
+interface CachedGuest {
+  instance: Instance;
+  expires: number;
 }
 
 const MAX_COMMIT_ATTEMPTS = 64;
@@ -73,12 +96,17 @@ export class InstanceStore {
   readonly #now: () => Date;
   readonly #listeners: ((event: StoreEvent) => void | Promise<void>)[] = [];
   #queue: Promise<unknown> = Promise.resolve();
+  readonly #addressCacheTtlMs: number;
+  readonly #byAddress = new Map<number, CachedGuest>();
+  /** Bumped by every committed change, so a read that overlapped one is not cached. */
+  #generation = 0;
 
   constructor(kv: Deno.Kv, options: StoreOptions) {
     this.kv = kv;
     this.pool = options.pool;
     this.#location = options.location;
     this.#now = options.now ?? (() => new Date());
+    this.#addressCacheTtlMs = options.addressCacheTtlMs ?? ADDRESS_CACHE_TTL_MS;
     if (options.onChange) this.#listeners.push(options.onChange);
   }
 
@@ -209,7 +237,21 @@ export class InstanceStore {
     if (allocating) {
       op.set(["ipam", "cursor"], address).sum(["ipam", "allocated"], ONE);
     }
-    if (!(await commitOrConflict(op))) return null;
+    let committed: boolean;
+    try {
+      committed = await commitOrConflict(op);
+    } catch (error) {
+      // KV refuses a value over 64 KiB: the domain brought too much metadata.
+      if (error instanceof TypeError && /Value too large/.test(error.message)) {
+        throw new RegistrationError(
+          413,
+          `cannot store "${name}": its record is over the store's 64 KiB limit; keep its mdserver metadata and tags smaller`,
+        );
+      }
+      throw error;
+    }
+    if (!committed) return null;
+    this.#forget(existing?.ipv4, replaced?.ipv4, instance.ipv4);
     return { instance, previous: existing, replaced };
   }
 
@@ -268,11 +310,38 @@ export class InstanceStore {
     throw new RegistrationError(507, `the address pool is full (${size} addresses)`);
   }
 
-  /** The instance holding an address, by index (never a scan). */
+  /**
+   * The instance holding an address, by index (never a scan). Served from
+   * memory when read less than the cache's time to live ago; the object is
+   * frozen, since callers share it.
+   */
   async getByIpv4(address: string): Promise<Instance | null> {
     const value = parseIpv4(address);
     if (value === null) return null;
-    return await this.#follow(["by_ipv4", value]);
+    if (this.#addressCacheTtlMs <= 0) return await this.#follow(["by_ipv4", value]);
+    const cached = this.#byAddress.get(value);
+    if (cached !== undefined && cached.expires > performance.now()) return cached.instance;
+    const generation = this.#generation;
+    const instance = await this.#follow(["by_ipv4", value]);
+    if (instance === null) {
+      // Strangers are not cached: a guest registered by another process is known at once.
+      this.#byAddress.delete(value);
+      return null;
+    }
+    if (generation === this.#generation) {
+      const expires = performance.now() + this.#addressCacheTtlMs;
+      this.#byAddress.set(value, { instance: freezeInstance(instance), expires });
+    }
+    return instance;
+  }
+
+  /** Drops cached lookups of these addresses after a committed change. */
+  #forget(...addresses: (string | null | undefined)[]): void {
+    this.#generation++;
+    for (const address of addresses) {
+      const value = address ? parseIpv4(address) : null;
+      if (value !== null) this.#byAddress.delete(value);
+    }
   }
 
   /** The instance with a MAC. */
@@ -301,7 +370,14 @@ export class InstanceStore {
   }
 
   async #follow(key: Deno.KvKey): Promise<Instance | null> {
-    const uuid = (await this.kv.get<string>(key)).value;
+    let uuid: string | null;
+    try {
+      uuid = (await this.kv.get<string>(key)).value;
+    } catch (error) {
+      // A reference longer than KV allows in a key names nothing stored.
+      if (error instanceof TypeError && /Key too large/.test(error.message)) return null;
+      throw error;
+    }
     if (uuid === null) return null;
     return (await this.kv.get<Instance>(["instances", uuid])).value;
   }
@@ -336,6 +412,7 @@ export class InstanceStore {
         op.delete(["by_ipv4", address]).sum(["ipam", "allocated"], MINUS_ONE);
       }
       if (await commitOrConflict(op)) {
+        this.#forget(instance.ipv4);
         await this.#emit({ type: "delete", instance });
         return true;
       }
@@ -358,6 +435,7 @@ export class InstanceStore {
       if (entry.value === null) return null;
       const updated = change(entry.value);
       if (await commitOrConflict(this.kv.atomic().check(entry).set(["instances", uuid], updated))) {
+        this.#forget(entry.value.ipv4, updated.ipv4);
         return updated;
       }
     }
@@ -367,6 +445,13 @@ export class InstanceStore {
   async #emit(event: StoreEvent) {
     for (const listener of this.#listeners) await listener(event);
   }
+}
+
+/** Freezes an instance and the objects in it, so a shared copy cannot be changed by one caller. */
+function freezeInstance(instance: Instance): Instance {
+  Object.freeze(instance.metadata);
+  Object.freeze(instance.tags);
+  return Object.freeze(instance);
 }
 
 /**

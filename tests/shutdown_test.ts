@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { baseConfigText, domainXml } from "./_harness.ts";
 
-async function freePort(): Promise<number> {
+function freePort(): number {
   const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const port = (listener.addr as Deno.NetAddr).port;
   listener.close();
@@ -31,7 +31,7 @@ for (const signal of ["SIGTERM", "SIGINT"] as const) {
   Deno.test(`${signal} lets an in-flight upload finish, then exits 0 with the upload kept`, async () => {
     const dir = await Deno.makeTempDir({ prefix: "mdserver-shutdown-" });
     await Deno.mkdir(join(dir, "userdata"));
-    const [metadataPort, adminPort] = [await freePort(), await freePort()];
+    const [metadataPort, adminPort] = [freePort(), freePort()];
     const text = baseConfigText(dir, { address: "127.77.0.0", prefix: 16, gateway: "127.77.0.1" })
       .replace("port = 0", `port = ${metadataPort}`)
       .replace(/(\[admin\][^[]*?port = )0/, `$1${adminPort}`);

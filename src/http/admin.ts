@@ -82,6 +82,16 @@ function refuseManagedNetwork(source: string, store: InstanceStore) {
   }
 }
 
+/** A percent-decoded path segment; malformed encoding ("%E0%A4%A") is the client's error. */
+function decodeSegment(segment: string): string {
+  try {
+    return decodeURIComponent(segment);
+  } catch {
+    const shown = segment.length > 80 ? `${segment.slice(0, 77)}...` : segment;
+    throw new HttpError(400, `malformed percent-encoding in path segment "${shown}"`);
+  }
+}
+
 /** An instance with what boot tracking knows of it. */
 async function withAccess(instance: Instance, deps: AdminDeps) {
   const access = deps.access ? await deps.access.get(instance.uuid) : null;
@@ -89,7 +99,7 @@ async function withAccess(instance: Instance, deps: AdminDeps) {
 }
 
 async function route(request: Request, url: URL, deps: AdminDeps): Promise<Response> {
-  const segments = url.pathname.split("/").filter((segment) => segment !== "").map(decodeURIComponent);
+  const segments = url.pathname.split("/").filter((segment) => segment !== "").map(decodeSegment);
   const method = request.method;
   if (url.pathname === "/health" && method === "GET") {
     return jsonResponse({ status: "ok", instances: await deps.store.allocatedCount() });

@@ -16,6 +16,7 @@ import type { Instance } from "../instance.ts";
 import { parseIpv4, poolContains } from "../ipam.ts";
 import type { Logger } from "../log.ts";
 import type { Metrics } from "../metrics.ts";
+import { ipNeighLookup, type NeighbourLookup } from "../neighbours.ts";
 import type { TemplateExtras } from "../template_data.ts";
 import { ec2DynamicTree, ec2MetadataTree, isEc2Version, versionListing } from "../metadata/ec2.ts";
 import { type Document, nocloudFile, openstackFile, renderUserData } from "../metadata/documents.ts";
@@ -49,6 +50,8 @@ export interface MetadataDeps {
   metrics?: Metrics;
   /** Template values known at start (the phone-home URL); read on every render. */
   extras?: TemplateExtras;
+  /** The neighbour table for `verify_mac`; default: the kernel's (`ip neigh`). */
+  neighbours?: NeighbourLookup;
 }
 
 /** What one request has learnt, for its log line and metrics. */
@@ -62,6 +65,29 @@ interface Context extends MetadataDeps {
   tokens: TokenSigner;
   notes: RequestNotes;
   onTemplateError?: () => void;
+  trees: Ec2Trees;
+}
+
+/** The EC2 `meta-data/` or `dynamic/` tree of an instance. */
+type Ec2Trees = (section: "meta-data" | "dynamic", instance: Instance) => TreeDirectory;
+
+/**
+ * Builds each tree once per instance record: the store hands out the same
+ * frozen record while it is unchanged, so a guest's crawl builds its tree
+ * once, and a changed record (a new object) gets a new tree.
+ */
+function ec2Trees(config: Config): Ec2Trees {
+  const metadata = new WeakMap<Instance, TreeDirectory>();
+  const dynamic = new WeakMap<Instance, TreeDirectory>();
+  return (section, instance) => {
+    const cache = section === "meta-data" ? metadata : dynamic;
+    let tree = cache.get(instance);
+    if (tree === undefined) {
+      tree = section === "meta-data" ? ec2MetadataTree(config, instance) : ec2DynamicTree(config, instance);
+      cache.set(instance, tree);
+    }
+    return tree;
+  };
 }
 
 /** Path of the endpoint cloud-init's phone_home module posts to. */
@@ -79,6 +105,9 @@ export function createMetadataHandler(deps: MetadataDeps): Handler {
     ? () =>
       deps.metrics!.increment("mdserver_template_errors_total", "User-data and vendor-data templates that failed.")
     : undefined;
+  const trees = ec2Trees(deps.config);
+  // One neighbour table reader per handler, so concurrent requests share reads (verify_mac).
+  const neighbours = deps.neighbours ?? ipNeighLookup();
   return async (request, info) => {
     const started = performance.now();
     const source = peerIpv4(info.remoteAddr.hostname);
@@ -88,8 +117,10 @@ export function createMetadataHandler(deps: MetadataDeps): Handler {
     try {
       const context: Context = {
         ...deps,
+        neighbours,
         tokens: await signer,
         notes,
+        trees,
         ...(onTemplateError ? { onTemplateError } : {}),
       };
       response = await route(request, url, source, context);
@@ -245,7 +276,11 @@ function requireMethod(request: Request, allowed: string[]) {
 }
 
 async function requireGuest(source: string, deps: Context): Promise<Instance> {
-  const instance = await identifyGuest(deps.store, source);
+  const instance = await identifyGuest(deps.store, source, {
+    verifyMac: deps.config.mdserver.verifyMac,
+    log: deps.log,
+    ...(deps.neighbours ? { neighbours: deps.neighbours } : {}),
+  });
   if (instance === null) {
     throw new HttpError(404, `unknown client ${source}: no instance has this address`);
   }
@@ -285,8 +320,7 @@ async function ec2Endpoint(
     return await userDataResponse(instance, deps);
   }
   let tree: TreeDirectory | null = null;
-  if (section === "meta-data") tree = ec2MetadataTree(deps.config, instance);
-  if (section === "dynamic") tree = ec2DynamicTree(deps.config, instance);
+  if (section === "meta-data" || section === "dynamic") tree = deps.trees(section, instance);
   if (tree === null) throw new HttpError(404, `not found: ${path}`);
   const found = lookupPath(tree, innerPath);
   if (found.kind === "missing") throw new HttpError(404, `not found: ${path}`);
