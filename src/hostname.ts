@@ -3,9 +3,12 @@
  * character; host names are DNS labels (RFC 1123): letters, digits and "-",
  * 1 to 63 characters, not starting or ending with "-".
  *
- * The mapping: lower-case; every run of other characters (".", "_", spaces,
- * non-ASCII…) and "-" becomes one "-"; leading and trailing "-" are dropped;
- * the result is cut to 63 characters. A name with nothing left becomes "host".
+ * The mapping: the name is split into runs of letters and digits (any
+ * script); a run with non-ASCII letters becomes its IDNA/punycode form
+ * ("über" → "xn--ber-goa"), so different non-ASCII names keep different
+ * labels; the runs are lower-cased and joined with one "-" (so ".", "_",
+ * spaces and "--" all become one "-"); the result is cut to 63 characters
+ * without a trailing "-". A name with no letter or digit becomes "host".
  *
  * @module
  */
@@ -13,11 +16,25 @@
 /** The DNS label for a domain name, e.g. "Web_01.prod" → "web-01-prod". */
 export function hostLabel(domainName: string): string {
   const label = domainName.toLowerCase()
-    .replace(/[^a-z0-9]*[^a-z0-9-][^a-z0-9]*|-{2,}/g, "-")
-    .replace(/^-+|-+$/g, "")
+    .split(/[^\p{L}\p{N}]+/u)
+    .map(asciiRun)
+    .filter((run) => run !== "")
+    .join("-")
     .slice(0, 63)
     .replace(/-+$/, "");
   return label === "" ? "host" : label;
+}
+
+/** A run of letters and digits as ASCII: itself, or its punycode form. */
+function asciiRun(run: string): string {
+  if (/^[a-z0-9]*$/.test(run)) return run;
+  try {
+    const host = new URL(`http://${run}.invalid/`).hostname;
+    const ascii = host.slice(0, -".invalid".length);
+    return /^[a-z0-9-]+$/.test(ascii) ? ascii : "";
+  } catch {
+    return "";
+  }
 }
 
 /** The names an instance answers to, following md_server's prefix/domain/entry_order. */

@@ -4,7 +4,9 @@ import { hostLabel, hostNames, orderedNames } from "./hostname.ts";
 Deno.test("hostLabel() turns any domain name into a DNS label", () => {
   assert.equal(hostLabel("web01"), "web01");
   assert.equal(hostLabel("Web_01.prod"), "web-01-prod");
-  assert.equal(hostLabel("--über server--"), "ber-server");
+  assert.equal(hostLabel("--über server--"), "xn--ber-goa-server");
+  assert.notEqual(hostLabel("日本"), hostLabel("中国"));
+  assert.match(hostLabel("日本"), /^xn--[a-z0-9-]+$/);
   assert.equal(hostLabel("$(rm -rf /)"), "rm-rf");
   assert.equal(hostLabel("***"), "host");
   assert.equal(hostLabel("a".repeat(62) + "-b" + "c".repeat(10)), "a".repeat(62));
