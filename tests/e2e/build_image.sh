@@ -21,14 +21,14 @@
 set -euo pipefail
 
 # Bump when anything below changes the image other than the package list.
-BUILD_VERSION=3
+BUILD_VERSION=5
 SUITE=bookworm
 MIRROR=${E2E_DEBIAN_MIRROR:-http://deb.debian.org/debian}
 DISK_SIZE=3G
 PACKAGES=(
   systemd-sysv udev dbus
   linux-image-cloud-amd64 initramfs-tools
-  ifupdown isc-dhcp-client iproute2 netbase
+  ifupdown isc-dhcp-client iproute2 netbase e2fsprogs
   cloud-init openssh-server sudo locales
 )
 HOST_PACKAGES=(debootstrap qemu-system-x86 qemu-utils e2fsprogs openssh-client dnsmasq-base iproute2)
@@ -75,7 +75,9 @@ install_host_tools() {
   command -v apt-get >/dev/null || die "missing host tools (${missing[*]}) and no apt-get to install them"
   log "installing host tools: ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
-  apt-get install -y "${missing[@]}" >&2 || { apt-get update >&2 && apt-get install -y "${missing[@]}" >&2; }
+  local apt_log=$CACHE_DIR/host-tools.log
+  { apt-get install -y "${missing[@]}" || { apt-get update && apt-get install -y "${missing[@]}"; }; } >"$apt_log" 2>&1 ||
+    { tail -n 30 "$apt_log" >&2; die "apt-get install ${missing[*]} failed (log: $apt_log)"; }
 }
 install_host_tools
 
@@ -106,6 +108,12 @@ cp /etc/resolv.conf "$ROOTFS/etc/resolv.conf"
 printf '#!/bin/sh\nexit 101\n' >"$ROOTFS/usr/sbin/policy-rc.d"
 chmod 755 "$ROOTFS/usr/sbin/policy-rc.d"
 
+# Before the kernel is installed, so that its initrd checks the root file
+# system: initramfs-tools cannot probe the type of LABEL=root in a chroot.
+printf 'LABEL=root / ext4 rw,discard,errors=remount-ro 0 1\n' >"$ROOTFS/etc/fstab"
+mkdir -p "$ROOTFS/etc/initramfs-tools/conf.d"
+printf 'FSTYPE=ext4\n' >"$ROOTFS/etc/initramfs-tools/conf.d/rootfs-type"
+
 log "apt-get install ${PACKAGES[*]}"
 in_root() { chroot "$ROOTFS" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin DEBIAN_FRONTEND=noninteractive LANG=C.UTF-8 "$@"; }
 {
@@ -114,9 +122,8 @@ in_root() { chroot "$ROOTFS" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin 
 } >"$WORK/apt.log" 2>&1 || { tail -n 40 "$WORK/apt.log" >&2; die "apt-get install in the chroot failed"; }
 
 log "configuring the base image"
-# What a Debian cloud image has: a root file system by label, DHCP
-# configuration written by cloud-init into interfaces.d, a locale.
-printf 'LABEL=root / ext4 rw,discard,errors=remount-ro 0 1\n' >"$ROOTFS/etc/fstab"
+# What a Debian cloud image has: DHCP configuration written by cloud-init
+# into interfaces.d, a locale.
 printf 'debian\n' >"$ROOTFS/etc/hostname"
 printf '127.0.0.1 localhost\n::1 localhost ip6-localhost ip6-loopback\n' >"$ROOTFS/etc/hosts"
 printf 'source /etc/network/interfaces.d/*\n' >"$ROOTFS/etc/network/interfaces"

@@ -214,7 +214,8 @@ async function main(): Promise<number> {
     report.facts.workDir = WORK;
     await runAll(options, report, cleanup, controller.signal);
   } catch (error) {
-    if (!(error instanceof ReportedError)) {
+    // An interruption is reported once, below.
+    if (!(error instanceof ReportedError) && !controller.signal.aborted) {
       report.check("setup", "unexpected error", false, message(error));
     }
   } finally {
@@ -230,7 +231,10 @@ async function main(): Promise<number> {
     lock.close();
     for (const [signal, listener] of listeners) Deno.removeSignalListener(signal, listener);
   }
-  if (interrupted) report.check("setup", "not interrupted", false, `interrupted by ${interrupted}`);
+  if (interrupted) {
+    const last = report.steps.filter((step) => step.run !== "cleanup").at(-1);
+    report.check("setup", "ran to the end", false, `interrupted by ${interrupted} after "${last?.run}: ${last?.name}"`);
+  }
   console.log(report.table());
   const json = JSON.stringify(report.json(), null, 2);
   await Deno.writeTextFile(`${WORK}/report.json`, json + "\n").catch(() => {});
@@ -388,7 +392,7 @@ function renderConfig(publicKey: string): string {
 listen_address = ${NET.metadataAddress}
 port = 80
 userdata_dir = ${WORK}/userdata
-default_template = e2e.yaml
+default_template = ${WORK}/userdata/e2e.yaml
 kv_file = ${WORK}/state/mdserver.kv
 db_file = ${WORK}/state/db_file.json
 
@@ -460,7 +464,8 @@ async function startMdserver(cleanup: Cleanup, signal: AbortSignal): Promise<Bac
     stopIf: () => mdserver.exited ? `mdserver exited: ${lastLines(mdserver.lines, 5)}` : null,
   });
   if (healthy === null) throw new Error(`no answer on ${ADMIN_SOCKET} in 30 s: ${lastLines(mdserver.lines, 5)}`);
-  if (!mdserver.lines.some((line) => line.includes(`metadata listening on http://${NET.metadataAddress}:80/`))) {
+  const listening = new RegExp(`metadata listening on http://${escape(NET.metadataAddress)}(:80)?/`);
+  if (!mdserver.lines.some((line) => listening.test(line))) {
     throw new Error(`metadata listener not on ${NET.metadataAddress}:80: ${lastLines(mdserver.lines, 5)}`);
   }
   return mdserver;
@@ -656,7 +661,9 @@ async function checkAfterBoot(
   const log = ctx.mdserver.lines;
 
   // What mdserver served to this guest, from its request log.
-  const served = (pattern: string) => log.find((line) => new RegExp(`\\b${escape(ip)} ${pattern} 200\\b`).test(line));
+  // Request lines read "<address> [<name>] <METHOD> <path> <status> <ms>".
+  const served = (pattern: string) =>
+    log.find((line) => new RegExp(`\\s${escape(ip)}(\\s\\S+)? ${pattern} 200\\s`).test(line));
   const metadataLine = kind === "nocloud"
     ? served("GET /nocloud/meta-data")
     : served("GET /[^ ]+/meta-data/instance-id");
