@@ -34,7 +34,7 @@ interface Variant {
 }
 
 /** The measurements of one variant. */
-interface VariantResult {
+export interface VariantResult {
   name: string;
   skipped: string | null;
   calls: number;
@@ -133,9 +133,23 @@ async function tryCompile(
   };
 }
 
-async function main() {
-  const callsIndex = Deno.args.indexOf("--calls");
-  const calls = callsIndex >= 0 ? Number(Deno.args[callsIndex + 1]) : 50;
+/** What runHookLatency measured. */
+export interface HookLatencyResult {
+  benchmark: "hook_latency";
+  date: string;
+  deno: string;
+  cpus: number;
+  calls: number;
+  warmup: number;
+  registered: number;
+  expected: number;
+  results: VariantResult[];
+  /** The first failure of each variant that failed. */
+  firstFailures: Record<string, string>;
+}
+
+/** Runs each hook variant `calls` times, interleaved, against a running mdserver. */
+export async function runHookLatency(calls = 50): Promise<HookLatencyResult> {
   if (!Number.isInteger(calls) || calls < 1) {
     throw new TypeError(`--calls needs a positive whole number`);
   }
@@ -261,6 +275,34 @@ exit 0
       };
     });
 
+    const firstFailures: Record<string, string> = {};
+    for (const [name, lines] of failures) {
+      if (lines.length > 0) firstFailures[name] = lines[0]!;
+    }
+    return {
+      benchmark: "hook_latency",
+      date: new Date().toISOString(),
+      deno: Deno.version.deno,
+      cpus: navigator.hardwareConcurrency,
+      calls,
+      warmup,
+      registered,
+      expected: n,
+      results,
+      firstFailures,
+    };
+  } finally {
+    await service.shutdown();
+    kv.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+async function main() {
+  const callsIndex = Deno.args.indexOf("--calls");
+  const result = await runHookLatency(callsIndex >= 0 ? Number(Deno.args[callsIndex + 1]) : 50);
+  const { calls, warmup, results, registered } = result;
+  {
     const cell = (value: number | null) => (value === null ? "-" : value.toFixed(1)).padStart(8);
     console.log(
       `hook wall time per call, ${calls} calls each after ${warmup} warm-up calls (ms)`,
@@ -281,31 +323,13 @@ exit 0
         }  ${result.failures}`,
       );
     }
-    for (const [name, lines] of failures) {
-      if (lines.length > 0) console.log(`${name}: first failure: ${lines[0]}`);
+    for (const [name, line] of Object.entries(result.firstFailures)) {
+      console.log(`${name}: first failure: ${line}`);
     }
     console.log(
-      `instances registered by the run: ${registered} (expected ${n})`,
+      `instances registered by the run: ${registered} (expected ${result.expected})`,
     );
-    console.log(JSON.stringify(
-      {
-        benchmark: "hook_latency",
-        date: new Date().toISOString(),
-        deno: Deno.version.deno,
-        cpus: navigator.hardwareConcurrency,
-        calls,
-        warmup,
-        registered,
-        expected: n,
-        results,
-      },
-      null,
-      2,
-    ));
-  } finally {
-    await service.shutdown();
-    kv.close();
-    await Deno.remove(dir, { recursive: true });
+    console.log(JSON.stringify(result, null, 2));
   }
 }
 

@@ -7,7 +7,7 @@
  * thousand. A ratio near 1 means no per-upload cost grows with the number of
  * instances.
  *
- *   deno task bench            (10,000 uploads)
+ *   deno task bench -- --only upload    (10,000 uploads, with the other benchmarks' table)
  *   deno run -P=bench bench/upload_scaling.ts 2000
  *
  * Prints a table and one line of JSON.
@@ -23,7 +23,7 @@ import { registerDomainXml } from "../src/registration.ts";
 import { createStore } from "../src/service.ts";
 
 /** The numbers of one window of uploads. */
-interface WindowStats {
+export interface WindowStats {
   uploads: string;
   meanMs: number;
   medianMs: number;
@@ -69,13 +69,28 @@ function round(value: number): number {
   return Math.round(value * 1000) / 1000;
 }
 
-async function main(): Promise<void> {
-  const count = Number(Deno.args[0] ?? "10000");
+/** What runUploadScaling measured. */
+export interface UploadScalingResult {
+  benchmark: "upload_scaling";
+  count: number;
+  window: number;
+  totalSeconds: number;
+  first: WindowStats;
+  /** The second window (steady state after warm-up), when there are at least three. */
+  second: WindowStats | null;
+  last: WindowStats;
+  /** Mean time per upload of the last window over the first. */
+  ratio: number;
+  medianRatio: number;
+  allocated: number;
+  records: number;
+}
+
+/** Registers `count` domains one after another and compares the first and last windows of 1000. */
+export async function runUploadScaling(count = 10_000): Promise<UploadScalingResult> {
   const window = Math.min(1000, Math.floor(count / 2));
   if (!Number.isInteger(count) || window < 1) {
-    throw new RangeError(
-      `expected a count of at least 2, got "${Deno.args[0]}"`,
-    );
+    throw new RangeError(`expected a count of at least 2, got "${count}"`);
   }
 
   const dir = await Deno.makeTempDir({ prefix: "mdserver-bench-" });
@@ -121,11 +136,31 @@ manage = no
 
     const first = stats(`1–${window}`, times.slice(0, window));
     const last = stats(`${count - window + 1}–${count}`, times.slice(-window));
-    const ratio = round(last.meanMs / first.meanMs);
-    const medianRatio = round(last.medianMs / first.medianMs);
-
     // The first window includes warm-up (JIT, caches); the second shows the steady state.
     const second = count >= 3 * window ? stats(`${window + 1}–${2 * window}`, times.slice(window, 2 * window)) : null;
+    return {
+      benchmark: "upload_scaling",
+      count,
+      window,
+      totalSeconds: round(totalS),
+      first,
+      second,
+      last,
+      ratio: round(last.meanMs / first.meanMs),
+      medianRatio: round(last.medianMs / first.medianMs),
+      allocated,
+      records,
+    };
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+async function main(): Promise<void> {
+  const count = Number(Deno.args[0] ?? "10000");
+  const result = await runUploadScaling(count);
+  const { first, second, last } = result;
+  {
     const rows = [["uploads", "mean ms", "median ms", "p95 ms"]];
     for (const row of second ? [first, second, last] : [first, last]) {
       rows.push([
@@ -138,30 +173,18 @@ manage = no
     const widths = rows[0]!.map((_, column) => Math.max(...rows.map((row) => row[column]!.length)));
     const out = (line: string) => Deno.stdout.writeSync(new TextEncoder().encode(line + "\n"));
     out(
-      `${count} sequential uploads in ${totalS.toFixed(1)} s (${allocated} addresses held, ${records} DHCP records)`,
+      `${count} sequential uploads in ${
+        result.totalSeconds.toFixed(1)
+      } s (${result.allocated} addresses held, ${result.records} DHCP records)`,
     );
     for (const row of rows) {
       out(row.map((cell, column) => cell.padEnd(widths[column]!)).join("  "));
     }
-    out(`ratio last/first: mean ${ratio}, median ${medianRatio}`);
+    out(`ratio last/first: mean ${result.ratio}, median ${result.medianRatio}`);
     if (second) {
       out(`ratio last/second: mean ${round(last.meanMs / second.meanMs)}`);
     }
-    out(JSON.stringify({
-      benchmark: "upload_scaling",
-      count,
-      window,
-      totalSeconds: round(totalS),
-      first,
-      second,
-      last,
-      ratio,
-      medianRatio,
-      allocated,
-      records,
-    }));
-  } finally {
-    await Deno.remove(dir, { recursive: true });
+    out(JSON.stringify(result));
   }
 }
 

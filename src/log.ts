@@ -3,6 +3,10 @@
  * Under journald (JOURNAL_STREAM set) lines carry a syslog priority prefix
  * and no timestamp, since the journal adds its own.
  *
+ * A busy server logs a line per request, so lines that come in quick
+ * succession are written together once per turn of the event loop (see
+ * stderrWriter); a line after a quiet spell is written at once.
+ *
  * @module
  */
 
@@ -33,18 +37,66 @@ export interface LoggerOptions {
 export function createLogger(options: LoggerOptions = {}): Logger {
   const level = normaliseLevel(options.level ?? "info");
   const journald = options.journald ?? detectJournald();
-  const encoder = new TextEncoder();
-  const write = options.write ??
-    ((line: string) => Deno.stderr.writeSync(encoder.encode(line + "\n")));
+  const custom = options.write;
+  const write: (line: string, urgent: boolean) => void = custom ? (line) => custom(line) : stderrWriter();
   const now = options.now ?? (() => new Date());
   const emit = (at: LogLevel) => (message: string) => {
     if (RANK[at] < RANK[level]) return;
     const text = message.replaceAll("\n", "\\n");
     write(
       journald ? `<${PRIORITY[at]}>${text}` : `${now().toISOString()} ${at.toUpperCase()} ${text}`,
+      RANK[at] >= RANK.warning,
     );
   };
   return { debug: emit("debug"), info: emit("info"), warning: emit("warning"), error: emit("error") };
+}
+
+/** Lines closer together than this (ms) are batched. */
+const BATCH_WITHIN_MS = 1;
+
+/** Lines held at most before a write, whatever the timer. */
+const BATCH_MAX_LINES = 256;
+
+/**
+ * Writes lines to stderr: at once after a quiet spell, otherwise gathered
+ * and written together on the next turn of the event loop, which spares a
+ * busy server one system call (and one wake-up of journald) per line. The
+ * timer keeps the process alive until the lines are out, and `Deno.exit`
+ * flushes them (unload). Urgent lines (warnings, errors) are never held.
+ */
+function stderrWriter(): (line: string, urgent: boolean) => void {
+  const encoder = new TextEncoder();
+  let pending: string[] = [];
+  let timer: ReturnType<typeof setTimeout> | null = null;
+  let lastWrite = -Infinity;
+  const writeAll = (text: string) => {
+    const bytes = encoder.encode(text);
+    let written = 0;
+    while (written < bytes.length) written += Deno.stderr.writeSync(bytes.subarray(written));
+    lastWrite = performance.now();
+  };
+  const flush = () => {
+    if (timer !== null) clearTimeout(timer);
+    timer = null;
+    const lines = pending;
+    pending = [];
+    if (lines.length > 0) writeAll(lines.join("\n") + "\n");
+  };
+  globalThis.addEventListener("unload", flush);
+  return (line, urgent) => {
+    if (urgent) {
+      pending.push(line);
+      flush();
+      return;
+    }
+    if (timer === null && performance.now() - lastWrite > BATCH_WITHIN_MS) {
+      writeAll(line + "\n");
+      return;
+    }
+    pending.push(line);
+    if (pending.length >= BATCH_MAX_LINES) flush();
+    else timer ??= setTimeout(flush, 0);
+  };
 }
 
 /** A logger that drops everything, for tests that do not look at logs. */

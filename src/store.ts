@@ -329,8 +329,15 @@ export class InstanceStore {
       return null;
     }
     if (generation === this.#generation) {
-      const expires = performance.now() + this.#addressCacheTtlMs;
-      this.#byAddress.set(value, { instance: freezeInstance(instance), expires });
+      const now = performance.now();
+      // Re-inserted, so the map stays in expiry order and the expired
+      // entries (guests that have gone quiet) are dropped from its front.
+      this.#byAddress.delete(value);
+      this.#byAddress.set(value, { instance: freezeInstance(instance), expires: now + this.#addressCacheTtlMs });
+      for (const [key, entry] of this.#byAddress) {
+        if (entry.expires > now) break;
+        this.#byAddress.delete(key);
+      }
     }
     return instance;
   }

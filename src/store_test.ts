@@ -181,3 +181,66 @@ Deno.test("setState() marks an instance stopped and keeps its address", async ()
     assert.equal((await store.getByIpv4(instance.ipv4))?.state, "stopped");
   });
 });
+
+Deno.test("getByIpv4() answers a change made through the same store at once", async () => {
+  await withStore(LARGE, async (store) => {
+    const { instance } = await store.upsert(registration(1, { metadata: { role: "web" } }));
+    assert.equal((await store.getByIpv4(instance.ipv4))?.metadata.role, "web");
+    assert.equal((await store.getByIpv4(instance.ipv4))?.metadata.role, "web");
+
+    await store.upsert(registration(1, { metadata: { role: "db" } }));
+    assert.equal((await store.getByIpv4(instance.ipv4))?.metadata.role, "db");
+
+    await store.setState(instance.uuid, "stopped");
+    assert.equal((await store.getByIpv4(instance.ipv4))?.state, "stopped");
+
+    // Redefined under the same name: the new domain holds the address.
+    const { instance: redefined } = await store.upsert(registration(2, { name: "vm1" }));
+    assert.equal(redefined.ipv4, instance.ipv4);
+    assert.equal((await store.getByIpv4(instance.ipv4))?.uuid, redefined.uuid);
+
+    await store.delete(redefined.uuid);
+    assert.equal(await store.getByIpv4(instance.ipv4), null);
+  });
+});
+
+Deno.test("getByIpv4() hands out a frozen record, so no caller can change another's copy", async () => {
+  await withStore(LARGE, async (store) => {
+    const { instance } = await store.upsert(registration(1, { metadata: { role: "web" }, tags: { a: "b" } }));
+    const found = (await store.getByIpv4(instance.ipv4))!;
+    assert.ok(Object.isFrozen(found) && Object.isFrozen(found.metadata) && Object.isFrozen(found.tags));
+    assert.throws(() => (found.metadata as Record<string, string>).role = "db", TypeError);
+  });
+});
+
+Deno.test("getByIpv4() sees another process's changes: new guests at once, others once its cache expires", async () => {
+  const kv = await Deno.openKv(":memory:");
+  try {
+    const pool = buildPool({
+      network: { address: parseIpv4("10.7.0.0")!, prefix: 24 },
+      gateway: "10.7.0.1",
+      listenAddress: "169.254.169.254",
+    });
+    // Two stores on one KV stand for two processes sharing a KV file.
+    const a = new InstanceStore(kv, { pool, location: "a", addressCacheTtlMs: 50 });
+    const b = new InstanceStore(kv, { pool, location: "b" });
+    const uncached = new InstanceStore(kv, { pool, location: "c", addressCacheTtlMs: 0 });
+
+    const { instance } = await b.upsert(registration(1, { metadata: { role: "web" } }));
+    assert.equal((await a.getByIpv4(instance.ipv4))?.metadata.role, "web");
+    await b.upsert(registration(1, { metadata: { role: "db" } }));
+    assert.equal((await uncached.getByIpv4(instance.ipv4))?.metadata.role, "db");
+    await new Promise((resolve) => setTimeout(resolve, 80));
+    assert.equal((await a.getByIpv4(instance.ipv4))?.metadata.role, "db");
+
+    await b.delete(instance.uuid);
+    await new Promise((resolve) => setTimeout(resolve, 80));
+    assert.equal(await a.getByIpv4(instance.ipv4), null);
+
+    // Strangers are never cached: a guest registered elsewhere is known at once.
+    const { instance: next } = await b.upsert(registration(2), { ipv4: instance.ipv4 });
+    assert.equal((await a.getByIpv4(instance.ipv4))?.uuid, next.uuid);
+  } finally {
+    kv.close();
+  }
+});

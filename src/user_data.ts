@@ -127,10 +127,11 @@ interface CacheEntry {
   fn: TemplateFunction;
 }
 
-/** A file or directory found for a target, and the tree its parts must stay in. */
+/** A file or directory found for a target, the tree its parts must stay in, and its stat if just taken. */
 interface Found {
   path: string;
   root: string;
+  info?: Deno.FileInfo;
 }
 
 /** userdata_dir as last read: its real path and entry names, valid while its stat is unchanged. */
@@ -142,9 +143,11 @@ interface DirListing {
 
 /**
  * A directory changed less than this long ago (ms) may change again without
- * a new mtime (timestamps are coarse), so its listing is not kept.
+ * a new mtime or ctime (file system timestamps are coarse; Deno gives ctime
+ * in whole seconds), so its listing is not kept. More than a second, so that
+ * any later change moves ctime even when its mtime is set back.
  */
-const RACY_MS = 2_000;
+const SETTLE_MS = 2_000;
 
 /** Renders templates, compiling each file once and recompiling when its mtime or size changes. */
 export class TemplateRenderer {
@@ -153,13 +156,19 @@ export class TemplateRenderer {
   #cache = new Map<string, CacheEntry>();
   #builtin: TemplateFunction;
   #listing: DirListing | null = null;
+  #settleMs: number;
 
-  /** Compiles the built-in template (or `options.builtinTemplate`) once, up front. */
+  /**
+   * Compiles the built-in template (or `options.builtinTemplate`) once, up
+   * front. `settleMs`: userdata_dir's listing is kept only once the directory
+   * has not changed for this long (default 2 s; keep it over 1 s).
+   */
   constructor(
     source: TemplateSource,
-    options: { builtinTemplate?: string } = {},
+    options: { builtinTemplate?: string; settleMs?: number } = {},
   ) {
     this.#source = source;
+    this.#settleMs = options.settleMs ?? SETTLE_MS;
     this.#builtin = _compile(
       this.#engine,
       options.builtinTemplate ?? BUILTIN_USER_DATA,
@@ -216,12 +225,14 @@ export class TemplateRenderer {
     }
     if (!info.isDirectory) return null;
     const mtime = info.mtime?.getTime() ?? 0;
-    const signature = `${info.dev}:${info.ino}:${mtime}:${info.ctime?.getTime() ?? ""}`;
+    const ctime = info.ctime?.getTime() ?? mtime;
+    const signature = `${info.dev}:${info.ino}:${mtime}:${ctime}`;
     if (this.#listing?.signature === signature) return this.#listing;
     const names = new Set<string>();
     for (const entry of Deno.readDirSync(dir)) names.add(entry.name);
     const listing = { signature, real: Deno.realPathSync(dir), names };
-    this.#listing = Date.now() - mtime > RACY_MS ? listing : null;
+    // ctime moves on every change, even one whose mtime was set back.
+    this.#listing = Date.now() - Math.max(mtime, ctime) > this.#settleMs ? listing : null;
     return listing;
   }
 
@@ -229,7 +240,7 @@ export class TemplateRenderer {
     found: Found,
     data: Record<string, unknown>,
   ): Promise<RenderedTemplate> {
-    const info = Deno.statSync(found.path);
+    const info = found.info ?? Deno.statSync(found.path);
     if (!info.isDirectory) {
       const body = await this.#renderFile(found.path, data, info);
       _validate(body, found.path);
@@ -361,8 +372,16 @@ function _findUserData(
     // The operator's own setting: may live outside userdata_dir. Missing
     // falls through to the built-in template, as in md_server.
     const path = resolve(source.userdataDir, source.defaultTemplate);
-    const root = _realDir(path);
-    if (root !== null) return { path, root };
+    let info: Deno.FileInfo;
+    try {
+      info = Deno.statSync(path);
+    } catch (error) {
+      if (error instanceof Deno.errors.NotFound) return null;
+      throw error;
+    }
+    // Only a directory's parts are checked against its real path.
+    const root = info.isDirectory ? _realDir(path) : path;
+    if (root !== null) return { path, root, info };
   }
   return null;
 }
@@ -834,7 +853,16 @@ function _validate(
     );
   }
   // Only plain `#cloud-config` must be a mapping (`-archive` is a list).
-  const value: unknown = doc.toJS();
+  let value: unknown;
+  try {
+    value = doc.toJS();
+  } catch (error) {
+    // An alias to no anchor is found only here.
+    throw new TemplateError(
+      `Invalid #cloud-config from template "${file}": ${(error as Error).message}`,
+      { file, line: null, cause: error },
+    );
+  }
   if (
     !firstLine.startsWith("#cloud-config-") && value !== null &&
     (typeof value !== "object" || Array.isArray(value))

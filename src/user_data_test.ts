@@ -777,6 +777,55 @@ Deno.test("renderUserData() recompiles a template when it changes and reuses it 
   });
 });
 
+Deno.test("renderUserData() sees a template added to or removed from userdata_dir at once", async () => {
+  await withDir(async (dir, source) => {
+    // The listing is kept once the directory has been quiet for 1.1 s (ctime has whole seconds).
+    const renderer = new TemplateRenderer(source, { builtinTemplate: "built-in {{hostname}}\n", settleMs: 1_100 });
+    await Deno.writeTextFile(join(dir, "other"), "other\n");
+    await new Promise((resolve) => setTimeout(resolve, 1_200));
+    assert.equal((await renderer.renderUserData(WEB01, data())).body, "built-in web01\n");
+    assert.equal((await renderer.renderUserData(WEB01, data())).body, "built-in web01\n");
+
+    // Added, with the directory's mtime set back (as rsync -t or tar do): seen all the same.
+    const { mtime } = await Deno.stat(dir);
+    await Deno.writeTextFile(join(dir, "web01.yaml"), "named {{hostname}}\n");
+    await Deno.utime(dir, new Date(), mtime ?? new Date());
+    assert.equal((await renderer.renderUserData(WEB01, data())).body, "named web01\n");
+
+    await Deno.writeTextFile(join(dir, "52:54:00:12:34:56"), "by MAC\n");
+    await Deno.remove(join(dir, "web01.yaml"));
+    assert.equal((await renderer.renderUserData(WEB01, data())).body, "by MAC\n");
+
+    await Deno.remove(join(dir, "52:54:00:12:34:56"));
+    assert.equal((await renderer.renderUserData(WEB01, data())).body, "built-in web01\n");
+  });
+});
+
+Deno.test("renderUserData() accepts and refuses #cloud-config documents as the yaml package does", async () => {
+  const accepted = [
+    "#cloud-config\n",
+    "#cloud-config\nhostname: a\nruncmd:\n  - [ls, -l]\n  - echo 'x: y'\n",
+    "#cloud-config\nwrite_files:\n  - content: |\n      a: b: c\n    path: /x\n",
+    "#cloud-config\nanchor: &a {k: v}\nalias: *a\n",
+    "#cloud-config\nwhen: 2001-12-14\nyes_word: yes\n",
+    "#cloud-config\ntagged: !custom value\n",
+    "#cloud-config-archive\n- type: text/cloud-config\n  content: 'a: b'\n",
+  ];
+  for (const text of accepted) await renderText(text);
+  const refused = [
+    "#cloud-config\nhostname: a: b\n",
+    "#cloud-config\nruncmd: [unclosed\n",
+    "#cloud-config\na: 1\na: 2\n",
+    "#cloud-config\n- a\n",
+    "#cloud-config\n2001-12-14\n",
+    "#cloud-config\njust a string\n",
+    "#cloud-config\nkey: value\n\tindented: tab\n",
+    "#cloud-config\na: 1\n---\nb: 2\n",
+    "#cloud-config\nalias: *nowhere\n",
+  ];
+  for (const text of refused) await renderError(text);
+});
+
 // -------------------------------------------------------------- built-in
 
 Deno.test("BUILTIN_USER_DATA gives hostname, fqdn and every public key as valid YAML", async () => {

@@ -1,0 +1,311 @@
+#!/usr/bin/env -S deno run -P=bench
+/**
+ * Every benchmark in one run, each beside its ceiling, on this machine:
+ *
+ * - storm: cloud-init's EC2 boot sequence from N guests at once against
+ *   mdserver and against a minimal `Deno.serve` (bench/boot_storm.ts), with
+ *   the rendering comparison (user-data against a static leaf);
+ * - upload: 10,000 uploads, the last thousand against the first (bench/upload_scaling.ts);
+ * - hook: the libvirt hook's wall time against bash + curl (bench/hook_latency.ts);
+ * - memory: mdserver's resident set with 10,000 instances after they all booted (bench/memory.ts).
+ *
+ *   deno task bench
+ *   deno task bench -- --only storm[,upload,hook,memory] [--instances 500] [--rounds 2]
+ *     [--connection close|keep-alive] [--uploads 10000] [--hook-calls 50] [--memory-instances 10000]
+ *     [--out FILE] [--cpu-prof]
+ *
+ * Prints the machine, a table with each target and whether it is met, and
+ * the results as JSON, which it also writes to bench/results/latest.json.
+ *
+ * @module
+ */
+
+import { join } from "node:path";
+import { parseCommandLine } from "../main.ts";
+import { type BootStormResult, type Connection, formatTable, runBootStorm, runCells } from "./boot_storm.ts";
+import { type HookLatencyResult, runHookLatency } from "./hook_latency.ts";
+import { type MemoryResult, runMemory } from "./memory.ts";
+import { PROJECT_DIR, readProcFile } from "./server_process.ts";
+import { runUploadScaling, type UploadScalingResult } from "./upload_scaling.ts";
+
+/** The benchmarks, in the order they run. */
+export const BENCHMARKS = ["storm", "upload", "hook", "memory"] as const;
+
+/** One benchmark's name. */
+export type BenchmarkName = typeof BENCHMARKS[number];
+
+/** The machine the numbers come from. */
+export interface Machine {
+  nproc: number;
+  cpu: string;
+  memoryGiB: number;
+  deno: string;
+  v8: string;
+  os: string;
+  command: string;
+}
+
+/** A target and whether the run met it. */
+export interface Verdict {
+  target: string;
+  value: string;
+  met: boolean;
+}
+
+/** Everything one run measured. */
+export interface BenchResults {
+  date: string;
+  machine: Machine;
+  seconds: number;
+  storm?: BootStormResult;
+  upload?: UploadScalingResult;
+  hook?: HookLatencyResult;
+  memory?: MemoryResult;
+  verdicts: Verdict[];
+}
+
+/** The machine: `nproc`, CPU model, RAM, Deno and the command line. */
+export async function describeMachine(command: string): Promise<Machine> {
+  const cpuinfo = await readProcFile("/proc/cpuinfo").catch(() => "");
+  const meminfo = await readProcFile("/proc/meminfo").catch(() => "");
+  const kib = Number(/^MemTotal:\s+(\d+) kB/m.exec(meminfo)?.[1] ?? NaN);
+  return {
+    nproc: navigator.hardwareConcurrency,
+    cpu: /^model name\s*:\s*(.+)$/m.exec(cpuinfo)?.[1]?.trim() ?? "unknown",
+    memoryGiB: Math.round((kib / 1024 / 1024) * 10) / 10,
+    deno: Deno.version.deno,
+    v8: Deno.version.v8,
+    os: `${Deno.build.os} ${Deno.build.arch}`,
+    command,
+  };
+}
+
+/** The targets of the issue, judged on what was measured. */
+export function verdicts(results: BenchResults): Verdict[] {
+  const out: Verdict[] = [];
+  const { storm, upload, memory } = results;
+  if (storm) {
+    out.push({
+      target: "storm: CPU per request ≤ 2× ceiling",
+      value: `${storm.cpuRatio}×`,
+      met: storm.cpuRatio <= 2,
+    });
+    out.push({ target: "storm: p99 ≤ 2× ceiling", value: `${storm.p99Ratio}×`, met: storm.p99Ratio <= 2 });
+    out.push({
+      target: "storm: no errors, one log line per request",
+      value: `${storm.mdserver.errors} errors, ${storm.mdserver.logLines} lines / ${storm.mdserver.requests} requests`,
+      met: storm.mdserver.errors === 0 && storm.ceiling.errors === 0 &&
+        storm.mdserver.logLines === storm.mdserver.requests && storm.planVerified,
+    });
+    for (const run of storm.rendering.runs) {
+      out.push({
+        target: `render (${run.connection}): user-data CPU ≤ 2× static leaf`,
+        value: `${run.cpuRatio}×`,
+        met: run.cpuRatio <= 2,
+      });
+    }
+  }
+  if (upload) {
+    out.push({ target: "upload: last/first thousand ≤ 1.5", value: `${upload.ratio}`, met: upload.ratio <= 1.5 });
+  }
+  if (memory) {
+    out.push({
+      target: `memory: all ${memory.instances} instances boot without errors (RSS is reported, it has no target)`,
+      value: `${memory.storm.errors} errors, VmRSS ${memory.afterStorm.rssMiB} MiB`,
+      met: memory.storm.errors === 0,
+    });
+  }
+  return out;
+}
+
+/** The results as the README table: one row per measurement, its ceiling beside it. */
+export function summaryRows(results: BenchResults): string[][] {
+  const rows: string[][] = [["benchmark", "mdserver", "ceiling", "ratio", "target"]];
+  const { storm, upload, hook, memory } = results;
+  if (storm) {
+    const m = storm.mdserver;
+    const c = storm.ceiling;
+    rows.push([
+      `boot storm, ${storm.instances} guests × ${storm.requestsPerBoot} requests × ${storm.rounds}: CPU µs/request`,
+      String(m.cpuPerRequestUs),
+      String(c.cpuPerRequestUs),
+      `${storm.cpuRatio}`,
+      "≤ 2",
+    ]);
+    rows.push([
+      "boot storm: p50 / p99 ms",
+      `${m.p50Ms.toFixed(1)} / ${m.p99Ms.toFixed(1)}`,
+      `${c.p50Ms.toFixed(1)} / ${c.p99Ms.toFixed(1)}`,
+      `${storm.p99Ratio}`,
+      "≤ 2",
+    ]);
+    rows.push([
+      "boot storm: requests/s, errors",
+      `${m.requestsPerSecond}, ${m.errors}`,
+      `${c.requestsPerSecond}, ${c.errors}`,
+      "",
+      "",
+    ]);
+    for (const run of storm.rendering.runs) {
+      rows.push([
+        `user-data vs static leaf (${run.connection}): CPU µs/request`,
+        String(run.userData.cpuPerRequestUs),
+        String(run.staticLeaf.cpuPerRequestUs),
+        `${run.cpuRatio}`,
+        "≤ 2",
+      ]);
+    }
+    rows.push([
+      "template render alone, in process: µs",
+      String(storm.rendering.inProcessRenderUs),
+      "",
+      "",
+      "",
+    ]);
+  }
+  if (upload) {
+    rows.push([
+      `upload, ${upload.count}: mean ms, last vs first ${upload.window}`,
+      String(upload.last.meanMs),
+      String(upload.first.meanMs),
+      `${upload.ratio}`,
+      "≤ 1.5",
+    ]);
+  }
+  if (hook) {
+    const deno = hook.results.find((result) => result.name === "deno run hook.ts");
+    const compiled = hook.results.find((result) => result.name === "compiled hook");
+    const curl = hook.results.find((result) => result.name === "bash + curl");
+    const cell = (value: number | null | undefined) => value === null || value === undefined ? "-" : String(value);
+    rows.push([
+      "hook wall time p50 / p99 ms: deno run hook.ts vs bash + curl",
+      `${cell(deno?.p50Ms)} / ${cell(deno?.p99Ms)}`,
+      `${cell(curl?.p50Ms)} / ${cell(curl?.p99Ms)}`,
+      deno?.p50Ms && curl?.p50Ms ? `${Math.round((deno.p50Ms / curl.p50Ms) * 100) / 100}` : "",
+      "",
+    ]);
+    rows.push([
+      "hook wall time p50 / p99 ms: compiled hook",
+      compiled?.skipped ? compiled.skipped : `${cell(compiled?.p50Ms)} / ${cell(compiled?.p99Ms)}`,
+      "",
+      "",
+      "",
+    ]);
+  }
+  if (memory) {
+    rows.push([
+      `memory, ${memory.instances} instances: VmRSS MiB idle / after all booted / 15 s later (VmHWM)`,
+      `${memory.idle.rssMiB} / ${memory.afterStorm.rssMiB} / ${memory.afterQuiet.rssMiB} (${memory.afterStorm.hwmMiB})`,
+      storm ? `${storm.memory.ceiling.rssMiB}` : "",
+      "",
+      "",
+    ]);
+  }
+  return rows;
+}
+
+/** Markdown of rows, header first. */
+export function markdownTable(rows: string[][]): string {
+  const line = (row: string[]) => `| ${row.map((cell) => cell.replaceAll("|", "\\|")).join(" | ")} |`;
+  return [line(rows[0]!), line(rows[0]!.map(() => "---")), ...rows.slice(1).map(line)].join("\n");
+}
+
+function positive(value: string | true | undefined, name: string, fallback: number): number {
+  if (value === undefined) return fallback;
+  const number = Number(value);
+  if (value === true || !Number.isInteger(number) || number < 1) {
+    throw new RangeError(`--${name} needs a positive whole number, not "${value}"`);
+  }
+  return number;
+}
+
+/** Runs the chosen benchmarks; returns the exit code (0 when every one ran). */
+export async function main(rawArgs: string[]): Promise<number> {
+  // `deno task bench -- --only storm` passes the "--" on.
+  const argv = rawArgs.filter((arg) => arg !== "--");
+  const line = parseCommandLine(["bench", ...argv], ["help", "cpu-prof"]);
+  if (line.options.has("help")) {
+    console.log(`usage: deno task bench -- [--only ${BENCHMARKS.join(",")}] [--instances 500] [--rounds 2]
+  [--connection close|keep-alive] [--uploads 10000] [--hook-calls 50] [--memory-instances 10000] [--out FILE]
+  [--cpu-prof]   profile mdserver during the storm: V8 .cpuprofile files in bench/results/profiles/`);
+    return 0;
+  }
+  const onlyOption = line.options.get("only");
+  const only = typeof onlyOption === "string" ? onlyOption.split(",").map((name) => name.trim()) : [...BENCHMARKS];
+  for (const name of only) {
+    if (!(BENCHMARKS as readonly string[]).includes(name)) {
+      throw new TypeError(`--only takes ${BENCHMARKS.join(", ")}; not "${name}"`);
+    }
+  }
+  const connection = line.options.get("connection") ?? "close";
+  if (connection !== "close" && connection !== "keep-alive") {
+    throw new TypeError(`--connection must be "close" or "keep-alive", not "${connection}"`);
+  }
+  const out = typeof line.options.get("out") === "string"
+    ? line.options.get("out") as string
+    : join(PROJECT_DIR, "bench/results/latest.json");
+
+  const started = performance.now();
+  const progress = (text: string) => console.error(`[${((performance.now() - started) / 1000).toFixed(0)} s] ${text}`);
+  const machine = await describeMachine(`deno task bench${argv.length > 0 ? ` -- ${argv.join(" ")}` : ""}`);
+  const results: BenchResults = { date: new Date().toISOString(), machine, seconds: 0, verdicts: [] };
+  if (only.includes("storm")) {
+    const profileDir = join(PROJECT_DIR, "bench/results/profiles");
+    if (line.options.has("cpu-prof")) await Deno.mkdir(profileDir, { recursive: true });
+    results.storm = await runBootStorm({
+      instances: positive(line.options.get("instances"), "instances", 500),
+      rounds: positive(line.options.get("rounds"), "rounds", 2),
+      connection: connection as Connection,
+      mdserverFlags: line.options.has("cpu-prof") ? ["--cpu-prof", `--cpu-prof-dir=${profileDir}`] : [],
+      progress,
+    });
+  }
+  if (only.includes("upload")) {
+    const count = positive(line.options.get("uploads"), "uploads", 10_000);
+    progress(`upload scaling: ${count} uploads`);
+    results.upload = await runUploadScaling(count);
+  }
+  if (only.includes("hook")) {
+    const calls = positive(line.options.get("hook-calls"), "hook-calls", 50);
+    progress(`hook latency: ${calls} calls of each variant`);
+    results.hook = await runHookLatency(calls);
+  }
+  if (only.includes("memory")) {
+    results.memory = await runMemory({
+      instances: positive(line.options.get("memory-instances"), "memory-instances", 10_000),
+      wave: positive(line.options.get("instances"), "instances", 500),
+      progress,
+    });
+  }
+  results.seconds = Math.round((performance.now() - started) / 1000);
+  results.verdicts = verdicts(results);
+
+  console.log(
+    `machine: ${machine.nproc} CPUs (nproc), ${machine.cpu}, ${machine.memoryGiB} GiB RAM, ` +
+      `Deno ${machine.deno} (V8 ${machine.v8}), ${machine.os}`,
+  );
+  console.log(`command: ${machine.command} (${results.seconds} s)\n`);
+  console.log(markdownTable(summaryRows(results)));
+  if (results.storm) {
+    console.log("\nboot storm and rendering, every run:");
+    const rows = [["run", "requests", "req/s", "p50 ms", "p99 ms", "errors", "CPU µs/req"]];
+    rows.push(["storm: mdserver", ...runCells(results.storm.mdserver)]);
+    rows.push(["storm: ceiling", ...runCells(results.storm.ceiling)]);
+    for (const run of results.storm.rendering.runs) {
+      rows.push([`render (${run.connection}): user-data`, ...runCells(run.userData)]);
+      rows.push([`render (${run.connection}): static leaf`, ...runCells(run.staticLeaf)]);
+    }
+    console.log(formatTable(rows));
+  }
+  console.log("\ntargets:");
+  for (const verdict of results.verdicts) {
+    console.log(`  ${verdict.met ? "met    " : "NOT MET"}  ${verdict.target}: ${verdict.value}`);
+  }
+  await Deno.mkdir(join(out, ".."), { recursive: true });
+  await Deno.writeTextFile(out, JSON.stringify(results, null, 2) + "\n");
+  console.log(`\nJSON (also in ${out}):`);
+  console.log(JSON.stringify(results));
+  return 0;
+}
+
+if (import.meta.main) Deno.exit(await main(Deno.args));
