@@ -4,9 +4,10 @@
  * booted, with its SSH host keys. Kept under ["access", uuid], apart from the
  * instance record, so guest traffic never conflicts with uploads.
  *
- * Metadata fetches are written at most once per `minIntervalMs` per
- * instance (a cloud-init crawl is dozens of requests); the first fetch,
- * user-data fetches and phone-home are always written.
+ * Metadata fetches and user-data fetches are each written at most once per
+ * `minIntervalMs` per instance (a cloud-init crawl is dozens of requests):
+ * the first of each after a (re)start is always written, and so is every
+ * phone-home. The guest's request never waits for these writes.
  *
  * @module
  */
@@ -78,6 +79,7 @@ export class AccessRecorder {
   readonly #log: Logger;
   readonly #minIntervalMs: number;
   readonly #lastWrite = new Map<string, number>();
+  readonly #lastUserDataWrite = new Map<string, number>();
   readonly #pending = new Set<Promise<void>>();
 
   constructor(kv: Deno.Kv, options: { now?: () => Date; log: Logger; minIntervalMs?: number }) {
@@ -102,7 +104,12 @@ export class AccessRecorder {
 
   /** Notes a user-data fetch. */
   noteUserData(uuid: string): void {
-    const at = this.#now().toISOString();
+    const now = this.#now();
+    const last = this.#lastUserDataWrite.get(uuid);
+    if (last !== undefined && now.getTime() - last < this.#minIntervalMs) return;
+    this.#lastUserDataWrite.set(uuid, now.getTime());
+    this.#lastWrite.set(uuid, now.getTime());
+    const at = now.toISOString();
     this.#background(uuid, (record) => ({
       ...record,
       firstMetadataAt: record.firstMetadataAt ?? at,
@@ -125,6 +132,7 @@ export class AccessRecorder {
   /** Clears boot progress when an instance starts again, keeping its host keys. */
   async resetBoot(uuid: string): Promise<void> {
     this.#lastWrite.delete(uuid);
+    this.#lastUserDataWrite.delete(uuid);
     await this.flush();
     await this.#update(uuid, (record) => ({
       ...record,
