@@ -108,7 +108,9 @@ write_files:
       body: "#cloud-config\nruncmd:\n  - echo chosen by userdata_prefix for test2\n",
     });
 
-    const byDefault = await upload(mdServerDomain("other", "2d3e4f50-6172-4839-8a4b-5c6d7e8f9012", "52:54:00:00:00:44"));
+    const byDefault = await upload(
+      mdServerDomain("other", "2d3e4f50-6172-4839-8a4b-5c6d7e8f9012", "52:54:00:00:00:44"),
+    );
     assert.deepEqual(await userData(byDefault), {
       status: 200,
       body: `#cloud-config
