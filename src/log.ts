@@ -42,7 +42,7 @@ export function createLogger(options: LoggerOptions = {}): Logger {
   const now = options.now ?? (() => new Date());
   const emit = (at: LogLevel) => (message: string) => {
     if (RANK[at] < RANK[level]) return;
-    const text = message.replaceAll("\n", "\\n");
+    const text = clip(message.replaceAll("\n", "\\n"));
     write(
       journald ? `<${PRIORITY[at]}>${text}` : `${now().toISOString()} ${at.toUpperCase()} ${text}`,
       RANK[at] >= RANK.warning,
@@ -114,4 +114,13 @@ function detectJournald(): boolean {
   } catch {
     return false;
   }
+}
+
+/** Longest log line kept, in characters: a 64 KiB request path must not become a 64 KiB line. */
+export const MAX_LOG_LINE = 2048;
+
+function clip(text: string): string {
+  return text.length <= MAX_LOG_LINE
+    ? text
+    : `${text.slice(0, MAX_LOG_LINE)}… (${text.length - MAX_LOG_LINE} more characters)`;
 }
