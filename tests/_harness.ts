@@ -22,7 +22,19 @@ export interface TestService {
   guestFetch(address: string, path: string, init?: RequestInit): Promise<Response>;
   /** Uploads domain XML to /instance-upload from 127.0.0.1. */
   upload(xml: string): Promise<Response>;
+  /** Uploads a domain, asserts it was accepted and returns the answer. */
+  register(domain: TestDomain): Promise<Registered>;
   close(): Promise<void>;
+}
+
+/** What an accepted upload answers. */
+export interface Registered {
+  name: string;
+  uuid: string;
+  instance_id: string;
+  mac: string;
+  ipv4: string;
+  created: boolean;
 }
 
 /** Options: INI text appended to the base configuration, and userdata files. */
@@ -124,6 +136,12 @@ export async function startTestService(options: TestServiceOptions = {}): Promis
     },
     upload(xml) {
       return fetch(`${metadataUrl}/instance-upload`, { method: "POST", body: xml });
+    },
+    async register(domain) {
+      const response = await fetch(`${metadataUrl}/instance-upload`, { method: "POST", body: domainXml(domain) });
+      const body = await response.json();
+      if (!response.ok) throw new Error(`upload of ${domain.name} failed: ${response.status} ${JSON.stringify(body)}`);
+      return body as Registered;
     },
     async close() {
       for (const client of clients.values()) client.close();

@@ -3,16 +3,10 @@
  * mdserver through the Ec2 datasource, as a guest bound to its address.
  */
 import assert from "node:assert/strict";
-import { fileURLToPath } from "node:url";
 import { domainXml, startTestService } from "./_harness.ts";
-import { requireTool } from "./_requirements.ts";
+import { cloudInitMissing, runDriver } from "./_cloudinit.ts";
 
-const PYTHON = "/usr/bin/python3";
-const DRIVER = fileURLToPath(new URL("./cloudinit/ec2_unknown.py", import.meta.url));
-const missing = await requireTool("cloud-init (Debian python3-cloudinit)", [
-  "/usr/lib/python3/dist-packages/cloudinit/sources/DataSourceEc2.py",
-  PYTHON,
-]);
+const missing = await cloudInitMissing("DataSourceEc2");
 
 Deno.test({
   name: "cloud-init's DataSourceEc2 (platform unknown) reads instance-id, host name, keys, user-data and network",
@@ -28,15 +22,7 @@ Deno.test({
       const upload = await (await t.upload(
         domainXml({ name: "web01", uuid: "0d6e4a3b-1c2d-4e5f-8a9b-0c1d2e3f4a5b", mac }),
       )).json();
-      const command = new Deno.Command(PYTHON, {
-        args: [DRIVER, t.metadataUrl, upload.ipv4, mac],
-        stdout: "piped",
-        stderr: "piped",
-      });
-      const output = await command.output();
-      const stderr = new TextDecoder().decode(output.stderr);
-      assert.equal(output.code, 0, stderr);
-      const result = JSON.parse(new TextDecoder().decode(output.stdout));
+      const { result, stderr } = await runDriver("ec2_unknown.py", [t.metadataUrl, upload.ipv4, mac]);
 
       assert.equal(result.get_data, true, stderr);
       assert.equal(result.instance_id, "i-0d6e4a3b1c2d4e5f8");

@@ -5,16 +5,10 @@
  * source addresses.
  */
 import assert from "node:assert/strict";
-import { fileURLToPath } from "node:url";
 import { domainXml, startTestService, type TestService } from "./_harness.ts";
-import { requireTool } from "./_requirements.ts";
+import { cloudInitMissing, runDriver } from "./_cloudinit.ts";
 
-const PYTHON = "/usr/bin/python3";
-const DRIVER = fileURLToPath(new URL("./cloudinit/ec2_aws.py", import.meta.url));
-const missing = await requireTool("cloud-init (Debian python3-cloudinit)", [
-  "/usr/lib/python3/dist-packages/cloudinit/sources/DataSourceEc2.py",
-  PYTHON,
-]);
+const missing = await cloudInitMissing("DataSourceEc2");
 
 const NETWORK = { address: "127.101.0.0", prefix: 16, gateway: "127.101.0.1" };
 const WEB = { name: "web01", uuid: "3c0f2a71-9d4e-4b6a-8f1e-2a3b4c5d6e7f", mac: "52:54:00:10:10:01" };
@@ -55,14 +49,7 @@ Deno.test({
   ignore: missing !== null,
   async fn() {
     await withService("[mdserver]\nimds_tokens = required\n", async (t, ips) => {
-      const output = await new Deno.Command(PYTHON, {
-        args: [DRIVER, t.metadataUrl, ips.web],
-        stdout: "piped",
-        stderr: "piped",
-      }).output();
-      const stderr = new TextDecoder().decode(output.stderr);
-      assert.equal(output.code, 0, stderr);
-      const result = JSON.parse(new TextDecoder().decode(output.stdout));
+      const { result, stderr } = await runDriver("ec2_aws.py", [t.metadataUrl, ips.web]);
 
       assert.equal(result.get_data, true, stderr);
       assert.match(result.token, /^v1\./);

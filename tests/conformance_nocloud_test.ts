@@ -4,18 +4,12 @@
  * DataSourceNoCloudNet found by the SMBIOS serial `main.ts smbios` prints.
  */
 import assert from "node:assert/strict";
-import { fileURLToPath } from "node:url";
 import { parse } from "yaml";
 import { nocloudSerial, smbiosSnippet } from "../src/smbios.ts";
-import { domainXml, startTestService, type TestService } from "./_harness.ts";
-import { requireTool } from "./_requirements.ts";
+import { domainXml, startTestService, type TestDomain, type TestService } from "./_harness.ts";
+import { cloudInitMissing, runDriver } from "./_cloudinit.ts";
 
-const PYTHON = "/usr/bin/python3";
-const DRIVER = fileURLToPath(new URL("./cloudinit/nocloud.py", import.meta.url));
-const missing = await requireTool("cloud-init (Debian python3-cloudinit)", [
-  "/usr/lib/python3/dist-packages/cloudinit/sources/DataSourceNoCloud.py",
-  PYTHON,
-]);
+const missing = await cloudInitMissing("DataSourceNoCloud");
 
 const NETWORK = { address: "127.103.0.0", prefix: 16, gateway: "127.103.0.1" };
 const WEB = { name: "web01", uuid: "2b3c4d5e-6f70-4182-93a4-b5c6d7e8f901", mac: "52:54:00:30:30:01" };
@@ -47,11 +41,8 @@ async function withService(body: (t: TestService) => Promise<void>, vendor = tru
   }
 }
 
-async function upload(t: TestService, domain: Parameters<typeof domainXml>[0]): Promise<string> {
-  const response = await t.upload(domainXml(domain));
-  const body = await response.json();
-  assert.ok(response.ok, JSON.stringify(body));
-  return body.ipv4;
+async function upload(t: TestService, domain: TestDomain): Promise<string> {
+  return (await t.register(domain)).ipv4;
 }
 
 async function get(t: TestService, ip: string, path: string) {
@@ -71,14 +62,7 @@ Deno.test({
       assert.equal(serial, `ds=nocloud-net;s=${t.metadataUrl}/nocloud/`);
       assert.ok(smbiosSnippet(config, { datasource: "nocloud" }).includes(`<entry name='serial'>${serial}</entry>`));
 
-      const output = await new Deno.Command(PYTHON, {
-        args: [DRIVER, `${t.metadataUrl}/nocloud/`, serial, ip],
-        stdout: "piped",
-        stderr: "piped",
-      }).output();
-      const stderr = new TextDecoder().decode(output.stderr);
-      assert.equal(output.code, 0, stderr);
-      const result = JSON.parse(new TextDecoder().decode(output.stdout));
+      const { result, stderr } = await runDriver("nocloud.py", [`${t.metadataUrl}/nocloud/`, serial, ip]);
 
       assert.deepEqual(result.seeded_meta_data, {
         "instance-id": "i-2b3c4d5e6f7041829",

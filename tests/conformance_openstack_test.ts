@@ -4,16 +4,10 @@
  * (versions, listings, 404 for what does not exist).
  */
 import assert from "node:assert/strict";
-import { fileURLToPath } from "node:url";
-import { domainXml, startTestService, type TestService } from "./_harness.ts";
-import { requireTool } from "./_requirements.ts";
+import { domainXml, startTestService, type TestDomain, type TestService } from "./_harness.ts";
+import { cloudInitMissing, runDriver } from "./_cloudinit.ts";
 
-const PYTHON = "/usr/bin/python3";
-const DRIVER = fileURLToPath(new URL("./cloudinit/openstack.py", import.meta.url));
-const missing = await requireTool("cloud-init (Debian python3-cloudinit)", [
-  "/usr/lib/python3/dist-packages/cloudinit/sources/DataSourceOpenStack.py",
-  PYTHON,
-]);
+const missing = await cloudInitMissing("DataSourceOpenStack");
 
 const NETWORK = { address: "127.102.0.0", prefix: 16, gateway: "127.102.0.1" };
 const WEB = {
@@ -48,11 +42,8 @@ async function withService(body: (t: TestService) => Promise<void>) {
   }
 }
 
-async function upload(t: TestService, domain: Parameters<typeof domainXml>[0]): Promise<string> {
-  const response = await t.upload(domainXml(domain));
-  const body = await response.json();
-  assert.ok(response.ok, JSON.stringify(body));
-  return body.ipv4;
+async function upload(t: TestService, domain: TestDomain): Promise<string> {
+  return (await t.register(domain)).ipv4;
 }
 
 async function get(t: TestService, ip: string, path: string) {
@@ -67,14 +58,7 @@ Deno.test({
   async fn() {
     await withService(async (t) => {
       const ip = await upload(t, WEB);
-      const output = await new Deno.Command(PYTHON, {
-        args: [DRIVER, t.metadataUrl, ip, WEB.mac],
-        stdout: "piped",
-        stderr: "piped",
-      }).output();
-      const stderr = new TextDecoder().decode(output.stderr);
-      assert.equal(output.code, 0, stderr);
-      const result = JSON.parse(new TextDecoder().decode(output.stdout));
+      const { result, stderr } = await runDriver("openstack.py", [t.metadataUrl, ip, WEB.mac]);
 
       assert.equal(result.get_data, true, stderr);
       assert.equal(result.version, 2);

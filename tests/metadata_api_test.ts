@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { domainXml, startTestService, type TestService } from "./_harness.ts";
+import { domainXml, startTestService, type TestDomain, type TestService } from "./_harness.ts";
 
 const WEB = {
   name: "web01",
@@ -20,11 +20,8 @@ async function withService(body: (t: TestService) => Promise<void>, options = {}
   }
 }
 
-async function uploadJson(t: TestService, xml: string) {
-  const response = await t.upload(xml);
-  const body = await response.json();
-  assert.ok(response.ok, `upload failed: ${response.status} ${JSON.stringify(body)}`);
-  return body as { ipv4: string; instance_id: string; mac: string; name: string };
+function uploadJson(t: TestService, domain: TestDomain) {
+  return t.register(domain);
 }
 
 async function text(response: Response) {
@@ -37,7 +34,7 @@ async function instanceCount(t: TestService) {
 
 Deno.test("an uploaded domain is served its EC2 meta-data by source address", async () => {
   await withService(async (t) => {
-    const uploaded = await uploadJson(t, domainXml(WEB));
+    const uploaded = await uploadJson(t, WEB);
     assert.equal(uploaded.name, "web01");
     assert.equal(uploaded.mac, "52:54:00:12:34:56");
     assert.equal(uploaded.instance_id, "i-6f1a3c2e5b7d4e8f9");
@@ -72,7 +69,7 @@ Deno.test("an uploaded domain is served its EC2 meta-data by source address", as
 
 Deno.test("every path the EC2 tree lists answers 200, at every version cloud-init probes", async () => {
   await withService(async (t) => {
-    const { ipv4 } = await uploadJson(t, domainXml(WEB));
+    const { ipv4 } = await uploadJson(t, WEB);
     const root = await text(await t.guestFetch(ipv4, "/"));
     for (const version of ["2021-03-23", "2018-09-24", "2016-09-02", "2009-04-04", "latest"]) {
       assert.ok(root.body.split("\n").includes(`${version}/`), `${version} missing from /`);
@@ -103,7 +100,7 @@ Deno.test("every path the EC2 tree lists answers 200, at every version cloud-ini
 
 Deno.test("a request from an unknown address gets 404 with a reason", async () => {
   await withService(async (t) => {
-    await uploadJson(t, domainXml(WEB));
+    await uploadJson(t, WEB);
     const response = await text(await t.guestFetch("127.77.9.9", "/latest/meta-data/instance-id"));
     assert.equal(response.status, 404);
     assert.match(response.body, /unknown client 127\.77\.9\.9/);
@@ -112,10 +109,10 @@ Deno.test("a request from an unknown address gets 404 with a reason", async () =
 
 Deno.test("a re-uploaded domain keeps its address and instance-id", async () => {
   await withService(async (t) => {
-    const first = await uploadJson(t, domainXml(WEB));
+    const first = await uploadJson(t, WEB);
     await uploadJson(
       t,
-      domainXml({ ...WEB, name: "other", uuid: "11111111-2222-4333-8444-555555555555", mac: "52:54:00:00:00:09" }),
+      { ...WEB, name: "other", uuid: "11111111-2222-4333-8444-555555555555", mac: "52:54:00:00:00:09" },
     );
     const second = await t.upload(domainXml(WEB));
     assert.equal(second.status, 200);
@@ -131,11 +128,11 @@ Deno.test("200 concurrent uploads over HTTP get 200 distinct addresses", async (
       const hex = (i + 1).toString(16).padStart(4, "0");
       return uploadJson(
         t,
-        domainXml({
+        {
           name: `vm-${i}`,
           uuid: `${hex}aaaa-0000-4000-8000-00000000${hex}`,
           mac: `52:54:00:aa:${hex.slice(0, 2)}:${hex.slice(2)}`,
-        }),
+        },
       );
     });
     const results = await Promise.all(uploads);
@@ -145,7 +142,7 @@ Deno.test("200 concurrent uploads over HTTP get 200 distinct addresses", async (
 
 Deno.test("bad uploads get a 4xx with a one-line reason and change nothing", async () => {
   await withService(async (t) => {
-    await uploadJson(t, domainXml(WEB));
+    await uploadJson(t, WEB);
     const cases: [string, string | Uint8Array<ArrayBuffer>, number, RegExp][] = [
       ["malformed XML", "<domain><name>x</name>", 400, /invalid domain XML/],
       ["a DOCTYPE", `<!DOCTYPE domain [<!ENTITY x "y">]>${domainXml({ ...WEB, name: "d" })}`, 400, /DOCTYPE/],
@@ -183,7 +180,7 @@ Deno.test("bad uploads get a 4xx with a one-line reason and change nothing", asy
 Deno.test("a full pool is a 507 and changes nothing", async () => {
   await withService(async (t) => {
     // 127.88.0.0/30: hosts .1 and .2; .1 is the gateway → one address.
-    await uploadJson(t, domainXml(WEB));
+    await uploadJson(t, WEB);
     const response = await text(
       await t.upload(domainXml({ name: "b", uuid: "44444444-4444-4444-8444-444444444444", mac: "52:54:00:00:00:04" })),
     );
@@ -195,7 +192,7 @@ Deno.test("a full pool is a 507 and changes nothing", async () => {
 
 Deno.test("uploads are refused from a guest address and from other hosts' addresses", async () => {
   await withService(async (t) => {
-    const { ipv4 } = await uploadJson(t, domainXml(WEB));
+    const { ipv4 } = await uploadJson(t, WEB);
     const fromGuest = await text(
       await t.guestFetch(ipv4, "/instance-upload", { method: "POST", body: domainXml(WEB) }),
     );
@@ -230,7 +227,7 @@ Deno.test("md_server's /service endpoints keep working", async () => {
 
 Deno.test("user-data is the guest's template rendered with md_server's variables", async () => {
   await withService(async (t) => {
-    const { ipv4 } = await uploadJson(t, domainXml(WEB));
+    const { ipv4 } = await uploadJson(t, WEB);
     const response = await text(await t.guestFetch(ipv4, "/latest/user-data"));
     assert.equal(response.status, 200);
     assert.equal(
@@ -249,7 +246,7 @@ Deno.test("user-data is the guest's template rendered with md_server's variables
 
 Deno.test("a broken template is a 500 and the guest sees no partial document", async () => {
   await withService(async (t) => {
-    const { ipv4 } = await uploadJson(t, domainXml(WEB));
+    const { ipv4 } = await uploadJson(t, WEB);
     const response = await text(await t.guestFetch(ipv4, "/latest/user-data"));
     assert.equal(response.status, 500);
     assert.doesNotMatch(response.body, /cloud-config/);
@@ -258,7 +255,7 @@ Deno.test("a broken template is a 500 and the guest sees no partial document", a
 
 Deno.test("methods other than GET on metadata paths get 405", async () => {
   await withService(async (t) => {
-    const { ipv4 } = await uploadJson(t, domainXml(WEB));
+    const { ipv4 } = await uploadJson(t, WEB);
     const response = await t.guestFetch(ipv4, "/latest/meta-data/", { method: "DELETE" });
     await response.body?.cancel();
     assert.equal(response.status, 405);
