@@ -110,12 +110,15 @@ async function serve(line: CommandLine): Promise<number> {
     `mdserver ${config.service.version} using ${config.files.join(", ")}`,
   );
   const service = await startService(config, { log });
-  const stop = () => {
-    log.info("shutting down");
+  let stopping = false;
+  const stop = (signal: Deno.Signal) => {
+    if (stopping) return; // a second signal (e.g. from the task runner too) changes nothing
+    stopping = true;
+    log.info(`shutting down on ${signal}`);
     service.shutdown();
   };
-  Deno.addSignalListener("SIGTERM", stop);
-  Deno.addSignalListener("SIGINT", stop);
+  Deno.addSignalListener("SIGTERM", () => stop("SIGTERM"));
+  Deno.addSignalListener("SIGINT", () => stop("SIGINT"));
   await service.finished;
   await service.shutdown();
   return 0;
