@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import { parse } from "yaml";
 import { nocloudSerial, smbiosSnippet } from "../src/smbios.ts";
-import { domainXml, startTestService, type TestDomain, type TestService } from "./_harness.ts";
+import { startTestService, type TestDomain, type TestService } from "./_harness.ts";
 import { cloudInitMissing, runDriver } from "./_cloudinit.ts";
 
 const missing = await cloudInitMissing("DataSourceNoCloud");

@@ -4,7 +4,7 @@
  * (versions, listings, 404 for what does not exist).
  */
 import assert from "node:assert/strict";
-import { domainXml, startTestService, type TestDomain, type TestService } from "./_harness.ts";
+import { startTestService, type TestDomain, type TestService } from "./_harness.ts";
 import { cloudInitMissing, runDriver } from "./_cloudinit.ts";
 
 const missing = await cloudInitMissing("DataSourceOpenStack");
