@@ -2,9 +2,10 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { ConfigError, formatConfig, loadConfig } from "./config.ts";
 import { formatIpv4 } from "./ipam.ts";
+import { tempDir } from "./_temp_dir.ts";
 
 async function tempTree(files: Record<string, string>): Promise<string> {
-  const dir = await Deno.makeTempDir({ prefix: "mdserver-config-" });
+  const dir = await tempDir("mdserver-config-");
   for (const [name, text] of Object.entries(files)) {
     const path = join(dir, name);
     await Deno.mkdir(join(path, ".."), { recursive: true });

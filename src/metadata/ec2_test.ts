@@ -4,9 +4,10 @@ import { loadConfig } from "../config.ts";
 import type { Instance } from "../instance.ts";
 import { ec2DynamicTree, ec2MetadataTree, versionListing } from "./ec2.ts";
 import { lookupPath, walkTree } from "./tree.ts";
+import { tempDir } from "../_temp_dir.ts";
 
 async function config(extra = "") {
-  const dir = await Deno.makeTempDir();
+  const dir = await tempDir();
   await Deno.mkdir(join(dir, "ud"));
   await Deno.writeTextFile(
     join(dir, "mdserver.conf"),

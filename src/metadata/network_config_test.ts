@@ -3,9 +3,10 @@ import { join } from "node:path";
 import { loadConfig } from "../config.ts";
 import type { Instance } from "../instance.ts";
 import { networkConfigV2, openstackNetworkData, staticAddress } from "./network_config.ts";
+import { tempDir } from "../_temp_dir.ts";
 
 async function config(dnsmasq = "") {
-  const dir = await Deno.makeTempDir();
+  const dir = await tempDir();
   await Deno.mkdir(join(dir, "ud"));
   await Deno.writeTextFile(
     join(dir, "mdserver.conf"),

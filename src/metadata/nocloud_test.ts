@@ -4,9 +4,10 @@ import { parse } from "yaml";
 import { loadConfig } from "../config.ts";
 import type { Instance } from "../instance.ts";
 import { nocloudMetaData, nocloudNetworkConfig } from "./nocloud.ts";
+import { tempDir } from "../_temp_dir.ts";
 
 async function config(extra = "") {
-  const dir = await Deno.makeTempDir();
+  const dir = await tempDir();
   await Deno.mkdir(join(dir, "ud"));
   await Deno.writeTextFile(
     join(dir, "mdserver.conf"),

@@ -9,9 +9,10 @@ import {
   openstackVendorData2,
   openstackVersionListing,
 } from "./openstack.ts";
+import { tempDir } from "../_temp_dir.ts";
 
 async function config(extra = "") {
-  const dir = await Deno.makeTempDir();
+  const dir = await tempDir();
   await Deno.mkdir(join(dir, "ud"));
   await Deno.writeTextFile(
     join(dir, "mdserver.conf"),
