@@ -20,6 +20,7 @@ import { join } from "node:path";
 import { loadConfig } from "../src/config.ts";
 import { silentLogger } from "../src/log.ts";
 import { startService } from "../src/service.ts";
+import { domainXml } from "./upload_scaling.ts";
 
 const PROJECT_DIR = decodeURIComponent(new URL("..", import.meta.url).pathname)
   .replace(/\/$/, "");
@@ -44,26 +45,6 @@ export interface VariantResult {
   minMs: number | null;
   maxMs: number | null;
   meanMs: number | null;
-}
-
-function domainXml(n: number): string {
-  const hex = n.toString(16).padStart(12, "0");
-  const mac = `52:54:00:${hex.slice(6, 8)}:${hex.slice(8, 10)}:${hex.slice(10, 12)}`;
-  return `<domain type='kvm'>
-  <name>bench${n}</name>
-  <uuid>00000000-0000-4000-8000-${hex}</uuid>
-  <memory unit='KiB'>1048576</memory>
-  <vcpu placement='static'>1</vcpu>
-  <os><type arch='x86_64' machine='q35'>hvm</type></os>
-  <devices>
-    <interface type='network'>
-      <mac address='${mac}'/>
-      <source network='mds'/>
-      <model type='virtio'/>
-    </interface>
-  </devices>
-</domain>
-`;
 }
 
 /** Nearest-rank percentile of sorted values. */
@@ -243,7 +224,7 @@ exit 0
         if (variant.skipped) continue;
         n++;
         const result = await runOnce(
-          { ...variant, args: [...variant.args, `bench${n}`, ...hookArgs] },
+          { ...variant, args: [...variant.args, `bench-${n}`, ...hookArgs] },
           domainXml(n),
           env,
         );

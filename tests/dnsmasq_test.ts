@@ -13,6 +13,7 @@ import { dnsmasqPaths, writeDnsmasqConfig } from "../src/dnsmasq.ts";
 import { silentLogger } from "../src/log.ts";
 import { type RunningService, startService } from "../src/service.ts";
 import { dig, freePort, missingRequirement, mustRun, NamespacePair, poll, requirementTest, run } from "./_netns.ts";
+import { domainXml } from "./_harness.ts";
 
 const DNSMASQ = "/usr/sbin/dnsmasq";
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
@@ -26,25 +27,6 @@ const dhcpReason = await missingRequirement({
   tools: [DNSMASQ, "ip", "busybox", "curl", "dig", "pkill"],
 });
 const syntaxReason = await missingRequirement({ tools: [DNSMASQ] });
-
-/** A libvirt domain (as `virsh dumpxml` prints it, trimmed) with one interface on the "mds" network. */
-function domainXml(name: string, uuid: string, mac: string): string {
-  return `<domain type='kvm'>
-  <name>${name}</name>
-  <uuid>${uuid}</uuid>
-  <memory unit='KiB'>1048576</memory>
-  <vcpu placement='static'>1</vcpu>
-  <os><type arch='x86_64' machine='pc-q35-8.2'>hvm</type></os>
-  <devices>
-    <interface type='network'>
-      <mac address='${mac}'/>
-      <source network='mds'/>
-      <model type='virtio'/>
-    </interface>
-  </devices>
-</domain>
-`;
-}
 
 /** A temporary folder dnsmasq may read after dropping to "nobody". */
 async function tempDir(): Promise<string> {
@@ -204,11 +186,7 @@ requirementTest(
 
       const { ipv4 } = await upload(
         service,
-        domainXml(
-          "web01",
-          "0a1b2c3d-4e5f-4a6b-8c7d-8e9f0a1b2c3d",
-          "52:54:00:10:00:01",
-        ),
+        domainXml({ name: "web01", uuid: "0a1b2c3d-4e5f-4a6b-8c7d-8e9f0a1b2c3d", mac: "52:54:00:10:00:01" }),
       );
       const names = ["web01", "vm-web01", "vm-web01.mds.test"];
       await expectNames(port, names, ipv4);
@@ -258,11 +236,7 @@ requirementTest(
       const handle = service.dnsmasq!;
       const { ipv4 } = await upload(
         service,
-        domainXml(
-          "db01",
-          "1b2c3d4e-5f60-4a7b-8c9d-0e1f2a3b4c5d",
-          "52:54:00:10:00:02",
-        ),
+        domainXml({ name: "db01", uuid: "1b2c3d4e-5f60-4a7b-8c9d-0e1f2a3b4c5d", mac: "52:54:00:10:00:02" }),
       );
       await expectNames(port, ["db01"], ipv4);
       const pidFile = dnsmasqPaths(config).pidFile;
@@ -312,11 +286,7 @@ requirementTest(
       assert.equal(service.dnsmasq?.pid, null);
       await upload(
         service,
-        domainXml(
-          "app01",
-          "2c3d4e5f-6071-4b8c-9d0e-1f2a3b4c5d6e",
-          "52:54:00:10:00:03",
-        ),
+        domainXml({ name: "app01", uuid: "2c3d4e5f-6071-4b8c-9d0e-1f2a3b4c5d6e", mac: "52:54:00:10:00:03" }),
       );
       await remove(service, "app01");
       assert.equal(
@@ -352,11 +322,7 @@ requirementTest(
 
       const { ipv4 } = await upload(
         service,
-        domainXml(
-          "app02",
-          "3d4e5f60-7182-4c9d-8e0f-2a3b4c5d6e7f",
-          "52:54:00:10:00:04",
-        ),
+        domainXml({ name: "app02", uuid: "3d4e5f60-7182-4c9d-8e0f-2a3b4c5d6e7f", mac: "52:54:00:10:00:04" }),
       );
       await expectNames(port, ["app02", "vm-app02.mds.test"], ipv4);
       // dnsmasq logs "cleared cache" when it starts and when it takes SIGHUP.
@@ -409,7 +375,7 @@ requirementTest(
       assert.deepEqual({ ...await orphan.status }, { success: true, code: 0, signal: null });
       const { ipv4 } = await upload(
         service,
-        domainXml("new01", "6071829a-3b4c-4d5e-8f60-718293a4b5c6", "52:54:00:10:00:05"),
+        domainXml({ name: "new01", uuid: "6071829a-3b4c-4d5e-8f60-718293a4b5c6", mac: "52:54:00:10:00:05" }),
       );
       await expectNames(port, ["new01"], ipv4);
       assert.equal(await readPid(paths.pidFile), service.dnsmasq?.pid);
@@ -631,7 +597,7 @@ binary = ${DNSMASQ}
       const first = await admin(
         "POST",
         "/v1/instances",
-        domainXml("guest01", "4e5f6071-8293-4a0b-9c1d-3b4c5d6e7f80", macA),
+        domainXml({ name: "guest01", uuid: "4e5f6071-8293-4a0b-9c1d-3b4c5d6e7f80", mac: macA }),
       );
       assert.equal(first.status, 201, first.text);
       const reserved = JSON.parse(first.text).ipv4 as string;
@@ -673,7 +639,7 @@ binary = ${DNSMASQ}
       const again = await admin(
         "POST",
         "/v1/instances",
-        domainXml("guest01", "5f607182-93a4-4b1c-8d2e-4c5d6e7f8091", macB),
+        domainXml({ name: "guest01", uuid: "5f607182-93a4-4b1c-8d2e-4c5d6e7f8091", mac: macB }),
       );
       assert.equal(again.status, 201, again.text);
       assert.equal(JSON.parse(again.text).ipv4, reserved);
