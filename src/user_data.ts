@@ -190,6 +190,21 @@ export class TemplateRenderer {
     return await this.#render(found, data);
   }
 
+  /**
+   * Whether the target has user-data, without rendering it: false only when
+   * its userdata_prefix names no template (md_server's 404); any other guest
+   * falls back to default_template or the built-in one.
+   */
+  hasUserData(target: UserDataTarget): boolean {
+    try {
+      _findUserData(this.#source, target, this.#userdataListing());
+      return true;
+    } catch (error) {
+      if (error instanceof TemplateNotFoundError) return false;
+      throw error;
+    }
+  }
+
   /** Renders one template file (or directory of parts) with data — used for vendor-data. */
   async renderPath(
     path: string,

@@ -261,3 +261,24 @@ Deno.test("methods other than GET on metadata paths get 405", async () => {
     assert.equal(response.status, 405);
   });
 });
+
+Deno.test("the OpenStack listing looks user_data up without rendering it", async () => {
+  await withService(async (t) => {
+    const { ipv4 } = await uploadJson(t, WEB);
+    const listing = await text(await t.guestFetch(ipv4, "/openstack/latest/"));
+    assert.equal(listing.status, 200);
+    assert.ok(listing.body.split("\n").includes("user_data"), listing.body);
+    // The broken template fails where it is rendered, not in the listing.
+    assert.equal((await text(await t.guestFetch(ipv4, "/openstack/latest/user_data"))).status, 500);
+
+    const { ipv4: other } = await uploadJson(t, {
+      name: "prefixed",
+      uuid: "77777777-7777-4777-8777-777777777777",
+      mac: "52:54:00:77:77:77",
+      metadata:
+        `<mdserver:userdata_prefix xmlns:mdserver="https://github.com/sjjf/md_server">missing</mdserver:userdata_prefix>`,
+    });
+    const without = await text(await t.guestFetch(other, "/openstack/latest/"));
+    assert.ok(!without.body.split("\n").includes("user_data"), without.body);
+  }, { userdata: { "web01": "#cloud-config\nhostname: {{no_such_variable}}\n" } });
+});

@@ -19,7 +19,7 @@ import type { Metrics } from "../metrics.ts";
 import { ipNeighLookup, type NeighbourLookup } from "../neighbours.ts";
 import type { TemplateExtras } from "../template_data.ts";
 import { ec2DynamicTree, ec2MetadataTree, isEc2Version, versionListing } from "../metadata/ec2.ts";
-import { type Document, nocloudFile, openstackFile, renderUserData } from "../metadata/documents.ts";
+import { type Document, nocloudFile, openstackFile, renderUserData, userDataTarget } from "../metadata/documents.ts";
 import { NOCLOUD_FILES } from "../metadata/nocloud.ts";
 import { isOpenstackVersion, OPENSTACK_FILES, openstackVersionListing } from "../metadata/openstack.ts";
 import { lookupPath, type TreeDirectory } from "../metadata/tree.ts";
@@ -242,7 +242,8 @@ async function openstackEndpoint(rest: string[], path: string, source: string, d
     const names: string[] = [];
     for (const file of OPENSTACK_FILES) {
       // Listed only when present, as Nova does: user_data may be missing.
-      if (file !== "user_data" || (await renderUserData(deps, instance)) !== null) names.push(file);
+      // A lookup, not a render: listing must not cost (or fail like) a render.
+      if (file !== "user_data" || deps.renderer.hasUserData(userDataTarget(instance))) names.push(file);
     }
     return textResponse(names.join("\n"));
   }

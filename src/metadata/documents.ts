@@ -11,7 +11,13 @@ import { HttpError } from "../http/errors.ts";
 import type { Instance } from "../instance.ts";
 import type { Logger } from "../log.ts";
 import { buildTemplateData, type TemplateExtras } from "../template_data.ts";
-import { type RenderedTemplate, TemplateError, TemplateNotFoundError, type TemplateRenderer } from "../user_data.ts";
+import {
+  type RenderedTemplate,
+  TemplateError,
+  TemplateNotFoundError,
+  type TemplateRenderer,
+  type UserDataTarget,
+} from "../user_data.ts";
 import { ec2MetadataTree } from "./ec2.ts";
 import { type NetworkMode, openstackNetworkData } from "./network_config.ts";
 import { nocloudMetaData, nocloudNetworkConfig } from "./nocloud.ts";
@@ -38,6 +44,11 @@ export interface Document {
 const TEXT = "text/plain; charset=utf-8";
 const JSON_TYPE = "application/json";
 
+/** Who user-data is looked up for: the domain's userdata_prefix, name and MAC. */
+export function userDataTarget(instance: Instance): UserDataTarget {
+  return { prefix: instance.metadata.userdata_prefix ?? null, name: instance.name, mac: instance.mac };
+}
+
 /**
  * The instance's user-data; null when the domain names a `userdata_prefix`
  * that matches no template (md_server's 404). A template error is logged
@@ -49,14 +60,7 @@ export async function renderUserData(
 ): Promise<RenderedTemplate | null> {
   const data = buildTemplateData(deps.config, instance, deps.extras);
   try {
-    return await deps.renderer.renderUserData(
-      {
-        prefix: instance.metadata.userdata_prefix ?? null,
-        name: instance.name,
-        mac: instance.mac,
-      },
-      data,
-    );
+    return await deps.renderer.renderUserData(userDataTarget(instance), data);
   } catch (error) {
     if (error instanceof TemplateNotFoundError) return null;
     throw templateFailure(error, "user-data", instance, deps);
