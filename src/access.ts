@@ -4,10 +4,11 @@
  * booted, with its SSH host keys. Kept under ["access", uuid], apart from the
  * instance record, so guest traffic never conflicts with uploads.
  *
- * Metadata fetches and user-data fetches are each written at most once per
+ * Metadata fetches and user-data fetches are each noted at most once per
  * `minIntervalMs` per instance (a cloud-init crawl is dozens of requests):
- * the first of each after a (re)start is always written, and so is every
- * phone-home. The guest's request never waits for these writes.
+ * the first of each after a (re)start is always noted, and every phone-home
+ * is written at once. Notes are written behind, in batches (AccessRecorder);
+ * the guest's request never waits for them.
  *
  * @module
  */
@@ -72,21 +73,47 @@ export function hostKeysFromPhoneHome(fields: URLSearchParams): Record<string, s
   return keys;
 }
 
-/** Records accesses in KV; writes for guest traffic are throttled and never awaited by requests. */
+/** Notes of guest traffic not yet written: merged per instance until the next batch. */
+interface PendingNote {
+  /** The first fetch since the last batch (becomes firstMetadataAt if the record has none). */
+  firstAt: string;
+  lastAt: string;
+  userDataAt: string | null;
+}
+
+/** Instances read with one `getMany` (its limit is 10 keys, two per instance). */
+const READ_CHUNK = 5;
+/** Instances written with one atomic commit (its limit is 100 checks, two per instance). */
+const WRITE_CHUNK = 50;
+
+/**
+ * Records accesses in KV. Guest traffic (metadata and user-data fetches) is
+ * throttled per instance, never awaited by a request, and written behind in
+ * batches: notes gathered for `batchDelayMs` become one read and one commit
+ * for up to 50 instances, so a boot storm costs a few KV operations per
+ * hundred boots instead of several per boot. Reads (`get`) and `flush`
+ * write what is gathered first, so nothing noted is ever hidden from them.
+ * Phone-home and boot resets are written at once.
+ */
 export class AccessRecorder {
   readonly #kv: Deno.Kv;
   readonly #now: () => Date;
   readonly #log: Logger;
   readonly #minIntervalMs: number;
+  readonly #batchDelayMs: number;
   readonly #lastWrite = new Map<string, number>();
   readonly #lastUserDataWrite = new Map<string, number>();
-  readonly #pending = new Set<Promise<void>>();
+  #queued = new Map<string, PendingNote>();
+  #timer: ReturnType<typeof setTimeout> | null = null;
+  /** The batch being written, if any: batches never overlap. */
+  #writing: Promise<void> = Promise.resolve();
 
-  constructor(kv: Deno.Kv, options: { now?: () => Date; log: Logger; minIntervalMs?: number }) {
+  constructor(kv: Deno.Kv, options: { now?: () => Date; log: Logger; minIntervalMs?: number; batchDelayMs?: number }) {
     this.#kv = kv;
     this.#now = options.now ?? (() => new Date());
     this.#log = options.log;
     this.#minIntervalMs = options.minIntervalMs ?? 10_000;
+    this.#batchDelayMs = options.batchDelayMs ?? 1_000;
   }
 
   /** Notes a metadata fetch (EC2, OpenStack or NoCloud). */
@@ -95,11 +122,7 @@ export class AccessRecorder {
     const last = this.#lastWrite.get(uuid);
     if (last !== undefined && now.getTime() - last < this.#minIntervalMs) return;
     this.#lastWrite.set(uuid, now.getTime());
-    this.#background(uuid, (record) => ({
-      ...record,
-      firstMetadataAt: record.firstMetadataAt ?? now.toISOString(),
-      lastMetadataAt: now.toISOString(),
-    }));
+    this.#queue(uuid, now.toISOString(), false);
   }
 
   /** Notes a user-data fetch. */
@@ -109,13 +132,7 @@ export class AccessRecorder {
     if (last !== undefined && now.getTime() - last < this.#minIntervalMs) return;
     this.#lastUserDataWrite.set(uuid, now.getTime());
     this.#lastWrite.set(uuid, now.getTime());
-    const at = now.toISOString();
-    this.#background(uuid, (record) => ({
-      ...record,
-      firstMetadataAt: record.firstMetadataAt ?? at,
-      lastMetadataAt: at,
-      userDataAt: at,
-    }));
+    this.#queue(uuid, now.toISOString(), true);
   }
 
   /** Records cloud-init's phone_home: booted now, with these host keys. */
@@ -131,9 +148,11 @@ export class AccessRecorder {
 
   /** Clears boot progress when an instance starts again, keeping its host keys. */
   async resetBoot(uuid: string): Promise<void> {
+    // Notes from before the restart are cleared by it anyway.
+    this.#queued.delete(uuid);
     this.#lastWrite.delete(uuid);
     this.#lastUserDataWrite.delete(uuid);
-    await this.flush();
+    await this.#writing;
     await this.#update(uuid, (record) => ({
       ...record,
       firstMetadataAt: null,
@@ -145,34 +164,107 @@ export class AccessRecorder {
 
   /** The record of an instance, or null when nothing was seen. */
   async get(uuid: string): Promise<AccessRecord | null> {
+    if (this.#queued.has(uuid)) await this.flush();
     return (await this.#kv.get<AccessRecord>(["access", uuid])).value;
   }
 
-  /** Waits for background writes (tests and shutdown). */
+  /** Writes every gathered note now and waits for it (reads, tests and shutdown). */
   async flush(): Promise<void> {
-    await Promise.all([...this.#pending]);
+    this.#startBatch();
+    await this.#writing;
   }
 
-  #background(uuid: string, change: (record: AccessRecord) => AccessRecord) {
-    const write = this.#update(uuid, change).then(
-      () => {},
-      (error) => this.#log.warning(`access record for ${uuid} not written: ${(error as Error).message}`),
-    );
-    this.#pending.add(write);
-    write.finally(() => this.#pending.delete(write));
+  #queue(uuid: string, at: string, userData: boolean): void {
+    const pending = this.#queued.get(uuid);
+    if (pending) {
+      pending.lastAt = at;
+      if (userData) pending.userDataAt = at;
+    } else {
+      this.#queued.set(uuid, { firstAt: at, lastAt: at, userDataAt: userData ? at : null });
+    }
+    this.#timer ??= setTimeout(() => this.#startBatch(), this.#batchDelayMs);
+  }
+
+  /** Takes everything gathered so far and writes it after the batch before it. */
+  #startBatch(): void {
+    if (this.#timer !== null) clearTimeout(this.#timer);
+    this.#timer = null;
+    if (this.#queued.size === 0) return;
+    const batch = this.#queued;
+    this.#queued = new Map();
+    this.#writing = this.#writing.then(() => this.#writeBatch(batch));
+  }
+
+  async #writeBatch(batch: Map<string, PendingNote>): Promise<void> {
+    const uuids = [...batch.keys()];
+    for (let start = 0; start < uuids.length; start += WRITE_CHUNK) {
+      const chunk = uuids.slice(start, start + WRITE_CHUNK);
+      try {
+        await this.#writeChunk(chunk, batch);
+      } catch (error) {
+        this.#log.warning(`access records of ${chunk.length} instances not written: ${(error as Error).message}`);
+      }
+    }
+  }
+
+  /**
+   * One commit for up to WRITE_CHUNK instances, each checked against the
+   * record and instance it was read with. When another writer got in between
+   * (a phone-home, an upload, another process), each instance is written on
+   * its own instead.
+   */
+  async #writeChunk(uuids: string[], batch: Map<string, PendingNote>): Promise<void> {
+    const entries: Deno.KvEntryMaybe<unknown>[] = [];
+    for (let start = 0; start < uuids.length; start += READ_CHUNK) {
+      const keys = uuids.slice(start, start + READ_CHUNK).flatMap((uuid) => [["access", uuid], ["instances", uuid]]);
+      entries.push(...await this.#kv.getMany(keys));
+    }
+    const operation = this.#kv.atomic();
+    uuids.forEach((uuid, index) => {
+      const access = entries[2 * index] as Deno.KvEntryMaybe<AccessRecord>;
+      const instance = entries[2 * index + 1]!;
+      if (instance.value === null) return; // deleted since: nothing to record
+      const note = batch.get(uuid)!;
+      operation.check(access).check(instance).set(["access", uuid], applyNote(access.value, note));
+    });
+    if ((await operation.commit()).ok) return;
+    for (const uuid of uuids) {
+      const note = batch.get(uuid)!;
+      try {
+        await this.#update(uuid, (record) => applyNote(record, note));
+      } catch (error) {
+        if ((error as Error).message === INSTANCE_GONE) continue;
+        this.#log.warning(`access record for ${uuid} not written: ${(error as Error).message}`);
+      }
+    }
   }
 
   async #update(uuid: string, change: (record: AccessRecord) => AccessRecord): Promise<AccessRecord> {
     for (let attempt = 0; attempt < 16; attempt++) {
-      const entry = await this.#kv.get<AccessRecord>(["access", uuid]);
-      const instance = await this.#kv.get(["instances", uuid]);
-      if (instance.value === null) throw new Error("instance no longer exists");
+      const [entry, instance] = await this.#kv.getMany<[AccessRecord, unknown]>([["access", uuid], [
+        "instances",
+        uuid,
+      ]]);
+      if (instance.value === null) throw new Error(INSTANCE_GONE);
       const updated = change(entry.value ?? emptyAccessRecord());
       const result = await this.#kv.atomic().check(entry).check(instance).set(["access", uuid], updated).commit();
       if (result.ok) return updated;
     }
     throw new Error("the store stayed busy");
   }
+}
+
+const INSTANCE_GONE = "instance no longer exists";
+
+/** A record with a batch's note applied. */
+function applyNote(record: AccessRecord | null, note: PendingNote): AccessRecord {
+  const base = record ?? emptyAccessRecord();
+  return {
+    ...base,
+    firstMetadataAt: base.firstMetadataAt ?? note.firstAt,
+    lastMetadataAt: note.lastAt,
+    userDataAt: note.userDataAt ?? base.userDataAt,
+  };
 }
 
 /** An ssh known_hosts file: each instance's names and address with its host keys. */
