@@ -157,6 +157,8 @@ export class TemplateRenderer {
   #builtin: TemplateFunction;
   #listing: DirListing | null = null;
   #settleMs: number;
+  /** Rendered documents that passed validation, oldest first (see #validate). */
+  #validated = new Set<string>();
 
   /**
    * Compiles the built-in template (or `options.builtinTemplate`) once, up
@@ -184,7 +186,7 @@ export class TemplateRenderer {
     const found = _findUserData(this.#source, target, this.#userdataListing());
     if (found === null) {
       const body = _run(this.#engine, this.#builtin, data, "built-in");
-      _validate(body, "built-in");
+      this.#validate(body, "built-in");
       return { body, template: "built-in", contentType: TEXT_TYPE };
     }
     return await this.#render(found, data);
@@ -251,6 +253,24 @@ export class TemplateRenderer {
     return listing;
   }
 
+  /**
+   * _validate, remembering the last VALIDATED_KEPT documents that passed:
+   * validation depends on the text alone, and a guest that asks again (every
+   * boot, every retry) mostly gets the very same text, which then costs a
+   * lookup instead of a YAML parse. Whatever fails is never remembered.
+   */
+  #validate(body: string, file: string, options: { always?: boolean } = {}): void {
+    if (!options.always && !_isCloudConfig(body)) return; // nothing to check
+    if (body.length > VALIDATED_MAX_LENGTH) return _validate(body, file, options);
+    if (this.#validated.delete(body)) {
+      this.#validated.add(body);
+      return;
+    }
+    _validate(body, file, options);
+    this.#validated.add(body);
+    if (this.#validated.size > VALIDATED_KEPT) this.#validated.delete(this.#validated.values().next().value!);
+  }
+
   async #render(
     found: Found,
     data: Record<string, unknown>,
@@ -258,7 +278,7 @@ export class TemplateRenderer {
     const info = found.info ?? Deno.statSync(found.path);
     if (!info.isDirectory) {
       const body = await this.#renderFile(found.path, data, info);
-      _validate(body, found.path);
+      this.#validate(body, found.path);
       return { body, template: found.path, contentType: TEXT_TYPE };
     }
     const parts: _Part[] = [];
@@ -266,7 +286,7 @@ export class TemplateRenderer {
       const body = await this.#renderFile(file.path, data);
       const type = _partType(file.name, body);
       if (type === "text/cloud-config") {
-        _validate(body, file.path, { always: true });
+        this.#validate(body, file.path, { always: true });
       }
       parts.push({ name: file.name, type, body });
     }
@@ -314,6 +334,11 @@ export class TemplateRenderer {
 }
 
 const TEXT_TYPE = "text/plain; charset=utf-8";
+
+/** Validated documents remembered: about one boot storm's worth. */
+const VALIDATED_KEPT = 1024;
+/** Longer documents are validated every time (the memory kept stays under 16 MiB). */
+const VALIDATED_MAX_LENGTH = 16 * 1024;
 
 // ---------------------------------------------------------------- lookup
 
@@ -814,6 +839,15 @@ function _yamlValue(value: unknown): string {
 
 // ------------------------------------------------------------ validation
 
+function _firstLine(body: string): string {
+  return body.split("\n", 1)[0]?.trim() ?? "";
+}
+
+/** Whether a document's first line makes it cloud-config (`#cloud-config`, `#cloud-config-archive`, …). */
+function _isCloudConfig(body: string): boolean {
+  return _firstLine(body).startsWith("#cloud-config");
+}
+
 /** Whether js-yaml parses body to what _validate accepts: a mapping, nothing, or anything for `#cloud-config-…`. */
 function _fastYamlAccepts(body: string, firstLine: string): boolean {
   let value: unknown;
@@ -841,8 +875,8 @@ function _validate(
   file: string,
   options: { always?: boolean } = {},
 ): void {
-  const firstLine = body.split("\n", 1)[0]?.trim() ?? "";
-  if (!options.always && !firstLine.startsWith("#cloud-config")) return;
+  if (!options.always && !_isCloudConfig(body)) return;
+  const firstLine = _firstLine(body);
   if (_fastYamlAccepts(body, firstLine)) return;
   let doc;
   try {

@@ -801,6 +801,25 @@ Deno.test("renderUserData() sees a template added to or removed from userdata_di
   });
 });
 
+Deno.test("renderUserData() checks every rendered document, however often the same template rendered valid YAML", async () => {
+  await withDir(async (dir, source) => {
+    await Deno.writeTextFile(join(dir, "web01.yaml"), "#cloud-config\nhostname: {{hostname}}\n");
+    const renderer = new TemplateRenderer(source);
+    for (let round = 0; round < 3; round++) {
+      assert.equal((await renderer.renderUserData(WEB01, data())).body, "#cloud-config\nhostname: web01\n");
+      await assert.rejects(renderer.renderUserData(WEB01, data({ hostname: "a: b" })), TemplateError);
+    }
+    // A part that must be cloud-config is checked even when its text was served before as plain text.
+    await Deno.remove(join(dir, "web01.yaml"));
+    await Deno.writeTextFile(join(dir, "web01.yaml"), "just text {{hostname}}\n");
+    assert.equal((await renderer.renderUserData(WEB01, data())).body, "just text web01\n");
+    await Deno.remove(join(dir, "web01.yaml"));
+    await Deno.mkdir(join(dir, "web01.yaml"));
+    await Deno.writeTextFile(join(dir, "web01.yaml", "10-config.yaml"), "just text {{hostname}}\n");
+    await assert.rejects(renderer.renderUserData(WEB01, data()), TemplateError);
+  });
+});
+
 Deno.test("renderUserData() accepts and refuses #cloud-config documents as the yaml package does", async () => {
   const accepted = [
     "#cloud-config\n",
