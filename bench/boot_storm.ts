@@ -86,9 +86,10 @@ export interface BootStormResult {
   p99Ratio: number;
   rendering: {
     repeats: number;
+    rounds: number;
     runs: RenderingRun[];
-    /** TemplateRenderer.renderUserData alone, in this process, per call (the same template). */
-    inProcessRenderUs: number;
+    /** TemplateRenderer.renderUserData alone, in this process, µs per call (the same template). */
+    inProcess: InProcessRender;
   };
   memory: { mdserver: ProcessMemory; ceiling: ProcessMemory };
   /** Warnings and errors mdserver logged (first 20). */
@@ -103,8 +104,10 @@ export interface BootStormOptions {
   /** Instances that boot once before the measured storms (JIT warm-up), default 10% of instances, at least 20. */
   warmup?: number;
   connection?: Connection;
-  /** Requests per guest in the rendering comparison; default 10. */
+  /** Requests per guest in each rendering run; default 10. */
   renderRepeats?: number;
+  /** Rendering runs per kind and connection, alternating leaf and user-data; default 4. */
+  renderRounds?: number;
   /** Flags for mdserver's `deno run`, e.g. `--cpu-prof` to profile it. */
   mdserverFlags?: string[];
   /** Progress lines. */
@@ -265,8 +268,16 @@ function ratio(a: number, b: number): number {
   return Math.round((a / b) * 100) / 100;
 }
 
-/** How long one render of the bench template takes in this process, µs. */
-async function inProcessRenderUs(setup: BenchSetup): Promise<number> {
+/** One render of the bench template in this process, µs. */
+export interface InProcessRender {
+  /** A document this renderer checked before (a guest asking again): lookup, stat, run. */
+  repeatUs: number;
+  /** A document never seen: the same plus its #cloud-config check (a YAML parse). */
+  newDocumentUs: number;
+}
+
+/** How long one render of the bench template takes in this process. */
+async function inProcessRender(setup: BenchSetup): Promise<InProcessRender> {
   const { config } = setup;
   const renderer = new TemplateRenderer({
     userdataDir: config.mdserver.userdataDir,
@@ -274,16 +285,22 @@ async function inProcessRenderUs(setup: BenchSetup): Promise<number> {
     defaultTemplate: config.mdserver.defaultTemplate,
   });
   const instances = setup.instances.slice(0, 100);
-  const render = async (i: number) => {
+  let serial = 0;
+  // A new instance_id makes a document the renderer has never checked.
+  const render = async (i: number, fresh: boolean) => {
     const instance = instances[i % instances.length]!;
     const data = buildTemplateData(config, instance);
+    if (fresh) data.instance_id = `i-bench${serial++}`;
     await renderer.renderUserData({ prefix: null, name: instance.name, mac: instance.mac }, data);
   };
-  for (let i = 0; i < 2000; i++) await render(i);
-  const count = 10_000;
-  const started = performance.now();
-  for (let i = 0; i < count; i++) await render(i);
-  return Math.round(((performance.now() - started) / count) * 1000 * 10) / 10;
+  const timeUs = async (fresh: boolean) => {
+    for (let i = 0; i < 2000; i++) await render(i, fresh);
+    const count = 10_000;
+    const started = performance.now();
+    for (let i = 0; i < count; i++) await render(i, fresh);
+    return Math.round(((performance.now() - started) / count) * 1000 * 10) / 10;
+  };
+  return { repeatUs: await timeUs(false), newDocumentUs: await timeUs(true) };
 }
 
 /** Runs the boot storm and the rendering comparison. */
@@ -293,6 +310,7 @@ export async function runBootStorm(options: BootStormOptions = {}): Promise<Boot
   const warmupCount = options.warmup ?? Math.max(20, Math.round(count / 10));
   const connection = options.connection ?? "close";
   const repeats = options.renderRepeats ?? 10;
+  const renderRounds = options.renderRounds ?? 4;
   const progress = options.progress ?? (() => {});
 
   progress(`boot storm: registering ${warmupCount + rounds * count} instances`);
@@ -341,10 +359,12 @@ export async function runBootStorm(options: BootStormOptions = {}): Promise<Boot
     const userDataGuests = only("/2021-03-23/user-data");
     const runs: RenderingRun[] = [];
     for (const mode of ["close", "keep-alive"] as const) {
-      progress(`rendering (${mode}): ${count} instances × ${repeats} requests, static leaf and user-data, twice`);
+      progress(
+        `rendering (${mode}): ${count} instances × ${repeats} requests, static leaf and user-data, ${renderRounds} times`,
+      );
       const leaf: Measured[] = [];
       const userData: Measured[] = [];
-      for (let round = 0; round < 2; round++) {
+      for (let round = 0; round < renderRounds; round++) {
         leaf.push(await measure(mdserver, leafGuests, mode));
         userData.push(await measure(mdserver, userDataGuests, mode));
       }
@@ -371,7 +391,7 @@ export async function runBootStorm(options: BootStormOptions = {}): Promise<Boot
       ceiling: ceilingRun,
       cpuRatio: ratio(mdserverRun.cpuPerRequestUs, ceilingRun.cpuPerRequestUs),
       p99Ratio: ratio(mdserverRun.p99Ms, ceilingRun.p99Ms),
-      rendering: { repeats, runs, inProcessRenderUs: await inProcessRenderUs(setup) },
+      rendering: { repeats, rounds: renderRounds, runs, inProcess: await inProcessRender(setup) },
       memory,
       mdserverProblems: mdserver.problems(),
     };
