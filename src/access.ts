@@ -233,7 +233,7 @@ export class AccessRecorder {
       try {
         await this.#update(uuid, (record) => applyNote(record, note));
       } catch (error) {
-        if ((error as Error).message === INSTANCE_GONE) continue;
+        if (error instanceof InstanceGoneError) continue; // deleted since: nothing to record
         this.#log.warning(`access record for ${uuid} not written: ${(error as Error).message}`);
       }
     }
@@ -245,7 +245,7 @@ export class AccessRecorder {
         "instances",
         uuid,
       ]]);
-      if (instance.value === null) throw new Error(INSTANCE_GONE);
+      if (instance.value === null) throw new InstanceGoneError();
       const updated = change(entry.value ?? emptyAccessRecord());
       const result = await this.#kv.atomic().check(entry).check(instance).set(["access", uuid], updated).commit();
       if (result.ok) return updated;
@@ -254,7 +254,13 @@ export class AccessRecorder {
   }
 }
 
-const INSTANCE_GONE = "instance no longer exists";
+/** The instance was deleted: its access record is not written. */
+class InstanceGoneError extends Error {
+  constructor() {
+    super("instance no longer exists");
+    this.name = "InstanceGoneError";
+  }
+}
 
 /** A record with a batch's note applied. */
 function applyNote(record: AccessRecord | null, note: PendingNote): AccessRecord {
