@@ -216,8 +216,7 @@ export class AccessRecorder {
   async #writeChunk(uuids: string[], batch: Map<string, PendingNote>): Promise<void> {
     const entries: Deno.KvEntryMaybe<unknown>[] = [];
     for (let start = 0; start < uuids.length; start += READ_CHUNK) {
-      const keys = uuids.slice(start, start + READ_CHUNK).flatMap((uuid) => [["access", uuid], ["instances", uuid]]);
-      entries.push(...await this.#kv.getMany(keys));
+      entries.push(...await this.#kv.getMany(uuids.slice(start, start + READ_CHUNK).flatMap(recordKeys)));
     }
     const operation = this.#kv.atomic();
     uuids.forEach((uuid, index) => {
@@ -241,10 +240,7 @@ export class AccessRecorder {
 
   async #update(uuid: string, change: (record: AccessRecord) => AccessRecord): Promise<AccessRecord> {
     for (let attempt = 0; attempt < 16; attempt++) {
-      const [entry, instance] = await this.#kv.getMany<[AccessRecord, unknown]>([["access", uuid], [
-        "instances",
-        uuid,
-      ]]);
+      const [entry, instance] = await this.#kv.getMany<[AccessRecord, unknown]>(recordKeys(uuid));
       if (instance.value === null) throw new InstanceGoneError();
       const updated = change(entry.value ?? emptyAccessRecord());
       const result = await this.#kv.atomic().check(entry).check(instance).set(["access", uuid], updated).commit();
@@ -260,6 +256,11 @@ class InstanceGoneError extends Error {
     super("instance no longer exists");
     this.name = "InstanceGoneError";
   }
+}
+
+/** The keys every write checks: the access record and the instance it belongs to. */
+function recordKeys(uuid: string): [Deno.KvKey, Deno.KvKey] {
+  return [["access", uuid], ["instances", uuid]];
 }
 
 /** A record with a batch's note applied. */

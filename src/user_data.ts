@@ -254,19 +254,21 @@ export class TemplateRenderer {
   }
 
   /**
-   * _validate, remembering the last VALIDATED_KEPT documents that passed:
-   * validation depends on the text alone, and a guest that asks again (every
-   * boot, every retry) mostly gets the very same text, which then costs a
-   * lookup instead of a YAML parse. Whatever fails is never remembered.
+   * Checks a rendered document that is cloud-config (by its first line, or
+   * `always` for a part that must be) with _validate, remembering the last
+   * VALIDATED_KEPT documents that passed: the check depends on the text
+   * alone, and a guest that asks again (every boot, every retry) mostly gets
+   * the very same text, which then costs a lookup instead of a YAML parse.
+   * Whatever fails is never remembered.
    */
   #validate(body: string, file: string, options: { always?: boolean } = {}): void {
     if (!options.always && !_isCloudConfig(body)) return; // nothing to check
-    if (body.length > VALIDATED_MAX_LENGTH) return _validate(body, file, options);
+    if (body.length > VALIDATED_MAX_LENGTH) return _validate(body, file);
     if (this.#validated.delete(body)) {
       this.#validated.add(body);
       return;
     }
-    _validate(body, file, options);
+    _validate(body, file);
     this.#validated.add(body);
     if (this.#validated.size > VALIDATED_KEPT) this.#validated.delete(this.#validated.values().next().value!);
   }
@@ -862,7 +864,8 @@ function _fastYamlAccepts(body: string, firstLine: string): boolean {
 }
 
 /**
- * Rendered `#cloud-config` (or any cloud-config part) must be a YAML mapping.
+ * Rendered `#cloud-config` (or any cloud-config part) must be a YAML mapping
+ * (`#cloud-config-archive` and the like: any YAML). Throws a TemplateError.
  *
  * js-yaml checks first: it is about ten times faster than the yaml package
  * here, and validation runs on every render. A document it accepts as a
@@ -870,12 +873,7 @@ function _fastYamlAccepts(body: string, firstLine: string): boolean {
  * error (with its line) or accepts what js-yaml alone refused (e.g. an
  * unknown tag), exactly as before.
  */
-function _validate(
-  body: string,
-  file: string,
-  options: { always?: boolean } = {},
-): void {
-  if (!options.always && !_isCloudConfig(body)) return;
+function _validate(body: string, file: string): void {
   const firstLine = _firstLine(body);
   if (_fastYamlAccepts(body, firstLine)) return;
   let doc;
