@@ -4,9 +4,10 @@
  * here reads the store, so the snippet can go into a domain before its
  * first start (which is when the hook registers it).
  *
- * - "nocloud": SMBIOS system serial `ds=nocloud-net;s=http://<listen>/nocloud/`
- *   (cloud-init's NoCloud datasource reads it from DMI; every version from
- *   at least 17.x on).
+ * - "nocloud": SMBIOS system serial `ds=nocloud;s=http://<listen>/nocloud/;dsmode=net`
+ *   (cloud-init's NoCloud datasource reads it from DMI; both 22.4's and
+ *   current ds-identify detect it, and current cloud-init logs no deprecation
+ *   for it, unlike `nocloud-net`).
  * - "openstack": SMBIOS product name `OpenStack Nova`, which cloud-init's
  *   OpenStack datasource needs before it asks http://169.254.169.254/openstack.
  *
@@ -24,9 +25,14 @@ export function metadataBaseUrl(config: Config): string {
   return port === 80 ? `http://${listenAddress}` : `http://${listenAddress}:${port}`;
 }
 
-/** The NoCloud seed cloud-init takes from the SMBIOS serial; `nocloud-net` and the final "/" matter on 22.4. */
+/**
+ * The NoCloud seed cloud-init takes from the SMBIOS serial. `dsmode=net`
+ * makes 22.4 wait for the network (plain `nocloud` with an http seed is
+ * local mode there); `nocloud-net` is deprecated since 24.1. The final "/"
+ * matters on 22.4, which appends file names to the URL as is.
+ */
 export function nocloudSerial(config: Config): string {
-  return `ds=nocloud-net;s=${metadataBaseUrl(config)}/nocloud/`;
+  return `ds=nocloud;s=${metadataBaseUrl(config)}/nocloud/;dsmode=net`;
 }
 
 function escapeXml(text: string): string {

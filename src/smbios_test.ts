@@ -14,14 +14,14 @@ async function withConfig(mdserver: string, body: (file: string) => Promise<void
   }
 }
 
-Deno.test("nocloudSerial() is ds=nocloud-net with the listener's URL ending in /nocloud/", async () => {
+Deno.test("nocloudSerial() is ds=nocloud with dsmode=net and the listener's URL ending in /nocloud/", async () => {
   await withConfig("", async (file) => {
     const config = await loadConfig(file);
     assert.equal(metadataBaseUrl(config), "http://169.254.169.254");
-    assert.equal(nocloudSerial(config), "ds=nocloud-net;s=http://169.254.169.254/nocloud/");
+    assert.equal(nocloudSerial(config), "ds=nocloud;s=http://169.254.169.254/nocloud/;dsmode=net");
   });
   await withConfig("listen_address = 127.0.0.1\nport = 8169\n", async (file) => {
-    assert.equal(nocloudSerial(await loadConfig(file)), "ds=nocloud-net;s=http://127.0.0.1:8169/nocloud/");
+    assert.equal(nocloudSerial(await loadConfig(file)), "ds=nocloud;s=http://127.0.0.1:8169/nocloud/;dsmode=net");
   });
 });
 
@@ -32,7 +32,7 @@ Deno.test("smbiosSnippet() gives the <sysinfo> serial and the <os><smbios mode='
     assert.ok(
       text.endsWith(
         "<sysinfo type='smbios'>\n  <system>\n" +
-          "    <entry name='serial'>ds=nocloud-net;s=http://169.254.169.254/nocloud/</entry>\n" +
+          "    <entry name='serial'>ds=nocloud;s=http://169.254.169.254/nocloud/;dsmode=net</entry>\n" +
           "  </system>\n</sysinfo>\n<os>\n  <smbios mode='sysinfo'/>\n</os>\n",
       ),
       text,

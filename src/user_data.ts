@@ -100,7 +100,6 @@ export class TemplateNotFoundError extends Error {
 /** md_server's built-in template (hostname + default key), used when nothing matches and no default_template. */
 export const BUILTIN_USER_DATA: string = `#cloud-config
 hostname: <%= __mds.yaml(it.hostname) %>
-local-hostname: <%= __mds.yaml(it.hostname) %>
 fqdn: <%= __mds.yaml(it.fqdn || it.hostname + ".localdomain") %>
 manage_etc_hosts: true
 <% const keys = __mds.publicKeys(it.public_keys) %>

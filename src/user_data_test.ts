@@ -855,7 +855,6 @@ Deno.test("BUILTIN_USER_DATA gives hostname, fqdn and every public key as valid 
     assert.ok(result.body.startsWith("#cloud-config\n"));
     assert.deepEqual(parse(result.body), {
       hostname: "web01",
-      "local-hostname": "web01",
       fqdn: "web01.example.com",
       manage_etc_hosts: true,
       ssh_authorized_keys: [KEY, KEY2],
@@ -869,7 +868,6 @@ Deno.test("BUILTIN_USER_DATA gives hostname, fqdn and every public key as valid 
     );
     assert.deepEqual(parse(odd.body), {
       hostname,
-      "local-hostname": hostname,
       fqdn: `${hostname}.localdomain`,
       manage_etc_hosts: true,
     });

@@ -59,7 +59,7 @@ Deno.test({
       // The serial `main.ts smbios` prints for this listener.
       const config = { ...t.config, mdserver: { ...t.config.mdserver, port: t.service.metadataPort } };
       const serial = nocloudSerial(config);
-      assert.equal(serial, `ds=nocloud-net;s=${t.metadataUrl}/nocloud/`);
+      assert.equal(serial, `ds=nocloud;s=${t.metadataUrl}/nocloud/;dsmode=net`);
       assert.ok(smbiosSnippet(config, { datasource: "nocloud" }).includes(`<entry name='serial'>${serial}</entry>`));
 
       const { result, stderr } = await runDriver("nocloud.py", [`${t.metadataUrl}/nocloud/`, serial, ip]);

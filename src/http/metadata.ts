@@ -254,7 +254,7 @@ async function openstackEndpoint(rest: string[], path: string, source: string, d
 }
 
 /**
- * NoCloud over HTTP, for the seed `ds=nocloud-net;s=http://<address>/nocloud/`.
+ * NoCloud over HTTP, for the seed `ds=nocloud;s=http://<address>/nocloud/;dsmode=net`.
  * `network-config` asks for DHCP on the managed interface: the guest is
  * already on the network when it reads it, and dnsmasq hands it the same
  * reserved address (docs/cloud-init.md explains why not a static one).

@@ -481,7 +481,7 @@ async function guestRun(kind: GuestKind, ctx: Context): Promise<void> {
   const dir = `${WORK}/${name}`;
   await Deno.mkdir(dir, { recursive: true });
   const consoleLog = `${dir}/console.log`;
-  const smbiosSerial = kind === "nocloud" ? `ds=nocloud-net;s=http://${NET.metadataAddress}/nocloud/` : null;
+  const smbiosSerial = kind === "nocloud" ? `ds=nocloud;s=http://${NET.metadataAddress}/nocloud/;dsmode=net` : null;
   const kernelCommandLine = `console=ttyS0,115200n8 root=${manifest.rootDevice} rw`;
   const base = `${imageDir}/${manifest.diskFile}`;
   say(`${run}: guest ${name} (${mac})`);
