@@ -22,7 +22,9 @@ export function isEc2Version(segment: string, config: Config): boolean {
 
 /** The listing of `/`: every version served, one a line. */
 export function versionListing(config: Config): string {
+  // md_server's own configuration lists "latest" among ec2_versions: once, last.
   const versions = new Set([...config.service.ec2Versions, ...PROBED_EC2_VERSIONS]);
+  versions.delete("latest");
   return [...[...versions].sort(), "latest"].map((version) => `${version}/`).join("\n");
 }
 

@@ -85,3 +85,10 @@ Deno.test("versionListing() always offers the versions cloud-init probes and lat
     assert.ok(lines.includes(version), version);
   }
 });
+
+Deno.test("versionListing() lists latest once when ec2_versions names it, as md_server's configuration does", async () => {
+  const lines = versionListing(await config("[service]\nec2_versions = 2009-04-04,latest\n")).split("\n");
+  assert.equal(lines.filter((line) => line === "latest/").length, 1);
+  assert.equal(lines.at(-1), "latest/");
+  assert.equal(new Set(lines).size, lines.length);
+});
