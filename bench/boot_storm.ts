@@ -29,7 +29,7 @@ import { lookupPath } from "../src/metadata/tree.ts";
 import { registerDomainXml } from "../src/registration.ts";
 import { createStore } from "../src/service.ts";
 import { buildTemplateData } from "../src/template_data.ts";
-import { TemplateRenderer } from "../src/user_data.ts";
+import { TemplateRenderer } from "../src/user_data/mod.ts";
 import {
   cloudInitEc2Paths,
   type GuestPlan,

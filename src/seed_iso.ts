@@ -21,7 +21,8 @@ import type { Instance } from "./instance.ts";
 import type { Logger } from "./log.ts";
 import { configDriveFiles, type DocumentDeps, nocloudSeedFiles } from "./metadata/documents.ts";
 import { createStore, openKv } from "./service.ts";
-import { BUILTIN_USER_DATA, TemplateRenderer } from "./user_data.ts";
+import { guestUrls } from "./guest_urls.ts";
+import { templateRenderer } from "./template_data.ts";
 
 /** The kinds of seed image. */
 export type SeedFormat = "configdrive" | "nocloud";
@@ -139,18 +140,6 @@ export async function writeIsoImage(
   }
 }
 
-/** The template renderer of a configuration, as the service builds it. */
-export function rendererFor(config: Config): TemplateRenderer {
-  return new TemplateRenderer(
-    {
-      userdataDir: config.mdserver.userdataDir,
-      suffixes: config.mdserver.userdataSuffixes,
-      defaultTemplate: config.mdserver.defaultTemplate,
-    },
-    { builtinTemplate: BUILTIN_USER_DATA },
-  );
-}
-
 /** Looks an instance up by name, UUID, instance-id, MAC or address in the configured KV file. */
 export async function findStoredInstance(
   config: Config,
@@ -227,7 +216,8 @@ export async function buildSeedIso(
     );
   }
   const files = await seedFiles(
-    { config, renderer: rendererFor(config), log: deps.log },
+    // The same request-time values the API gives this instance.
+    { config, renderer: templateRenderer(config, deps.log), log: deps.log, extras: guestUrls(config) },
     instance,
     request.format,
   );

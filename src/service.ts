@@ -8,15 +8,15 @@
 import { dirname } from "node:path";
 import { AccessRecorder, bootState } from "./access.ts";
 import { Metrics } from "./metrics.ts";
-import type { TemplateExtras } from "./template_data.ts";
+import { guestUrls } from "./guest_urls.ts";
+import { type TemplateExtras, templateRenderer } from "./template_data.ts";
 import type { Config } from "./config.ts";
 import { type DnsmasqHandle, startDnsmasq } from "./dnsmasq.ts";
 import { createAdminHandler } from "./http/admin.ts";
-import { createMetadataHandler, PHONE_HOME_PATH } from "./http/metadata.ts";
+import { createMetadataHandler } from "./http/metadata.ts";
 import { buildPool, poolSize } from "./ipam.ts";
 import type { Logger } from "./log.ts";
 import { InstanceStore, type StoreEvent } from "./store.ts";
-import { BUILTIN_USER_DATA, TemplateRenderer } from "./user_data.ts";
 
 /** A started service. */
 export interface RunningService {
@@ -72,14 +72,7 @@ export async function startService(config: Config, options: StartOptions): Promi
   const store = createStore(kv, config);
   const dnsmasq = options.dnsmasq === false ? null : await startDnsmasq(config, { store, log });
   if (options.onChange) store.subscribe(options.onChange);
-  const renderer = new TemplateRenderer(
-    {
-      userdataDir: config.mdserver.userdataDir,
-      suffixes: config.mdserver.userdataSuffixes,
-      defaultTemplate: config.mdserver.defaultTemplate,
-    },
-    { builtinTemplate: BUILTIN_USER_DATA },
-  );
+  const renderer = templateRenderer(config, log);
 
   const access = new AccessRecorder(kv, { log });
   // An upload of a known domain is a new start (the hook uploads on
@@ -106,12 +99,8 @@ export async function startService(config: Config, options: StartOptions): Promi
     }, (request, info) => gate.run(() => metadataHandler(request, info)));
     servers.push(metadata);
     metadataPort = metadata.addr.port;
-    const metadataUrl = `http://${config.mdserver.listenAddress}${
-      metadata.addr.port === 80 ? "" : `:${metadata.addr.port}`
-    }`;
-    extras.metadataUrl = metadataUrl;
-    extras.phoneHomeUrl = `${metadataUrl}${PHONE_HOME_PATH}`;
-    log.info(`metadata listening on ${metadataUrl}/`);
+    Object.assign(extras, guestUrls(config, metadata.addr.port));
+    log.info(`metadata listening on ${extras.metadataUrl}/`);
 
     if (config.admin.socket) {
       await Deno.mkdir(dirname(config.admin.socket), { recursive: true });

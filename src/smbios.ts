@@ -15,15 +15,10 @@
  */
 
 import { type Config, loadConfig } from "./config.ts";
+import { guestUrls } from "./guest_urls.ts";
 
 /** Which datasource the snippet selects. */
 export type SmbiosDatasource = "nocloud" | "openstack";
-
-/** The base URL guests use to reach the metadata listener, e.g. `http://169.254.169.254`. */
-export function metadataBaseUrl(config: Config): string {
-  const { listenAddress, port } = config.mdserver;
-  return port === 80 ? `http://${listenAddress}` : `http://${listenAddress}:${port}`;
-}
 
 /**
  * The NoCloud seed cloud-init takes from the SMBIOS serial. `dsmode=net`
@@ -32,7 +27,7 @@ export function metadataBaseUrl(config: Config): string {
  * matters on 22.4, which appends file names to the URL as is.
  */
 export function nocloudSerial(config: Config): string {
-  return `ds=nocloud;s=${metadataBaseUrl(config)}/nocloud/;dsmode=net`;
+  return `ds=nocloud;s=${guestUrls(config).metadataUrl}/nocloud/;dsmode=net`;
 }
 
 function escapeXml(text: string): string {
@@ -58,7 +53,7 @@ export function smbiosSnippet(
       "<entry name='product'>OpenStack Nova</entry>",
     ];
   const what = options.datasource === "nocloud"
-    ? `NoCloud over HTTP from ${metadataBaseUrl(config)}/nocloud/`
+    ? `NoCloud over HTTP from ${guestUrls(config).metadataUrl}/nocloud/`
     : "the OpenStack metadata API (it asks http://169.254.169.254/openstack)";
   return [
     `<!-- mdserver: cloud-init uses ${what}.`,

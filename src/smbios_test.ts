@@ -1,7 +1,8 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { loadConfig } from "./config.ts";
-import { metadataBaseUrl, nocloudSerial, runSmbios, smbiosSnippet } from "./smbios.ts";
+import { guestUrls } from "./guest_urls.ts";
+import { nocloudSerial, runSmbios, smbiosSnippet } from "./smbios.ts";
 
 async function withConfig(mdserver: string, body: (file: string) => Promise<void>) {
   const dir = await Deno.makeTempDir();
@@ -17,7 +18,7 @@ async function withConfig(mdserver: string, body: (file: string) => Promise<void
 Deno.test("nocloudSerial() is ds=nocloud with dsmode=net and the listener's URL ending in /nocloud/", async () => {
   await withConfig("", async (file) => {
     const config = await loadConfig(file);
-    assert.equal(metadataBaseUrl(config), "http://169.254.169.254");
+    assert.equal(guestUrls(config).metadataUrl, "http://169.254.169.254");
     assert.equal(nocloudSerial(config), "ds=nocloud;s=http://169.254.169.254/nocloud/;dsmode=net");
   });
   await withConfig("listen_address = 127.0.0.1\nport = 8169\n", async (file) => {

@@ -9,6 +9,20 @@ import type { Config } from "./config.ts";
 import { hostNames } from "./hostname.ts";
 import type { Instance } from "./instance.ts";
 import { formatCidr, formatIpv4, formatNetmask } from "./ipam.ts";
+import type { Logger } from "./log.ts";
+import { TemplateRenderer } from "./user_data/mod.ts";
+
+/** The template renderer of a configuration: the service's and seed-iso's are the same. */
+export function templateRenderer(config: Config, log: Logger): TemplateRenderer {
+  return new TemplateRenderer({
+    userdataDir: config.mdserver.userdataDir,
+    suffixes: config.mdserver.userdataSuffixes,
+    defaultTemplate: config.mdserver.defaultTemplate,
+  }, {
+    onWarning: (file, warning) =>
+      log.warning(`template ${file}${warning.line === null ? "" : ` line ${warning.line}`}: ${warning.message}`),
+  });
+}
 
 /** Extra values known only at request time. */
 export interface TemplateExtras {

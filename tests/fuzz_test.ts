@@ -14,7 +14,7 @@ import { createMetadataHandler, type Handler } from "../src/http/metadata.ts";
 import { parseIni } from "../src/ini.ts";
 import { silentLogger } from "../src/log.ts";
 import { createStore } from "../src/service.ts";
-import { BUILTIN_USER_DATA, TemplateRenderer } from "../src/user_data.ts";
+import { BUILTIN_USER_DATA, TemplateRenderer } from "../src/user_data/mod.ts";
 import { baseConfigText, domainXml } from "./_harness.ts";
 
 // ------------------------------------------------------------------ PRNG

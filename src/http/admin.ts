@@ -39,7 +39,7 @@ import type { Metrics } from "../metrics.ts";
 import { readBody, registerDomainXml, uploadSummary } from "../registration.ts";
 import type { InstanceStore } from "../store.ts";
 import type { TemplateExtras } from "../template_data.ts";
-import type { TemplateRenderer } from "../user_data.ts";
+import type { TemplateRenderer } from "../user_data/mod.ts";
 import { errorToResponse, HttpError, jsonResponse, textResponse } from "./errors.ts";
 
 /** What the admin handler needs. */

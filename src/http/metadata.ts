@@ -17,6 +17,7 @@ import { parseIpv4, poolContains } from "../ipam.ts";
 import type { Logger } from "../log.ts";
 import type { Metrics } from "../metrics.ts";
 import { ipNeighLookup, type NeighbourLookup } from "../neighbours.ts";
+import { PHONE_HOME_PATH } from "../guest_urls.ts";
 import type { TemplateExtras } from "../template_data.ts";
 import { ec2DynamicTree, ec2MetadataTree, isEc2Version, versionListing } from "../metadata/ec2.ts";
 import { type Document, nocloudFile, openstackFile, renderUserData, userDataTarget } from "../metadata/documents.ts";
@@ -34,7 +35,7 @@ import {
 } from "../imds_tokens.ts";
 import { readBody, registerDomainXml, uploadSummary } from "../registration.ts";
 import type { InstanceStore } from "../store.ts";
-import type { TemplateRenderer } from "../user_data.ts";
+import type { TemplateRenderer } from "../user_data/mod.ts";
 import { errorToResponse, HttpError, jsonResponse, textResponse } from "./errors.ts";
 
 /** What the metadata handler needs. */
@@ -89,9 +90,6 @@ function ec2Trees(config: Config): Ec2Trees {
     return tree;
   };
 }
-
-/** Path of the endpoint cloud-init's phone_home module posts to. */
-export const PHONE_HOME_PATH = "/phone-home";
 
 /** A request handler as Deno.serve runs it. */
 export type Handler = (request: Request, info: { remoteAddr: Deno.NetAddr }) => Promise<Response>;

@@ -17,7 +17,7 @@ import {
   TemplateNotFoundError,
   type TemplateRenderer,
   type UserDataTarget,
-} from "../user_data.ts";
+} from "../user_data/mod.ts";
 import { ec2MetadataTree } from "./ec2.ts";
 import { type NetworkMode, openstackNetworkData } from "./network_config.ts";
 import { nocloudMetaData, nocloudNetworkConfig } from "./nocloud.ts";

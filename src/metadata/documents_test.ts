@@ -5,7 +5,7 @@ import { loadConfig } from "../config.ts";
 import { HttpError } from "../http/errors.ts";
 import type { Instance } from "../instance.ts";
 import type { Logger } from "../log.ts";
-import { TemplateRenderer } from "../user_data.ts";
+import { TemplateRenderer } from "../user_data/mod.ts";
 import { configDriveFiles, type DocumentDeps, nocloudFile, nocloudSeedFiles, openstackFile } from "./documents.ts";
 
 const INSTANCE: Instance = {

@@ -9,7 +9,7 @@ import {
   TemplateRenderer,
   type TemplateSource,
   type UserDataTarget,
-} from "./user_data.ts";
+} from "./mod.ts";
 
 /** Makes a symlink with ln(1): Deno.symlink needs unscoped read and write permission. */
 async function symlink(target: string, path: string): Promise<void> {
@@ -473,7 +473,7 @@ Deno.test("renderUserData() rejects rendered #cloud-config that is not valid YAM
   assert.equal(typeof error.line, "number");
   assert.match(
     error.message,
-    /^Invalid #cloud-config from template ".*web01\.yaml": line \d+ /,
+    /^Invalid cloud-config from template ".*web01\.yaml": line \d+ /,
   );
 
   // A value that breaks the YAML only once substituted is caught too.
@@ -562,8 +562,8 @@ Deno.test("renderUserData() assembles a directory of parts into MIME multipart",
       "#include\nhttp://example.com/x\n",
     );
     await Deno.writeTextFile(
-      join(parts, "70-motd.txt"),
-      "Grüße von {{hostname}} ☃\n",
+      join(parts, "70-motd.sh"),
+      "#!/bin/sh\necho 'Grüße von {{hostname}} ☃'\n",
     );
     await Deno.writeTextFile(
       join(parts, ".hidden.yaml"),
@@ -582,7 +582,7 @@ Deno.test("renderUserData() assembles a directory of parts into MIME multipart",
     assert.equal(result.template, parts);
     assert.match(
       result.contentType,
-      /^multipart\/mixed; boundary=mdserver-[0-9a-f]{32}$/,
+      /^multipart\/mixed; boundary=mdserver-[0-9a-f]{16}$/,
     );
     const parsed = parseMultipart(result);
     assert.deepEqual(
@@ -603,7 +603,7 @@ Deno.test("renderUserData() assembles a directory of parts into MIME multipart",
           'text/x-shellscript; charset="utf-8"',
           'attachment; filename="20-setup.sh"',
           "7bit",
-          "echo 10.122.0.15\n",
+          "#!/bin/sh\necho 10.122.0.15\n",
         ],
         [
           'text/cloud-boothook; charset="utf-8"',
@@ -630,16 +630,48 @@ Deno.test("renderUserData() assembles a directory of parts into MIME multipart",
           "#include\nhttp://example.com/x\n",
         ],
         [
-          'text/plain; charset="utf-8"',
-          'attachment; filename="70-motd.txt"',
+          'text/x-shellscript; charset="utf-8"',
+          'attachment; filename="70-motd.sh"',
           "base64",
-          "Grüße von web01 ☃\n",
+          "#!/bin/sh\necho 'Grüße von web01 ☃'\n",
         ],
       ],
     );
     for (const part of parsed) {
       assert.equal(part.headers.get("mime-version"), "1.0");
     }
+  });
+});
+
+Deno.test("renderUserData() refuses a part cloud-init has no handler for, naming the file", async () => {
+  await withDir(async (dir, source) => {
+    const parts = join(dir, "web01");
+    await Deno.mkdir(parts);
+    await Deno.writeTextFile(join(parts, "10-base.yaml"), "hostname: {{hostname}}\n");
+    await Deno.writeTextFile(join(parts, "70-motd.txt"), "Hello from {{hostname}}\n");
+    const renderer = new TemplateRenderer(source);
+    const error = await renderer.renderUserData(WEB01, data()).then(() => null, (error) => error);
+    assert.ok(error instanceof TemplateError);
+    assert.ok(error.file.endsWith("70-motd.txt"), error.file);
+    assert.match(error.message, /no handler.*name it \.yaml or \.sh/);
+    // Given a marker cloud-init knows, the same file is a part.
+    await Deno.writeTextFile(join(parts, "70-motd.txt"), "#cloud-boothook\necho Hello\n");
+    const parsed = parseMultipart(await renderer.renderUserData(WEB01, data()));
+    assert.equal(parsed[1]?.headers.get("content-type"), 'text/cloud-boothook; charset="utf-8"');
+  });
+});
+
+Deno.test("renderUserData() makes the same multipart bytes for the same parts", async () => {
+  await withDir(async (dir, source) => {
+    const parts = join(dir, "web01");
+    await Deno.mkdir(parts);
+    await Deno.writeTextFile(join(parts, "10-base.yaml"), "hostname: {{hostname}}\n");
+    await Deno.writeTextFile(join(parts, "20-run.sh"), "#!/bin/sh\necho {{ipv4}}\n");
+    const first = await new TemplateRenderer(source).renderUserData(WEB01, data());
+    const again = await new TemplateRenderer(source).renderUserData(WEB01, data());
+    assert.equal(again.body, first.body);
+    const other = await new TemplateRenderer(source).renderUserData(WEB01, data({ ipv4: "10.122.0.99" }));
+    assert.notEqual(other.contentType, first.contentType);
   });
 });
 
@@ -696,14 +728,14 @@ Deno.test("renderUserData() picks a boundary that no part contains", async () =>
   await withDir(async (dir, source) => {
     const parts = join(dir, "web01");
     await Deno.mkdir(parts);
-    await Deno.writeTextFile(join(parts, "10.sh"), "echo --mdserver-\n");
+    await Deno.writeTextFile(join(parts, "10.sh"), "#!/bin/sh\necho --mdserver-\n");
     for (let i = 0; i < 5; i++) {
       const result = await new TemplateRenderer(source).renderUserData(
         WEB01,
         data(),
       );
       const [part] = parseMultipart(result);
-      assert.equal(part?.content, "echo --mdserver-\n");
+      assert.equal(part?.content, "#!/bin/sh\necho --mdserver-\n");
     }
   });
 });
@@ -729,8 +761,9 @@ Deno.test("renderPath() renders a vendor-data file or directory, and reports a m
     await Deno.mkdir(parts);
     await Deno.writeTextFile(join(parts, "a.sh"), "echo {{hostname}}\n");
     const multi = await renderer.renderPath(parts, data());
+    // A .sh part without "#!" is given one: cloud-init would fail to run it.
     assert.deepEqual(parseMultipart(multi).map((part) => part.content), [
-      "echo web01\n",
+      "#!/bin/sh\necho web01\n",
     ]);
 
     await assert.rejects(
@@ -820,21 +853,24 @@ Deno.test("renderUserData() checks every rendered document, however often the sa
   });
 });
 
-Deno.test("renderUserData() accepts and refuses #cloud-config documents as the yaml package does", async () => {
+Deno.test("renderUserData() accepts and refuses cloud-config documents as cloud-init's PyYAML does", async () => {
   const accepted = [
     "#cloud-config\n",
     "#cloud-config\nhostname: a\nruncmd:\n  - [ls, -l]\n  - echo 'x: y'\n",
     "#cloud-config\nwrite_files:\n  - content: |\n      a: b: c\n    path: /x\n",
     "#cloud-config\nanchor: &a {k: v}\nalias: *a\n",
     "#cloud-config\nwhen: 2001-12-14\nyes_word: yes\n",
-    "#cloud-config\ntagged: !custom value\n",
+    "#cloud-config\na: 1\na: 2\n",
+    "#Cloud-Config\nhostname: a\n",
     "#cloud-config-archive\n- type: text/cloud-config\n  content: 'a: b'\n",
   ];
   for (const text of accepted) await renderText(text);
   const refused = [
     "#cloud-config\nhostname: a: b\n",
     "#cloud-config\nruncmd: [unclosed\n",
-    "#cloud-config\na: 1\na: 2\n",
+    "#cloud-config\ntagged: !custom value\n",
+    "#cloud-config\ntuple: !!python/tuple [1, 2]\n",
+    "#CLOUD-CONFIG\n- a\n",
     "#cloud-config\n- a\n",
     "#cloud-config\n2001-12-14\n",
     "#cloud-config\njust a string\n",
@@ -929,7 +965,7 @@ Deno.test("TemplateRenderer uses options.builtinTemplate in place of the built-i
 // ----------------------------------------------------- sample template
 
 Deno.test("config/userdata/base.yaml renders to valid cloud-config, with and without a password", async () => {
-  const sample = new URL("../config/userdata/base.yaml", import.meta.url).pathname;
+  const sample = new URL("../../config/userdata/base.yaml", import.meta.url).pathname;
   await withDir(async (_dir, source) => {
     const renderer = new TemplateRenderer({
       ...source,
@@ -954,5 +990,26 @@ Deno.test("config/userdata/base.yaml renders to valid cloud-config, with and wit
       expire: false,
       users: [{ name: "root", password: hash, type: "hash" }],
     });
+  });
+});
+
+Deno.test("renderUserData() serves a duplicate key and tells of it once per version of the template", async () => {
+  await withDir(async (dir, source) => {
+    const told: string[] = [];
+    const renderer = new TemplateRenderer(source, {
+      onWarning: (file, warning) => told.push(`${file.split("/").at(-1)}:${warning.line}: ${warning.message}`),
+    });
+    const file = join(dir, "web01.yaml");
+    await Deno.writeTextFile(file, "#cloud-config\nhostname: {{hostname}}\nhostname: b\n");
+    for (let i = 0; i < 3; i++) {
+      const body = (await renderer.renderUserData(WEB01, data({ hostname: `h${i}` }))).body;
+      assert.equal(body, `#cloud-config\nhostname: h${i}\nhostname: b\n`);
+    }
+    assert.deepEqual(told, ['web01.yaml:3: duplicate key "hostname": the last one wins']);
+    // An edited template is a new version: told again.
+    await Deno.writeTextFile(file, "#cloud-config\nhostname: {{hostname}}\npackages: []\nhostname: c\n");
+    await renderer.renderUserData(WEB01, data());
+    assert.equal(told.length, 2);
+    assert.match(told[1]!, /^web01\.yaml:4: duplicate key "hostname"/);
   });
 });
