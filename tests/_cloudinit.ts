@@ -31,9 +31,20 @@ export interface CloudInitVersion {
   pythonPath: string;
   /** What to do when it is missing. */
   installHint: string;
+  /** Whether its `cloud-init schema` validates network-config (`--schema-type network-config`, since 23.x). */
+  networkSchema: boolean;
 }
 
 /** The version string in a cloudinit/version.py, or null when there is none. */
+async function exists(path: string): Promise<boolean> {
+  try {
+    await Deno.stat(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 async function codeVersion(distPackages: string): Promise<string | null> {
   try {
     const text = await Deno.readTextFile(`${distPackages}/cloudinit/version.py`);
@@ -50,7 +61,8 @@ async function describe(
   installHint: string,
 ): Promise<CloudInitVersion> {
   const version = await codeVersion(distPackages) ?? "not installed";
-  return { id, version, label: `cloud-init ${version}`, distPackages, pythonPath, installHint };
+  const networkSchema = await exists(`${distPackages}/cloudinit/config/schemas/schema-network-config-v2.json`);
+  return { id, version, label: `cloud-init ${version}`, distPackages, pythonPath, installHint, networkSchema };
 }
 
 /** The clients every conformance test runs against: the system's (22.4.2) and the current one (25.x). */
