@@ -60,9 +60,11 @@ async function describe(
   pythonPath: string,
   installHint: string,
 ): Promise<CloudInitVersion> {
-  const version = await codeVersion(distPackages) ?? "not installed";
+  const found = await codeVersion(distPackages);
+  const version = found ?? "not installed";
+  const label = found ? `cloud-init ${found}` : `${id} cloud-init (not installed)`;
   const networkSchema = await exists(`${distPackages}/cloudinit/config/schemas/schema-network-config-v2.json`);
-  return { id, version, label: `cloud-init ${version}`, distPackages, pythonPath, installHint, networkSchema };
+  return { id, version, label, distPackages, pythonPath, installHint, networkSchema };
 }
 
 /** The clients every conformance test runs against: the system's (22.4.2) and the current one (25.x). */

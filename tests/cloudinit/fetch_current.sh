@@ -13,7 +13,7 @@
 set -euo pipefail
 
 root="$(cd "$(dirname "$0")/../.." && pwd)"
-cache="${MDSERVER_CACHE_DIR:-$root/.cache}"
+cache="$root/.cache"
 target="$cache/cloud-init-current"
 state="$cache/apt-trixie"
 suite="${CLOUD_INIT_CURRENT_SUITE:-trixie}"
