@@ -84,10 +84,12 @@ async function collect(setting: Setting): Promise<Document[]> {
   const t = await startTestService({ network: NETWORK, ini: setting.ini, kvFile: true });
   try {
     const ip = (await t.register({ ...WEB })).ipv4;
-    const token = await (await t.guestFetch(ip, "/latest/api/token", {
+    const tokenAnswer = await t.guestFetch(ip, "/latest/api/token", {
       method: "PUT",
       headers: { "x-aws-ec2-metadata-token-ttl-seconds": "300" },
-    })).text();
+    });
+    const token = await tokenAnswer.text();
+    assert.equal(tokenAnswer.status, 200, `PUT /latest/api/token: ${token}`);
     const [configdrive, nocloud] = await Promise.all([
       seedImageFiles(t, WEB.name, "configdrive"),
       seedImageFiles(t, WEB.name, "nocloud"),
