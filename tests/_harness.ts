@@ -9,7 +9,7 @@
 import { join } from "node:path";
 import { type Config, loadConfig } from "../src/config.ts";
 import { silentLogger } from "../src/log.ts";
-import { type RunningService, startService } from "../src/service.ts";
+import { openKv, type RunningService, startService } from "../src/service.ts";
 
 /** A running test service and ways to talk to it. */
 export interface TestService {
@@ -45,6 +45,8 @@ export interface TestServiceOptions {
   userdata?: Record<string, string>;
   /** Pool network, default 127.77.0.0/16 with gateway 127.77.0.1. */
   network?: { address: string; prefix: number; gateway: string };
+  /** Keep instances in the configured kv_file (as in production, so `seed-iso` can read them) instead of memory. */
+  kvFile?: boolean;
 }
 
 /** The base test configuration (INI text). */
@@ -115,7 +117,7 @@ export async function startTestService(options: TestServiceOptions = {}): Promis
   const file = join(dir, "mdserver.conf");
   await Deno.writeTextFile(file, mergeIni(baseConfigText(dir, network), options.ini ?? ""));
   const config = await loadConfig(file);
-  const kv = await Deno.openKv(":memory:");
+  const kv = options.kvFile ? await openKv(config) : await Deno.openKv(":memory:");
   const service = await startService(config, { log: silentLogger, kv });
   const metadataUrl = `http://127.0.0.1:${service.metadataPort}`;
   const adminUrl = `http://127.0.0.1:${service.adminPort}`;

@@ -6,9 +6,7 @@
  */
 import assert from "node:assert/strict";
 import { domainXml, startTestService, type TestService } from "./_harness.ts";
-import { cloudInitMissing, runDriver } from "./_cloudinit.ts";
-
-const missing = await cloudInitMissing("DataSourceEc2");
+import { cloudInitClients, runDriver } from "./_cloudinit.ts";
 
 const NETWORK = { address: "127.101.0.0", prefix: 16, gateway: "127.101.0.1" };
 const WEB = { name: "web01", uuid: "3c0f2a71-9d4e-4b6a-8f1e-2a3b4c5d6e7f", mac: "52:54:00:10:10:01" };
@@ -44,35 +42,37 @@ async function get(t: TestService, ip: string, path: string, headers: Record<str
   return { status: response.status, body: await response.text() };
 }
 
-Deno.test({
-  name: "cloud-init's DataSourceEc2 on the AWS path reads everything through IMDSv2 tokens",
-  ignore: missing !== null,
-  async fn() {
-    await withService("[mdserver]\nimds_tokens = required\n", async (t, ips) => {
-      const { result, stderr } = await runDriver("ec2_aws.py", [t.metadataUrl, ips.web]);
+for (const { client, missing } of await cloudInitClients("DataSourceEc2")) {
+  Deno.test({
+    name: `${client.label}: DataSourceEc2 on the AWS path reads everything through IMDSv2 tokens`,
+    ignore: missing !== null,
+    async fn() {
+      await withService("[mdserver]\nimds_tokens = required\n", async (t, ips) => {
+        const { result, stderr } = await runDriver(client, "ec2_aws.py", [t.metadataUrl, ips.web]);
 
-      assert.equal(result.get_data, true, stderr);
-      assert.match(result.token, /^v1\./);
-      assert.equal(result.instance_id, "i-3c0f2a719d4e4b6a8");
-      assert.equal(result.metadata_instance_id, "i-3c0f2a719d4e4b6a8");
-      assert.equal(result.identity.instanceId, "i-3c0f2a719d4e4b6a8");
-      assert.equal(result.identity.privateIp, ips.web);
-      assert.equal(result.local_hostname, "web01");
-      assert.equal(result.availability_zone, "testzone");
-      assert.equal(result.region, "testzone");
-      assert.equal(result.api_version, "2021-03-23");
-      assert.deepEqual(result.public_keys.sort(), [
-        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAITestKeyDefault test@default",
-        "ssh-rsa AAAAB3NzaC1yc2EAAAADAQABTestKeyBackup test@backup",
-      ]);
-      assert.equal(result.user_data, "#cloud-config\nhostname: web01\n");
-      // With imds_tokens = required, the IMDSv1 way in is closed.
-      assert.equal(result.tokenless_status, 401);
-      assert.equal(result.forged_token_status, 401);
-      assert.equal(result.token_status, 200);
-    });
-  },
-});
+        assert.equal(result.get_data, true, stderr);
+        assert.match(result.token, /^v1\./);
+        assert.equal(result.instance_id, "i-3c0f2a719d4e4b6a8");
+        assert.equal(result.metadata_instance_id, "i-3c0f2a719d4e4b6a8");
+        assert.equal(result.identity.instanceId, "i-3c0f2a719d4e4b6a8");
+        assert.equal(result.identity.privateIp, ips.web);
+        assert.equal(result.local_hostname, "web01");
+        assert.equal(result.availability_zone, "testzone");
+        assert.equal(result.region, "testzone");
+        assert.equal(result.api_version, "2021-03-23");
+        assert.deepEqual(result.public_keys.sort(), [
+          "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAITestKeyDefault test@default",
+          "ssh-rsa AAAAB3NzaC1yc2EAAAADAQABTestKeyBackup test@backup",
+        ]);
+        assert.equal(result.user_data, "#cloud-config\nhostname: web01\n");
+        // With imds_tokens = required, the IMDSv1 way in is closed.
+        assert.equal(result.tokenless_status, 401);
+        assert.equal(result.forged_token_status, 401);
+        assert.equal(result.token_status, 200);
+      });
+    },
+  });
+}
 
 Deno.test("PUT /latest/api/token takes a TTL of 1 to 21600 seconds and echoes it", async () => {
   await withService("", async (t, ips) => {

@@ -7,9 +7,7 @@ import assert from "node:assert/strict";
 import { parse } from "yaml";
 import { nocloudSerial, smbiosSnippet } from "../src/smbios.ts";
 import { startTestService, type TestDomain, type TestService } from "./_harness.ts";
-import { cloudInitMissing, runDriver } from "./_cloudinit.ts";
-
-const missing = await cloudInitMissing("DataSourceNoCloud");
+import { cloudInitClients, runDriver } from "./_cloudinit.ts";
 
 const NETWORK = { address: "127.103.0.0", prefix: 16, gateway: "127.103.0.1" };
 const WEB = { name: "web01", uuid: "2b3c4d5e-6f70-4182-93a4-b5c6d7e8f901", mac: "52:54:00:30:30:01" };
@@ -50,42 +48,48 @@ async function get(t: TestService, ip: string, path: string) {
   return { status: response.status, body: await response.text() };
 }
 
-Deno.test({
-  name: "cloud-init reads /nocloud/ with read_seeded and as DataSourceNoCloudNet found by the SMBIOS serial",
-  ignore: missing !== null,
-  async fn() {
-    await withService(async (t) => {
-      const ip = await upload(t, WEB);
-      // The serial `main.ts smbios` prints for this listener.
-      const config = { ...t.config, mdserver: { ...t.config.mdserver, port: t.service.metadataPort } };
-      const serial = nocloudSerial(config);
-      assert.equal(serial, `ds=nocloud;s=${t.metadataUrl}/nocloud/;dsmode=net`);
-      assert.ok(smbiosSnippet(config, { datasource: "nocloud" }).includes(`<entry name='serial'>${serial}</entry>`));
+for (const { client, missing } of await cloudInitClients("DataSourceNoCloud")) {
+  Deno.test({
+    name: `${client.label} reads /nocloud/ with read_seeded and as DataSourceNoCloudNet found by the SMBIOS serial`,
+    ignore: missing !== null,
+    async fn() {
+      await withService(async (t) => {
+        const ip = await upload(t, WEB);
+        // The serial `main.ts smbios` prints for this listener.
+        const config = { ...t.config, mdserver: { ...t.config.mdserver, port: t.service.metadataPort } };
+        const serial = nocloudSerial(config);
+        assert.equal(serial, `ds=nocloud;s=${t.metadataUrl}/nocloud/;dsmode=net`);
+        assert.ok(smbiosSnippet(config, { datasource: "nocloud" }).includes(`<entry name='serial'>${serial}</entry>`));
 
-      const { result, stderr } = await runDriver("nocloud.py", [`${t.metadataUrl}/nocloud/`, serial, ip]);
+        const { result, stderr } = await runDriver(client, "nocloud.py", [`${t.metadataUrl}/nocloud/`, serial, ip]);
 
-      assert.deepEqual(result.seeded_meta_data, {
-        "instance-id": "i-2b3c4d5e6f7041829",
-        "local-hostname": "web01.test.internal",
-        hostname: "web01.test.internal",
-        "availability-zone": "testzone",
-        "public-keys": KEYS,
+        assert.deepEqual(result.seeded_meta_data, {
+          "instance-id": "i-2b3c4d5e6f7041829",
+          "local-hostname": "web01.test.internal",
+          hostname: "web01.test.internal",
+          "availability-zone": "testzone",
+          "public-keys": KEYS,
+        });
+        assert.equal(result.seeded_user_data, "#cloud-config\nhostname: web01\n");
+        assert.equal(result.seeded_vendor_data, "#cloud-config\nbootcmd:\n  - echo vendor-web01\n");
+
+        assert.equal(result.get_data, true, stderr);
+        assert.equal(result.dsmode, "net");
+        assert.equal(result.seed, `dmi,${t.metadataUrl}/nocloud/`);
+        assert.equal(result.instance_id, "i-2b3c4d5e6f7041829");
+        assert.equal(result.local_hostname, "web01");
+        assert.equal(result.fqdn, "web01.test.internal");
+        assert.deepEqual(result.public_keys, KEYS);
+        assert.equal(result.user_data, "#cloud-config\nhostname: web01\n");
+        assert.equal(result.vendor_data, "#cloud-config\nbootcmd:\n  - echo vendor-web01\n");
+        // 22.4 asks only for the other three files; 25.x reads network-config first and uses it.
+        const network = client.id === "system" ? null : parse((await get(t, ip, "/nocloud/network-config")).body);
+        assert.deepEqual(result.seeded_network_config, network);
+        assert.deepEqual(result.network_config, network);
       });
-      assert.equal(result.seeded_user_data, "#cloud-config\nhostname: web01\n");
-      assert.equal(result.seeded_vendor_data, "#cloud-config\nbootcmd:\n  - echo vendor-web01\n");
-
-      assert.equal(result.get_data, true, stderr);
-      assert.equal(result.dsmode, "net");
-      assert.equal(result.seed, `dmi,${t.metadataUrl}/nocloud/`);
-      assert.equal(result.instance_id, "i-2b3c4d5e6f7041829");
-      assert.equal(result.local_hostname, "web01");
-      assert.equal(result.fqdn, "web01.test.internal");
-      assert.deepEqual(result.public_keys, KEYS);
-      assert.equal(result.user_data, "#cloud-config\nhostname: web01\n");
-      assert.equal(result.vendor_data, "#cloud-config\nbootcmd:\n  - echo vendor-web01\n");
-    });
-  },
-});
+    },
+  });
+}
 
 Deno.test("/nocloud/network-config asks for DHCP on the interface with the guest's MAC", async () => {
   await withService(async (t) => {

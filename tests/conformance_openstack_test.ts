@@ -5,9 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { startTestService, type TestDomain, type TestService } from "./_harness.ts";
-import { cloudInitMissing, runDriver } from "./_cloudinit.ts";
-
-const missing = await cloudInitMissing("DataSourceOpenStack");
+import { cloudInitClients, runDriver } from "./_cloudinit.ts";
 
 const NETWORK = { address: "127.102.0.0", prefix: 16, gateway: "127.102.0.1" };
 const WEB = {
@@ -51,51 +49,53 @@ async function get(t: TestService, ip: string, path: string) {
   return { status: response.status, body: await response.text(), type: response.headers.get("content-type") };
 }
 
-Deno.test({
-  name:
-    "cloud-init's DataSourceOpenStack reads instance-id, host name, keys, user-data, vendor-data and a static address",
-  ignore: missing !== null,
-  async fn() {
-    await withService(async (t) => {
-      const ip = await upload(t, WEB);
-      const { result, stderr } = await runDriver("openstack.py", [t.metadataUrl, ip, WEB.mac]);
+for (const { client, missing } of await cloudInitClients("DataSourceOpenStack")) {
+  Deno.test({
+    name:
+      `${client.label}: DataSourceOpenStack reads instance-id, host name, keys, user-data, vendor-data and a static address`,
+    ignore: missing !== null,
+    async fn() {
+      await withService(async (t) => {
+        const ip = await upload(t, WEB);
+        const { result, stderr } = await runDriver(client, "openstack.py", [t.metadataUrl, ip, WEB.mac]);
 
-      assert.equal(result.get_data, true, stderr);
-      assert.equal(result.version, 2);
-      assert.equal(result.instance_id, WEB.uuid);
-      assert.equal(result.local_hostname, "web01");
-      assert.equal(result.fqdn, "web01.test.internal");
-      assert.equal(result.availability_zone, "testzone");
-      assert.deepEqual(result.public_keys.sort(), [
-        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAITestKeyDefault test@default",
-        "ssh-rsa AAAAB3NzaC1yc2EAAAADAQABTestKeyBackup test@backup",
-      ]);
-      assert.deepEqual(result.meta, { role: "web", env: "prod" });
-      assert.equal(result.user_data, "#cloud-config\nhostname: web01\nruncmd:\n  - echo i-5a4b3c2d1e0f4a9b8\n");
-      assert.equal(result.vendor_data, "#cloud-config\nbootcmd:\n  - echo vendor-web01\n");
-      assert.equal(result.vendor_data2, null);
-      assert.equal(result.ec2_instance_id, "i-5a4b3c2d1e0f4a9b8");
-      assert.deepEqual(result.network_config, {
-        version: 1,
-        config: [
-          {
-            type: "physical",
-            mac_address: WEB.mac,
-            name: "ens3",
-            subnets: [{
-              type: "static",
-              address: ip,
-              netmask: "255.255.0.0",
-              routes: [{ network: "0.0.0.0", netmask: "0.0.0.0", gateway: "127.102.0.1" }],
-              ipv4: true,
-            }],
-          },
-          { type: "nameserver", address: "127.102.0.1" },
-        ],
+        assert.equal(result.get_data, true, stderr);
+        assert.equal(result.version, 2);
+        assert.equal(result.instance_id, WEB.uuid);
+        assert.equal(result.local_hostname, "web01");
+        assert.equal(result.fqdn, "web01.test.internal");
+        assert.equal(result.availability_zone, "testzone");
+        assert.deepEqual(result.public_keys.sort(), [
+          "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAITestKeyDefault test@default",
+          "ssh-rsa AAAAB3NzaC1yc2EAAAADAQABTestKeyBackup test@backup",
+        ]);
+        assert.deepEqual(result.meta, { role: "web", env: "prod" });
+        assert.equal(result.user_data, "#cloud-config\nhostname: web01\nruncmd:\n  - echo i-5a4b3c2d1e0f4a9b8\n");
+        assert.equal(result.vendor_data, "#cloud-config\nbootcmd:\n  - echo vendor-web01\n");
+        assert.equal(result.vendor_data2, null);
+        assert.equal(result.ec2_instance_id, "i-5a4b3c2d1e0f4a9b8");
+        assert.deepEqual(result.network_config, {
+          version: 1,
+          config: [
+            {
+              type: "physical",
+              mac_address: WEB.mac,
+              name: "ens3",
+              subnets: [{
+                type: "static",
+                address: ip,
+                netmask: "255.255.0.0",
+                routes: [{ network: "0.0.0.0", netmask: "0.0.0.0", gateway: "127.102.0.1" }],
+                ipv4: true,
+              }],
+            },
+            { type: "nameserver", address: "127.102.0.1" },
+          ],
+        });
       });
-    });
-  },
-});
+    },
+  });
+}
 
 Deno.test("/openstack lists the dated versions cloud-init knows, and each version its files", async () => {
   await withService(async (t) => {

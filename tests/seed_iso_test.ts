@@ -14,20 +14,18 @@ import { silentLogger } from "../src/log.ts";
 import { networkConfigV2 } from "../src/metadata/network_config.ts";
 import { findIsoTool, type IsoTool, writeIsoImage } from "../src/seed_iso.ts";
 import { openKv, startService } from "../src/service.ts";
+import { cloudInitClients, type CloudInitVersion, runDriver } from "./_cloudinit.ts";
 import { domainXml } from "./_harness.ts";
 import { requireTool } from "./_requirements.ts";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
-const PYTHON = "/usr/bin/python3";
-const DRIVER = fileURLToPath(new URL("./cloudinit/seed.py", import.meta.url));
-const missing = await requireTool("genisoimage, xorriso, isoinfo, blkid and cloud-init", [
+const missing = await requireTool("genisoimage, xorriso, isoinfo and blkid", [
   "/usr/bin/genisoimage",
   "/usr/bin/xorriso",
   "/usr/bin/isoinfo",
   "/usr/sbin/blkid",
-  "/usr/lib/python3/dist-packages/cloudinit/sources/DataSourceConfigDrive.py",
-  PYTHON,
 ]);
+const clients = await cloudInitClients("DataSourceConfigDrive");
 
 const WEB = { name: "web01", uuid: "4d5e6f70-8192-4a3b-8c4d-5e6f708192a3", mac: "52:54:00:40:40:01" };
 const USER_DATA = "#cloud-config\nhostname: {{hostname}}\nruncmd:\n  - echo {{instance_id}}\n";
@@ -153,104 +151,111 @@ async function label(iso: string): Promise<string> {
   return (await run("blkid", ["-o", "value", "-s", "LABEL", iso])).trim();
 }
 
-async function readDriver(kind: string, dir: string) {
-  const stdout = await run(PYTHON, [DRIVER, kind, dir, WEB.mac]);
-  return JSON.parse(stdout);
+async function readDriver(client: CloudInitVersion, kind: string, dir: string) {
+  return (await runDriver(client, "seed.py", [kind, dir, WEB.mac])).result;
 }
 
-Deno.test({
-  name: "seed-iso --format configdrive writes a config-2 image that holds what /openstack/latest serves",
-  ignore: missing !== null,
-  async fn() {
-    await withSeedService(async (fixture) => {
-      const iso = await seedIsoCli(fixture, "configdrive");
-      assert.equal(await label(iso), "config-2");
-      const info = await run("isoinfo", ["-d", "-i", iso]);
-      assert.match(info, /Volume id: config-2/);
-      assert.match(info, /Rock Ridge signatures/);
-      assert.match(info, /Joliet/);
+for (const { client, missing: clientMissing } of clients) {
+  Deno.test({
+    name:
+      `${client.label} reads the config-2 image seed-iso --format configdrive writes, which holds what /openstack/latest serves`,
+    ignore: missing !== null || clientMissing !== null,
+    async fn() {
+      await withSeedService(async (fixture) => {
+        const iso = await seedIsoCli(fixture, "configdrive");
+        assert.equal(await label(iso), "config-2");
+        const info = await run("isoinfo", ["-d", "-i", iso]);
+        assert.match(info, /Volume id: config-2/);
+        assert.match(info, /Rock Ridge signatures/);
+        assert.match(info, /Joliet/);
 
-      const files = await extract(iso, join(fixture.dir, "configdrive"));
-      assert.deepEqual([...files.keys()].sort(), [
-        "ec2/latest/meta-data.json",
-        "openstack/latest/meta_data.json",
-        "openstack/latest/network_data.json",
-        "openstack/latest/user_data",
-        "openstack/latest/vendor_data.json",
-        "openstack/latest/vendor_data2.json",
-      ]);
-      for (
-        const name of ["meta_data.json", "network_data.json", "user_data", "vendor_data.json", "vendor_data2.json"]
-      ) {
-        assert.equal(files.get(`openstack/latest/${name}`), await fixture.guestGet(`/openstack/latest/${name}`), name);
-      }
+        const files = await extract(iso, join(fixture.dir, "configdrive"));
+        assert.deepEqual([...files.keys()].sort(), [
+          "ec2/latest/meta-data.json",
+          "openstack/latest/meta_data.json",
+          "openstack/latest/network_data.json",
+          "openstack/latest/user_data",
+          "openstack/latest/vendor_data.json",
+          "openstack/latest/vendor_data2.json",
+        ]);
+        for (
+          const name of ["meta_data.json", "network_data.json", "user_data", "vendor_data.json", "vendor_data2.json"]
+        ) {
+          assert.equal(
+            files.get(`openstack/latest/${name}`),
+            await fixture.guestGet(`/openstack/latest/${name}`),
+            name,
+          );
+        }
 
-      const result = await readDriver("configdrive", join(fixture.dir, "configdrive"));
-      assert.equal(result.version, 2);
-      assert.equal(result.instance_id, WEB.uuid);
-      assert.equal(result.local_hostname, "web01.test.internal");
-      assert.deepEqual(result.public_keys, { seed: KEYS[0] });
-      assert.equal(result.user_data, "#cloud-config\nhostname: web01\nruncmd:\n  - echo i-4d5e6f7081924a3b8\n");
-      assert.deepEqual(result.vendor_data, { "cloud-init": "#cloud-config\nbootcmd:\n  - echo vendor-web01\n" });
-      assert.deepEqual(result.vendor_data2, {});
-      assert.equal(result.ec2_instance_id, "i-4d5e6f7081924a3b8");
-      assert.deepEqual(result.network_state.interfaces, [{
-        name: "ens3",
-        mac_address: WEB.mac,
-        subnets: [{
-          type: "static",
-          address: fixture.ip,
-          netmask: "255.255.0.0",
-          prefix: 16,
-          ipv4: true,
-          routes: [{ network: "0.0.0.0", netmask: "0.0.0.0", prefix: 0, gateway: "127.104.0.1" }],
-        }],
-      }]);
-      assert.deepEqual(result.network_state.dns, ["127.104.0.1"]);
-    });
-  },
-});
+        const result = await readDriver(client, "configdrive", join(fixture.dir, "configdrive"));
+        assert.equal(result.version, 2);
+        assert.equal(result.instance_id, WEB.uuid);
+        assert.equal(result.local_hostname, "web01.test.internal");
+        assert.deepEqual(result.public_keys, { seed: KEYS[0] });
+        assert.equal(result.user_data, "#cloud-config\nhostname: web01\nruncmd:\n  - echo i-4d5e6f7081924a3b8\n");
+        assert.deepEqual(result.vendor_data, { "cloud-init": "#cloud-config\nbootcmd:\n  - echo vendor-web01\n" });
+        assert.deepEqual(result.vendor_data2, {});
+        assert.equal(result.ec2_instance_id, "i-4d5e6f7081924a3b8");
+        assert.deepEqual(result.network_state.interfaces, [{
+          name: "ens3",
+          mac_address: WEB.mac,
+          subnets: [{
+            type: "static",
+            address: fixture.ip,
+            netmask: "255.255.0.0",
+            prefix: 16,
+            ipv4: true,
+            routes: [{ network: "0.0.0.0", netmask: "0.0.0.0", prefix: 0, gateway: "127.104.0.1" }],
+          }],
+        }]);
+        assert.deepEqual(result.network_state.dns, ["127.104.0.1"]);
+      });
+    },
+  });
 
-Deno.test({
-  name: "seed-iso --format nocloud writes a cidata image with /nocloud/'s files and a static network-config",
-  ignore: missing !== null,
-  async fn() {
-    await withSeedService(async (fixture) => {
-      const iso = await seedIsoCli(fixture, "nocloud");
-      assert.equal(await label(iso), "cidata");
-      const files = await extract(iso, join(fixture.dir, "nocloud"));
-      assert.deepEqual([...files.keys()].sort(), ["meta-data", "network-config", "user-data", "vendor-data"]);
-      for (const name of ["meta-data", "user-data", "vendor-data"]) {
-        assert.equal(files.get(name), await fixture.guestGet(`/nocloud/${name}`), name);
-      }
-      const config = await loadConfig(fixture.configFile);
-      assert.deepEqual(
-        parse(files.get("network-config")!),
-        networkConfigV2(config, { mac: WEB.mac, ipv4: fixture.ip } as Instance, "static"),
-      );
+  Deno.test({
+    name:
+      `${client.label} reads the cidata image seed-iso --format nocloud writes, with /nocloud/'s files and a static network-config`,
+    ignore: missing !== null || clientMissing !== null,
+    async fn() {
+      await withSeedService(async (fixture) => {
+        const iso = await seedIsoCli(fixture, "nocloud");
+        assert.equal(await label(iso), "cidata");
+        const files = await extract(iso, join(fixture.dir, "nocloud"));
+        assert.deepEqual([...files.keys()].sort(), ["meta-data", "network-config", "user-data", "vendor-data"]);
+        for (const name of ["meta-data", "user-data", "vendor-data"]) {
+          assert.equal(files.get(name), await fixture.guestGet(`/nocloud/${name}`), name);
+        }
+        const config = await loadConfig(fixture.configFile);
+        assert.deepEqual(
+          parse(files.get("network-config")!),
+          networkConfigV2(config, { mac: WEB.mac, ipv4: fixture.ip } as Instance, "static"),
+        );
 
-      const result = await readDriver("nocloud", join(fixture.dir, "nocloud"));
-      assert.equal(result.get_data, true);
-      assert.match(result.seed, /\/seed\/nocloud$/);
-      assert.equal(result.instance_id, "i-4d5e6f7081924a3b8");
-      assert.equal(result.local_hostname, "web01");
-      assert.deepEqual(result.public_keys, KEYS);
-      assert.equal(result.user_data, "#cloud-config\nhostname: web01\nruncmd:\n  - echo i-4d5e6f7081924a3b8\n");
-      assert.equal(result.vendor_data, "#cloud-config\nbootcmd:\n  - echo vendor-web01\n");
-      const [iface] = result.network_state.interfaces;
-      assert.equal(iface.name, "ens3");
-      assert.equal(iface.mac_address, WEB.mac);
-      assert.equal(iface.subnets[0].type, "static");
-      assert.equal(iface.subnets[0].address, fixture.ip);
-      assert.equal(iface.subnets[0].prefix, 16);
-      assert.deepEqual(iface.subnets[0].dns_nameservers, ["127.104.0.1"]);
-      assert.deepEqual(
-        iface.subnets[0].routes.map((route: Record<string, unknown>) => [route.network, route.prefix, route.gateway]),
-        [["0.0.0.0", 0, "127.104.0.1"]],
-      );
-    });
-  },
-});
+        const result = await readDriver(client, "nocloud", join(fixture.dir, "nocloud"));
+        assert.equal(result.get_data, true);
+        assert.match(result.seed, /\/seed\/nocloud$/);
+        assert.equal(result.instance_id, "i-4d5e6f7081924a3b8");
+        assert.equal(result.local_hostname, "web01");
+        assert.deepEqual(result.public_keys, KEYS);
+        assert.equal(result.user_data, "#cloud-config\nhostname: web01\nruncmd:\n  - echo i-4d5e6f7081924a3b8\n");
+        assert.equal(result.vendor_data, "#cloud-config\nbootcmd:\n  - echo vendor-web01\n");
+        const [iface] = result.network_state.interfaces;
+        assert.equal(iface.name, "ens3");
+        assert.equal(iface.mac_address, WEB.mac);
+        assert.equal(iface.subnets[0].type, "static");
+        assert.equal(iface.subnets[0].address, fixture.ip);
+        assert.equal(iface.subnets[0].prefix, 16);
+        assert.deepEqual(iface.subnets[0].dns_nameservers, ["127.104.0.1"]);
+        assert.deepEqual(
+          iface.subnets[0].routes.map((route: Record<string, unknown>) => [route.network, route.prefix, route.gateway]),
+          [["0.0.0.0", 0, "127.104.0.1"]],
+        );
+      });
+    },
+  });
+}
 
 Deno.test({
   name: "writeIsoImage() makes the same image with xorriso, keeping case and underscores",

@@ -9,6 +9,15 @@ Import this module before any cloudinit module.
   the host's resolver (it probes for DNS redirection); answer "yes" so the
   drivers never send traffic outside 127.0.0.0/8.
 - `paths()`: a cloud-init `Paths` in a fresh temporary folder.
+- `distro(paths)`: cloud-init's own Debian distro object (since 23.x the
+  datasources and network helpers take one; it only reads this host's
+  /sys/class/net here, never configures anything).
+- `read_seeded(...)`: util.read_seeded as (meta, user, vendor, network);
+  22.4 returns three values, 25.x four (network-config first).
+
+The drivers run under both the system's cloud-init (22.4.2) and the current
+one (25.x, through PYTHONPATH); differences between the two are handled
+here or, where they are local to one datasource, in its driver.
 """
 import atexit
 import json
@@ -43,6 +52,21 @@ def paths():
     tmp = tempfile.mkdtemp(prefix="mdserver-cloudinit-")
     atexit.register(shutil.rmtree, tmp, True)
     return helpers.Paths({"cloud_dir": tmp, "run_dir": os.path.join(tmp, "run")})
+
+
+def distro(paths):
+    from cloudinit import distros
+
+    return distros.fetch("debian")("debian", {}, paths)
+
+
+def read_seeded(base, **kwargs):
+    from cloudinit import util
+
+    seeded = util.read_seeded(base, **kwargs)
+    if len(seeded) == 3:
+        return (*seeded, None)
+    return seeded
 
 
 def text(value):

@@ -20,7 +20,8 @@ sys_cfg = {
         "Ec2": {"metadata_urls": [metadata_url], "max_wait": 5, "timeout": 2}
     }
 }
-ds = DataSourceEc2.DataSourceEc2(sys_cfg, None, _guest.paths())
+paths = _guest.paths()
+ds = DataSourceEc2.DataSourceEc2(sys_cfg, _guest.distro(paths), paths)
 ds._cloud_name = "aws"
 ok = ds._get_data()
 

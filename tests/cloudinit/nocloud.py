@@ -1,7 +1,7 @@
 """Drive Debian's cloud-init NoCloud-over-HTTP code against mdserver as a guest.
 
 Usage: nocloud.py SEED_URL SMBIOS_SERIAL SOURCE_IP
-Reads the seed with util.read_seeded, then runs DataSourceNoCloudNet the
+Reads the seed with util.read_seeded (25.x also reads network-config), then runs DataSourceNoCloudNet the
 way a guest whose libvirt domain sets the SMBIOS system serial to
 SMBIOS_SERIAL does (the kernel command line, seed folders and block
 devices are made empty). Prints one JSON object.
@@ -17,9 +17,10 @@ _guest.stay_local()
 from cloudinit import util  # noqa: E402
 from cloudinit.sources import DataSourceNoCloud  # noqa: E402
 
-md, ud, vd = util.read_seeded(seed_url, timeout=2, retries=1)
+md, ud, vd, network = _guest.read_seeded(seed_url, timeout=2, retries=1)
 result = {
     "seeded_meta_data": md,
+    "seeded_network_config": network,
     "seeded_user_data": _guest.text(ud),
     "seeded_vendor_data": _guest.text(vd),
 }
@@ -28,7 +29,8 @@ DataSourceNoCloud.dmi.read_dmi_data = lambda key: serial if key == "system-seria
 util.get_cmdline = lambda: "root=/dev/vda1 ro console=ttyS0"
 util.find_devs_with = lambda *args, **kwargs: []
 
-ds = DataSourceNoCloud.DataSourceNoCloudNet({}, None, _guest.paths())
+paths = _guest.paths()
+ds = DataSourceNoCloud.DataSourceNoCloudNet({}, _guest.distro(paths), paths)
 ok = ds._get_data()
 result["get_data"] = bool(ok)
 if ok:
@@ -42,6 +44,7 @@ if ok:
             "public_keys": ds.get_public_ssh_keys(),
             "user_data": _guest.text(ds.userdata_raw),
             "vendor_data": _guest.text(ds.vendordata_raw),
+            "network_config": ds.network_config,
         }
     )
 _guest.emit(result)

@@ -1,8 +1,10 @@
 """Drive Debian's cloud-init DataSourceOpenStack against mdserver as a guest.
 
 Usage: openstack.py METADATA_URL SOURCE_IP MAC
-Detection (DMI product name "OpenStack Nova") is patched to succeed; the
-EC2 side-read that 22.4 always sends to 169.254.169.254 is pointed at
+The guest's DMI product name reads "OpenStack Nova" (what libvirt's
+<sysinfo> sets), so cloud-init's own detection runs: detect_openstack() in
+22.4, DataSource.ds_detect() in 25.x, both through get_data(). The EC2
+side-read that cloud-init always sends to 169.254.169.254 is pointed at
 METADATA_URL; the guest's NIC with MAC is called "ens3". Prints one JSON
 object of what the datasource made of the service.
 """
@@ -18,7 +20,8 @@ from cloudinit import net  # noqa: E402
 from cloudinit.sources import DataSourceOpenStack  # noqa: E402
 from cloudinit.sources.helpers import ec2, openstack  # noqa: E402
 
-DataSourceOpenStack.detect_openstack = lambda accept_oracle=False: True
+DMI = {"system-product-name": "OpenStack Nova"}
+DataSourceOpenStack.dmi.read_dmi_data = DMI.get
 
 
 def read_ec2_metadata(self):
@@ -44,8 +47,9 @@ sys_cfg = {
         }
     },
 }
-ds = DataSourceOpenStack.DataSourceOpenStack(sys_cfg, None, _guest.paths())
-ok = ds._get_data()
+paths = _guest.paths()
+ds = DataSourceOpenStack.DataSourceOpenStack(sys_cfg, _guest.distro(paths), paths)
+ok = ds.get_data()
 
 result = {"get_data": bool(ok)}
 if ok:

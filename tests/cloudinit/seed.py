@@ -67,7 +67,7 @@ else:
     DataSourceNoCloud.dmi.read_dmi_data = lambda key: None
     util.get_cmdline = lambda: "root=/dev/vda1 ro console=ttyS0"
     util.find_devs_with = lambda *args, **kwargs: []
-    ds = DataSourceNoCloud.DataSourceNoCloud({}, None, paths)
+    ds = DataSourceNoCloud.DataSourceNoCloud({}, _guest.distro(paths), paths)
     ok = ds._get_data()
     result = {"get_data": bool(ok)}
     if ok:
