@@ -21,7 +21,7 @@
  * @module
  */
 
-import { type AdminEndpoint, adminRequest, DEFAULT_CONFIG_FILE, readAdminEndpoint } from "./src/admin_endpoint.ts";
+import { type AdminEndpoint, adminRequest, DEFAULT_CONFIG_FILE, readAdminEndpoint } from "./src/admin/endpoint.ts";
 
 /** Everything the hook does, from process start, fits in this many milliseconds. */
 export const HOOK_BUDGET_MS = 2000;

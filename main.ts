@@ -11,15 +11,15 @@
  * @module
  */
 
-import { ConfigError, DEFAULT_CONFIG_FILE, formatConfig, loadConfig } from "./src/config.ts";
-import { createLogger } from "./src/log.ts";
-import { importMdServerEntries, parseMdServerDatabase } from "./src/md_server_import.ts";
-import { createStore, openKv, startService } from "./src/service.ts";
-import { buildSeedIso, parseSeedIsoArgs } from "./src/seed_iso.ts";
+import { ConfigError, DEFAULT_CONFIG_FILE, formatConfig, loadConfig } from "./src/config/load.ts";
+import { createLogger } from "./src/log/log.ts";
+import { importMdServerEntries, parseMdServerDatabase } from "./src/cli/md_server_import.ts";
+import { createStore, openKv, startService } from "./src/service/service.ts";
+import { buildSeedIso, parseSeedIsoArgs } from "./src/seed/seed_iso.ts";
 import { resolve } from "node:path";
-import { runCtl } from "./src/ctl.ts";
-import { runInstallHook } from "./src/hook_install.ts";
-import { install, runProgram } from "./src/install.ts";
+import { runCtl } from "./src/cli/ctl.ts";
+import { runInstallHook } from "./src/hook/install.ts";
+import { install, runProgram } from "./src/cli/install.ts";
 
 const USAGE = `usage: mdserver <command> [--config FILE] [args]
 

@@ -7,13 +7,13 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { loadConfig } from "../src/config.ts";
-import { parseDomainXml } from "../src/domain_xml.ts";
+import { loadConfig } from "../src/config/load.ts";
+import { parseDomainXml } from "../src/domain/domain_xml.ts";
 import { createAdminHandler } from "../src/http/admin.ts";
 import { createMetadataHandler, type Handler } from "../src/http/metadata.ts";
-import { parseIni } from "../src/ini.ts";
-import { silentLogger } from "../src/log.ts";
-import { createStore } from "../src/service.ts";
+import { parseIni } from "../src/config/ini.ts";
+import { silentLogger } from "../src/log/log.ts";
+import { createStore } from "../src/service/service.ts";
 import { BUILTIN_USER_DATA, TemplateRenderer } from "../src/user_data.ts";
 import { baseConfigText, domainXml } from "./_harness.ts";
 

@@ -8,12 +8,12 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parse } from "yaml";
-import { loadConfig } from "../src/config.ts";
-import type { Instance } from "../src/instance.ts";
-import { silentLogger } from "../src/log.ts";
-import { networkConfigV2 } from "../src/metadata/network_config.ts";
-import { findIsoTool, type IsoTool, writeIsoImage } from "../src/seed_iso.ts";
-import { openKv, startService } from "../src/service.ts";
+import { loadConfig } from "../src/config/load.ts";
+import type { Instance } from "../src/store/instance.ts";
+import { silentLogger } from "../src/log/log.ts";
+import { networkConfigV2 } from "../src/guest_api/metadata/network_config.ts";
+import { findIsoTool, type IsoTool, writeIsoImage } from "../src/seed/seed_iso.ts";
+import { openKv, startService } from "../src/service/service.ts";
 import { domainXml } from "./_harness.ts";
 import { requireTool } from "./_requirements.ts";
 

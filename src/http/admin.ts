@@ -19,26 +19,26 @@
  * @module
  */
 
-import { type AccessRecorder, bootState, knownHostsLines } from "../access.ts";
-import type { Config } from "../config.ts";
-import { hostNames, orderedNames } from "../hostname.ts";
-import { peerIpv4 } from "../identity.ts";
-import type { Instance } from "../instance.ts";
-import { parseIpv4, poolContains } from "../ipam.ts";
-import type { Logger } from "../log.ts";
+import { type AccessRecorder, bootState, knownHostsLines } from "../store/access.ts";
+import type { Config } from "../config/load.ts";
+import { hostNames, orderedNames } from "../domain/hostname.ts";
+import { peerIpv4 } from "../guest_api/identity.ts";
+import type { Instance } from "../store/instance.ts";
+import { parseIpv4, poolContains } from "../ipam/ipv4.ts";
+import type { Logger } from "../log/log.ts";
 import {
   type DocumentDeps,
   nocloudFile,
   openstackFile,
   renderUserData,
   renderVendorData,
-} from "../metadata/documents.ts";
-import { ec2MetadataTree } from "../metadata/ec2.ts";
-import type { TreeDirectory } from "../metadata/tree.ts";
-import type { Metrics } from "../metrics.ts";
-import { readBody, registerDomainXml, uploadSummary } from "../registration.ts";
-import type { InstanceStore } from "../store.ts";
-import type { TemplateExtras } from "../template_data.ts";
+} from "../guest_api/metadata/documents.ts";
+import { ec2MetadataTree } from "../guest_api/metadata/ec2.ts";
+import type { TreeDirectory } from "../guest_api/metadata/tree.ts";
+import type { Metrics } from "../log/metrics.ts";
+import { readBody, registerDomainXml, uploadSummary } from "../store/registration.ts";
+import type { InstanceStore } from "../store/store.ts";
+import type { TemplateExtras } from "../guest_api/template_data.ts";
 import type { TemplateRenderer } from "../user_data.ts";
 import { errorToResponse, HttpError, jsonResponse, textResponse } from "./errors.ts";
 

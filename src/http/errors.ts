@@ -5,7 +5,7 @@
  * @module
  */
 
-import type { Logger } from "../log.ts";
+import type { Logger } from "../log/log.ts";
 
 /** An error with the status and one-line reason to answer. */
 export class HttpError extends Error {

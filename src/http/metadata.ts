@@ -9,20 +9,26 @@
  * @module
  */
 
-import { type AccessRecorder, hostKeysFromPhoneHome } from "../access.ts";
-import type { Config } from "../config.ts";
-import { identifyGuest, isLoopback, peerIpv4 } from "../identity.ts";
-import type { Instance } from "../instance.ts";
-import { parseIpv4, poolContains } from "../ipam.ts";
-import type { Logger } from "../log.ts";
-import type { Metrics } from "../metrics.ts";
-import { ipNeighLookup, type NeighbourLookup } from "../neighbours.ts";
-import type { TemplateExtras } from "../template_data.ts";
-import { ec2DynamicTree, ec2MetadataTree, isEc2Version, versionListing } from "../metadata/ec2.ts";
-import { type Document, nocloudFile, openstackFile, renderUserData, userDataTarget } from "../metadata/documents.ts";
-import { NOCLOUD_FILES } from "../metadata/nocloud.ts";
-import { isOpenstackVersion, OPENSTACK_FILES, openstackVersionListing } from "../metadata/openstack.ts";
-import { lookupPath, type TreeDirectory } from "../metadata/tree.ts";
+import { type AccessRecorder, hostKeysFromPhoneHome } from "../store/access.ts";
+import type { Config } from "../config/load.ts";
+import { identifyGuest, isLoopback, peerIpv4 } from "../guest_api/identity.ts";
+import type { Instance } from "../store/instance.ts";
+import { parseIpv4, poolContains } from "../ipam/ipv4.ts";
+import type { Logger } from "../log/log.ts";
+import type { Metrics } from "../log/metrics.ts";
+import { ipNeighLookup, type NeighbourLookup } from "../guest_api/neighbours.ts";
+import type { TemplateExtras } from "../guest_api/template_data.ts";
+import { ec2DynamicTree, ec2MetadataTree, isEc2Version, versionListing } from "../guest_api/metadata/ec2.ts";
+import {
+  type Document,
+  nocloudFile,
+  openstackFile,
+  renderUserData,
+  userDataTarget,
+} from "../guest_api/metadata/documents.ts";
+import { NOCLOUD_FILES } from "../guest_api/metadata/nocloud.ts";
+import { isOpenstackVersion, OPENSTACK_FILES, openstackVersionListing } from "../guest_api/metadata/openstack.ts";
+import { lookupPath, type TreeDirectory } from "../guest_api/metadata/tree.ts";
 import {
   checkToken,
   createTokenSigner,
@@ -31,9 +37,9 @@ import {
   TOKEN_HEADER,
   TOKEN_TTL_HEADER,
   type TokenSigner,
-} from "../imds_tokens.ts";
-import { readBody, registerDomainXml, uploadSummary } from "../registration.ts";
-import type { InstanceStore } from "../store.ts";
+} from "../guest_api/tokens.ts";
+import { readBody, registerDomainXml, uploadSummary } from "../store/registration.ts";
+import type { InstanceStore } from "../store/store.ts";
 import type { TemplateRenderer } from "../user_data.ts";
 import { errorToResponse, HttpError, jsonResponse, textResponse } from "./errors.ts";
 

@@ -1,0 +1,217 @@
+/**
+ * The running service: opens KV, builds the store and renderer, and serves
+ * the metadata and admin listeners until told to stop.
+ *
+ * @module
+ */
+
+import { dirname } from "node:path";
+import { AccessRecorder, bootState } from "../store/access.ts";
+import { Metrics } from "../log/metrics.ts";
+import type { TemplateExtras } from "../guest_api/template_data.ts";
+import type { Config } from "../config/load.ts";
+import { type DnsmasqHandle, startDnsmasq } from "../dnsmasq/render.ts";
+import { createAdminHandler } from "../http/admin.ts";
+import { createMetadataHandler, PHONE_HOME_PATH } from "../http/metadata.ts";
+import { buildPool, poolSize } from "../ipam/ipv4.ts";
+import type { Logger } from "../log/log.ts";
+import { InstanceStore, type StoreEvent } from "../store/store.ts";
+import { BUILTIN_USER_DATA, TemplateRenderer } from "../user_data.ts";
+
+/** A started service. */
+export interface RunningService {
+  store: InstanceStore;
+  /** Port the metadata listener bound (useful when configured as 0). */
+  metadataPort: number;
+  /** Port the admin listener bound, or null when it listens on a unix socket only. */
+  adminPort: number | null;
+  /** Stops accepting, lets in-flight requests finish, closes KV. */
+  shutdown(): Promise<void>;
+  /** Resolves when the service has stopped. */
+  finished: Promise<void>;
+  /** The dnsmasq integration (records, and the process when managed), or null when disabled. */
+  dnsmasq: DnsmasqHandle | null;
+  /** Boot tracking. */
+  access: AccessRecorder;
+  metrics: Metrics;
+}
+
+/** Options for starting the service. */
+export interface StartOptions {
+  log: Logger;
+  /** Opened KV to use instead of the configured file (tests pass ":memory:" ones). */
+  kv?: Deno.Kv;
+  /** Called for every store change, after the built-in listeners. */
+  onChange?: (event: StoreEvent) => void | Promise<void>;
+  /** Keep dnsmasq's files (and, with `manage = yes`, the process); default true. */
+  dnsmasq?: boolean;
+}
+
+/** Builds the instance store of a configuration over an open KV. */
+export function createStore(kv: Deno.Kv, config: Config): InstanceStore {
+  const pool = buildPool({
+    network: config.dnsmasq.network,
+    gateway: config.dnsmasq.gateway,
+    listenAddress: config.mdserver.listenAddress,
+    poolStart: config.dnsmasq.poolStart,
+    poolEnd: config.dnsmasq.poolEnd,
+  });
+  return new InstanceStore(kv, { pool, location: config.service.location });
+}
+
+/** Opens the configured KV file, creating its folder. */
+export async function openKv(config: Config): Promise<Deno.Kv> {
+  await Deno.mkdir(dirname(config.mdserver.kvFile), { recursive: true });
+  return await Deno.openKv(config.mdserver.kvFile);
+}
+
+/** Starts both listeners. */
+export async function startService(config: Config, options: StartOptions): Promise<RunningService> {
+  const { log } = options;
+  const kv = options.kv ?? await openKv(config);
+  const store = createStore(kv, config);
+  const dnsmasq = options.dnsmasq === false ? null : await startDnsmasq(config, { store, log });
+  if (options.onChange) store.subscribe(options.onChange);
+  const renderer = new TemplateRenderer(
+    {
+      userdataDir: config.mdserver.userdataDir,
+      suffixes: config.mdserver.userdataSuffixes,
+      defaultTemplate: config.mdserver.defaultTemplate,
+    },
+    { builtinTemplate: BUILTIN_USER_DATA },
+  );
+
+  const access = new AccessRecorder(kv, { log });
+  // An upload of a known domain is a new start (the hook uploads on
+  // `prepare begin`): its boot progress starts again, its host keys stay.
+  store.subscribe(async (event) => {
+    if (event.type === "upsert" && event.previous !== null) await access.resetBoot(event.instance.uuid);
+  });
+  const metrics = new Metrics();
+  registerGauges(metrics, store, access, () => dnsmasq?.restarts ?? 0);
+  // Filled in once the metadata listener has its port.
+  const extras: TemplateExtras = {};
+  const metadataHandler = createMetadataHandler({ config, store, renderer, log, access, metrics, extras });
+  const adminHandler = createAdminHandler({ config, store, log, renderer, access, metrics, extras });
+  const servers: Deno.HttpServer[] = [];
+  const gate = new RequestGate();
+  const quiet = () => {};
+  let metadataPort = 0;
+  let adminPort: number | null = null;
+  try {
+    const metadata = Deno.serve({
+      hostname: config.mdserver.listenAddress,
+      port: config.mdserver.port,
+      onListen: quiet,
+    }, (request, info) => gate.run(() => metadataHandler(request, info)));
+    servers.push(metadata);
+    metadataPort = metadata.addr.port;
+    const metadataUrl = `http://${config.mdserver.listenAddress}${
+      metadata.addr.port === 80 ? "" : `:${metadata.addr.port}`
+    }`;
+    extras.metadataUrl = metadataUrl;
+    extras.phoneHomeUrl = `${metadataUrl}${PHONE_HOME_PATH}`;
+    log.info(`metadata listening on ${metadataUrl}/`);
+
+    if (config.admin.socket) {
+      await Deno.mkdir(dirname(config.admin.socket), { recursive: true });
+      await Deno.remove(config.admin.socket).catch(() => {});
+      const server = Deno.serve(
+        { path: config.admin.socket, onListen: quiet },
+        (request, info) => gate.run(() => adminHandler(request, info)),
+      );
+      servers.push(server);
+      log.info(`admin listening on unix:${config.admin.socket}`);
+    }
+    {
+      const server = Deno.serve({
+        hostname: config.admin.listenAddress,
+        port: config.admin.port,
+        onListen: quiet,
+      }, (request, info) => gate.run(() => adminHandler(request, info)));
+      servers.push(server);
+      adminPort = server.addr.port;
+      log.info(`admin listening on http://${config.admin.listenAddress}:${adminPort}/`);
+    }
+  } catch (error) {
+    // A listener that cannot bind (address in use, not configured on any
+    // interface…) stops the start: undo what was started.
+    await Promise.all(servers.map((server) => server.shutdown()));
+    await dnsmasq?.stop();
+    if (!options.kv) kv.close();
+    throw error;
+  }
+
+  let stopping: Promise<void> | null = null;
+  const shutdown = () => {
+    stopping ??= (async () => {
+      // Deno's server.shutdown() cuts off request bodies still arriving, so
+      // in-flight requests are drained first; new ones meanwhile get a 503.
+      await gate.drain(DRAIN_TIMEOUT_MS);
+      await Promise.all(servers.map((server) => server.shutdown()));
+      await dnsmasq?.stop();
+      await access.flush();
+      if (!options.kv) kv.close();
+      log.info("stopped");
+    })();
+    return stopping;
+  };
+  const finished = Promise.all(servers.map((server) => server.finished)).then(() => {});
+  return { store, metadataPort, adminPort, shutdown, finished, dnsmasq, access, metrics };
+}
+
+/** Longest wait for in-flight requests at shutdown. */
+const DRAIN_TIMEOUT_MS = 15_000;
+
+/** Counts requests in flight and turns new ones away once draining. */
+class RequestGate {
+  #inflight = 0;
+  #draining = false;
+  #idle: (() => void) | null = null;
+
+  /** Runs a handler, or answers 503 while shutting down. */
+  async run(handler: () => Promise<Response>): Promise<Response> {
+    if (this.#draining) {
+      return new Response("mdserver is shutting down\n", { status: 503, headers: { "retry-after": "2" } });
+    }
+    this.#inflight++;
+    try {
+      return await handler();
+    } finally {
+      this.#inflight--;
+      if (this.#inflight === 0) this.#idle?.();
+    }
+  }
+
+  /** Stops taking requests and waits (at most timeoutMs) for those in flight. */
+  async drain(timeoutMs: number): Promise<void> {
+    this.#draining = true;
+    if (this.#inflight === 0) return;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    await Promise.race([
+      new Promise<void>((resolve) => this.#idle = resolve),
+      new Promise<void>((resolve) => timer = setTimeout(resolve, timeoutMs)),
+    ]);
+    clearTimeout(timer);
+  }
+}
+
+function registerGauges(metrics: Metrics, store: InstanceStore, access: AccessRecorder, restarts: () => number) {
+  metrics.gauge("mdserver_instances", "Instances by boot state.", async () => {
+    const counts = new Map<string, number>();
+    for await (const instance of store.list()) {
+      const state = bootState(instance, await access.get(instance.uuid));
+      counts.set(state, (counts.get(state) ?? 0) + 1);
+    }
+    return [...counts].map(([state, count]) => [{ state }, count]);
+  });
+  metrics.gauge("mdserver_pool_addresses", "Addresses of the pool: size and used.", async () => [
+    [{ kind: "size" }, poolSize(store.pool)],
+    [{ kind: "used" }, await store.allocatedCount()],
+  ]);
+  metrics.gauge(
+    "mdserver_dnsmasq_restarts",
+    "Times the managed dnsmasq was started again.",
+    () => Promise.resolve([[{}, restarts()]]),
+  );
+}
