@@ -11,7 +11,7 @@
  * @module
  */
 
-import { ConfigError, DEFAULT_CONFIG_FILE, formatConfig, loadConfig } from "./src/config/load.ts";
+import { ConfigError, DEFAULT_CONFIG_FILE, formatConfig, loadConfig } from "./src/config/mod.ts";
 import { createLogger } from "./src/log/log.ts";
 import { importMdServerEntries, parseMdServerDatabase } from "./src/cli/md_server_import.ts";
 import { createStore, openKv, startService } from "./src/service/service.ts";

@@ -22,7 +22,7 @@
  */
 
 import { join } from "node:path";
-import { type Config, loadConfig } from "../src/config/load.ts";
+import { type Config, loadConfig } from "../src/config/mod.ts";
 import type { Instance } from "../src/store/instance.ts";
 import { ec2MetadataTree } from "../src/guest_api/metadata/ec2.ts";
 import { lookupPath } from "../src/guest_api/metadata/tree.ts";

@@ -17,7 +17,7 @@
  */
 
 import { join } from "node:path";
-import { loadConfig } from "../src/config/load.ts";
+import { loadConfig } from "../src/config/mod.ts";
 import { silentLogger } from "../src/log/log.ts";
 import { startService } from "../src/service/service.ts";
 import { domainXml } from "./upload_scaling.ts";

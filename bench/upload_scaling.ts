@@ -16,7 +16,7 @@
  */
 
 import { join } from "node:path";
-import { loadConfig } from "../src/config/load.ts";
+import { loadConfig } from "../src/config/mod.ts";
 import { startDnsmasq } from "../src/dnsmasq/render.ts";
 import { silentLogger } from "../src/log/log.ts";
 import { registerDomainXml } from "../src/store/registration.ts";

@@ -7,7 +7,7 @@
  */
 
 import { join } from "node:path";
-import { type Config, loadConfig } from "../src/config/load.ts";
+import { type Config, loadConfig } from "../src/config/mod.ts";
 import { silentLogger } from "../src/log/log.ts";
 import { type RunningService, startService } from "../src/service/service.ts";
 

@@ -7,7 +7,7 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { loadConfig } from "../src/config/load.ts";
+import { loadConfig } from "../src/config/mod.ts";
 import { parseDomainXml } from "../src/domain/domain_xml.ts";
 import { createAdminHandler } from "../src/http/admin.ts";
 import { createMetadataHandler, type Handler } from "../src/http/metadata.ts";

@@ -4,7 +4,7 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { loadConfig } from "../src/config/load.ts";
+import { loadConfig } from "../src/config/mod.ts";
 import { silentLogger } from "../src/log/log.ts";
 import { startService } from "../src/service/service.ts";
 

@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parse } from "yaml";
-import { loadConfig } from "../src/config/load.ts";
+import { loadConfig } from "../src/config/mod.ts";
 import type { Instance } from "../src/store/instance.ts";
 import { silentLogger } from "../src/log/log.ts";
 import { networkConfigV2 } from "../src/guest_api/metadata/network_config.ts";

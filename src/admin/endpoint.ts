@@ -1,8 +1,9 @@
 /**
  * Where the admin API listens, read from the mdserver configuration file,
  * and one request to it. Shared by the libvirt hook and `ctl`, so it depends
- * on nothing but `ini.ts`: the hook starts a process per domain start and
- * must not load the npm packages the service uses.
+ * on nothing but `config/ini.ts` and `config/files.ts` (the include rules):
+ * the hook starts a process per domain start and must not load the npm
+ * packages the service uses.
  *
  * It reads `[admin] listen_address`, `port` and `socket` from the main file
  * and its `[_include_]`s, the way `loadConfig` does (directories' `*.conf`
@@ -13,10 +14,10 @@
  * @module
  */
 
+import { DEFAULT_CONFIG_FILE, includedFiles, parentDir, resolvePath } from "../config/files.ts";
 import { type IniEntry, parseIni } from "../config/ini.ts";
 
-/** The configuration file used when neither `--config` nor MDSERVER_CONFIG is given. */
-export const DEFAULT_CONFIG_FILE = "/etc/mdserver/mdserver.conf";
+export { DEFAULT_CONFIG_FILE };
 
 /** The admin address when the configuration does not set one. */
 export const DEFAULT_ADMIN_ADDRESS = "127.0.0.1";
@@ -70,19 +71,14 @@ export async function readAdminEndpoint(
     values.set(`${entry.section}.${entry.key}`, entry);
   }
 
-  const base = parentDir(file);
-  const included: string[] = [];
-  for (const dir of splitList(values.get("_include_.directories")?.value)) {
-    const path = resolvePath(base, dir);
-    const names = await ignoreMissing(fs.readDir(path));
-    if (names === null) continue;
-    names.filter((name) => name.endsWith(".conf") && !name.startsWith("."))
-      .sort()
-      .forEach((name) => included.push(`${path.replace(/\/+$/, "")}/${name}`));
-  }
-  for (const entry of splitList(values.get("_include_.files")?.value)) {
-    included.push(resolvePath(base, entry));
-  }
+  const included = await includedFiles(file, {
+    directories: values.get("_include_.directories")?.value,
+    files: values.get("_include_.files")?.value,
+  }, {
+    listDirectory: (path) => ignoreMissing(fs.readDir(path)),
+    // Read (or found missing) below: one system call per file.
+    acceptFile: () => Promise.resolve(true),
+  });
   for (const path of included) {
     const text = await ignoreMissing(fs.readTextFile(path));
     if (text === null) continue;
@@ -200,27 +196,4 @@ function unset(value: string | undefined): string | null {
   if (value === undefined) return null;
   const text = value.trim();
   return text === "" || text.toLowerCase() === "none" ? null : text;
-}
-
-function splitList(value: string | undefined): string[] {
-  return (value ?? "").split(":").map((item) => item.trim()).filter((item) => item !== "");
-}
-
-function parentDir(path: string): string {
-  const slash = path.lastIndexOf("/");
-  if (slash < 0) return ".";
-  return slash === 0 ? "/" : path.slice(0, slash);
-}
-
-function resolvePath(base: string, path: string): string {
-  const joined = path.startsWith("/") ? path : base === "/" ? `/${path}` : `${base}/${path}`;
-  if (!joined.startsWith("/")) return joined;
-  // Permission checks compare exact paths: fold "." and "..".
-  const parts: string[] = [];
-  for (const part of joined.split("/")) {
-    if (part === "" || part === ".") continue;
-    if (part === "..") parts.pop();
-    else parts.push(part);
-  }
-  return `/${parts.join("/")}`;
 }

@@ -24,9 +24,10 @@ export interface IniEntry {
 
 /** The entries of one INI document, in file order. */
 export interface IniDocument {
+  /** The file it was read from. */
   file: string;
+  /** Every key, in file order. */
   entries: IniEntry[];
-  sections: string[];
 }
 
 /** Parses INI text; throws SyntaxError naming the file and line. */
@@ -102,7 +103,7 @@ export function parseIni(text: string, file: string): IniDocument {
     currentIndent = indent;
     entries.push(current);
   });
-  return { file, entries, sections };
+  return { file, entries };
 }
 
 function firstSeparator(line: string): number {

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { ConfigError, formatConfig, loadConfig } from "./load.ts";
+import { ConfigError, formatConfig, loadConfig } from "./mod.ts";
 import { formatIpv4 } from "../ipam/ipv4.ts";
 import { tempDir } from "../_temp_dir.ts";
 

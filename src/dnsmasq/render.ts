@@ -23,7 +23,7 @@
  */
 
 import { basename, dirname, join } from "node:path";
-import type { Config } from "../config/load.ts";
+import type { Config } from "../config/config.ts";
 import { hostNames, orderedNames } from "../domain/hostname.ts";
 import type { Instance } from "../store/instance.ts";
 import { formatCidr, formatIpv4, formatNetmask, networkContains, parseIpv4 } from "../ipam/ipv4.ts";

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { type Config, type ConfigEnvironment, loadConfig } from "../config/load.ts";
+import { type Config, type ConfigEnvironment, loadConfig } from "../config/mod.ts";
 import {
   applyStoreEvent,
   dnsmasqPaths,

@@ -5,7 +5,7 @@
  * @module
  */
 
-import type { Config } from "../config/load.ts";
+import type { Config } from "../config/config.ts";
 import { hostNames } from "../domain/hostname.ts";
 import type { Instance } from "../store/instance.ts";
 import { formatCidr, formatIpv4, formatNetmask } from "../ipam/ipv4.ts";

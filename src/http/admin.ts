@@ -20,7 +20,7 @@
  */
 
 import { type AccessRecorder, bootState, knownHostsLines } from "../store/access.ts";
-import type { Config } from "../config/load.ts";
+import type { Config } from "../config/config.ts";
 import { hostNames, orderedNames } from "../domain/hostname.ts";
 import { peerIpv4 } from "../guest_api/identity.ts";
 import type { Instance } from "../store/instance.ts";

@@ -10,7 +10,7 @@
  */
 
 import { type AccessRecorder, hostKeysFromPhoneHome } from "../store/access.ts";
-import type { Config } from "../config/load.ts";
+import type { Config } from "../config/config.ts";
 import { identifyGuest, isLoopback, peerIpv4 } from "../guest_api/identity.ts";
 import type { Instance } from "../store/instance.ts";
 import { parseIpv4, poolContains } from "../ipam/ipv4.ts";

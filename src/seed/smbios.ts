@@ -14,15 +14,14 @@
  * @module
  */
 
-import { type Config, loadConfig } from "../config/load.ts";
+import { type Config, loadConfig, metadataUrl } from "../config/mod.ts";
 
 /** Which datasource the snippet selects. */
 export type SmbiosDatasource = "nocloud" | "openstack";
 
 /** The base URL guests use to reach the metadata listener, e.g. `http://169.254.169.254`. */
 export function metadataBaseUrl(config: Config): string {
-  const { listenAddress, port } = config.mdserver;
-  return port === 80 ? `http://${listenAddress}` : `http://${listenAddress}:${port}`;
+  return metadataUrl(config.mdserver.listenAddress, config.mdserver.port);
 }
 
 /**

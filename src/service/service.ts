@@ -9,7 +9,8 @@ import { dirname } from "node:path";
 import { AccessRecorder, bootState } from "../store/access.ts";
 import { Metrics } from "../log/metrics.ts";
 import type { TemplateExtras } from "../guest_api/template_data.ts";
-import type { Config } from "../config/load.ts";
+import type { Config } from "../config/config.ts";
+import { metadataUrl } from "../config/metadata_url.ts";
 import { type DnsmasqHandle, startDnsmasq } from "../dnsmasq/render.ts";
 import { createAdminHandler } from "../http/admin.ts";
 import { createMetadataHandler, PHONE_HOME_PATH } from "../http/metadata.ts";
@@ -106,12 +107,10 @@ export async function startService(config: Config, options: StartOptions): Promi
     }, (request, info) => gate.run(() => metadataHandler(request, info)));
     servers.push(metadata);
     metadataPort = metadata.addr.port;
-    const metadataUrl = `http://${config.mdserver.listenAddress}${
-      metadata.addr.port === 80 ? "" : `:${metadata.addr.port}`
-    }`;
-    extras.metadataUrl = metadataUrl;
-    extras.phoneHomeUrl = `${metadataUrl}${PHONE_HOME_PATH}`;
-    log.info(`metadata listening on ${metadataUrl}/`);
+    const url = metadataUrl(config.mdserver.listenAddress, metadata.addr.port);
+    extras.metadataUrl = url;
+    extras.phoneHomeUrl = `${url}${PHONE_HOME_PATH}`;
+    log.info(`metadata listening on ${url}/`);
 
     if (config.admin.socket) {
       await Deno.mkdir(dirname(config.admin.socket), { recursive: true });

@@ -5,7 +5,7 @@
  * @module
  */
 
-import type { Config } from "../config/load.ts";
+import type { Config } from "../config/config.ts";
 import { findNetworkInterface, parseDomainXml } from "../domain/domain_xml.ts";
 import type { Instance } from "./instance.ts";
 import { HttpError } from "../http/errors.ts";

@@ -6,7 +6,7 @@
  * @module
  */
 
-import type { Config } from "../../config/load.ts";
+import type { Config } from "../../config/config.ts";
 import { HttpError } from "../../http/errors.ts";
 import type { Instance } from "../../store/instance.ts";
 import type { Logger } from "../../log/log.ts";

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { parse } from "yaml";
-import { loadConfig } from "../../config/load.ts";
+import { loadConfig } from "../../config/mod.ts";
 import { HttpError } from "../../http/errors.ts";
 import type { Instance } from "../../store/instance.ts";
 import type { Logger } from "../../log/log.ts";

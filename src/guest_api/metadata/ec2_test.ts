@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { loadConfig } from "../../config/load.ts";
+import { loadConfig } from "../../config/mod.ts";
 import type { Instance } from "../../store/instance.ts";
 import { ec2DynamicTree, ec2MetadataTree, versionListing } from "./ec2.ts";
 import { lookupPath, walkTree } from "./tree.ts";

@@ -7,7 +7,7 @@
  * @module
  */
 
-import type { Config } from "../../config/load.ts";
+import type { Config } from "../../config/config.ts";
 import type { Instance } from "../../store/instance.ts";
 import { formatNetmask } from "../../ipam/ipv4.ts";
 

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { loadConfig } from "../../config/load.ts";
+import { loadConfig } from "../../config/mod.ts";
 import type { Instance } from "../../store/instance.ts";
 import { networkConfigV2, openstackNetworkData, staticAddress } from "./network_config.ts";
 import { tempDir } from "../../_temp_dir.ts";

@@ -7,12 +7,12 @@
  */
 
 import { stringify } from "yaml";
-import type { Config } from "../../config/load.ts";
+import type { Config } from "../../config/config.ts";
+import { publicKeyLines } from "../../config/public_keys.ts";
 import { hostNames } from "../../domain/hostname.ts";
 import type { Instance } from "../../store/instance.ts";
 import { availabilityZone } from "./ec2.ts";
 import { networkConfigV2, type NetworkMode } from "./network_config.ts";
-import { keyLines } from "./openstack.ts";
 
 /**
  * YAML as cloud-init's PyYAML reads it: YAML 1.1, where an unquoted
@@ -43,7 +43,7 @@ export function nocloudMetaData(config: Config, instance: Instance): string {
     config.dnsmasq.domain,
   );
   const hostname = names.fqdn ?? names.base;
-  const keys = [...config.publicKeys.values()].flatMap(keyLines);
+  const keys = publicKeyLines(config.publicKeys);
   const document: Record<string, unknown> = {
     "instance-id": instance.instanceId,
     "local-hostname": hostname,

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { parse } from "yaml";
-import { loadConfig } from "../../config/load.ts";
+import { loadConfig } from "../../config/mod.ts";
 import type { Instance } from "../../store/instance.ts";
 import { nocloudMetaData, nocloudNetworkConfig } from "./nocloud.ts";
 import { tempDir } from "../../_temp_dir.ts";

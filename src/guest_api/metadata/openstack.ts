@@ -7,7 +7,8 @@
  * @module
  */
 
-import type { Config } from "../../config/load.ts";
+import type { Config } from "../../config/config.ts";
+import { keyLines } from "../../config/public_keys.ts";
 import { hostNames } from "../../domain/hostname.ts";
 import type { Instance } from "../../store/instance.ts";
 import { availabilityZone } from "./ec2.ts";
@@ -45,11 +46,6 @@ export function isOpenstackVersion(segment: string): boolean {
 /** The body of `GET /openstack`: every version, one a line, `latest` last. */
 export function openstackVersionListing(): string {
   return [...OPENSTACK_VERSIONS, "latest"].join("\n");
-}
-
-/** The key lines of a `[public-keys]` value (one entry may hold several keys). */
-export function keyLines(key: string): string[] {
-  return key.split("\n").map((line) => line.trim()).filter((line) => line !== "" && !line.startsWith("#"));
 }
 
 /**
