@@ -16,7 +16,7 @@
  */
 
 import { dirname, join } from "node:path";
-import type { Config } from "../config/load.ts";
+import type { Config } from "../config/config.ts";
 import type { Instance } from "../store/instance.ts";
 import type { Logger } from "../log/log.ts";
 import { configDriveFiles, type DocumentDeps, nocloudSeedFiles } from "../guest_api/metadata/documents.ts";

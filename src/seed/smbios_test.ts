@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { loadConfig } from "../config/load.ts";
+import { loadConfig } from "../config/mod.ts";
 import { metadataBaseUrl, nocloudSerial, runSmbios, smbiosSnippet } from "./smbios.ts";
 
 async function withConfig(mdserver: string, body: (file: string) => Promise<void>) {
