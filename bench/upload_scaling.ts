@@ -17,7 +17,7 @@
 
 import { join } from "node:path";
 import { loadConfig } from "../src/config/mod.ts";
-import { startDnsmasq } from "../src/dnsmasq/render.ts";
+import { startDnsmasq } from "../src/dnsmasq/mod.ts";
 import { silentLogger } from "../src/log/log.ts";
 import { registerDomainXml } from "../src/store/registration.ts";
 import { createStore } from "../src/service/service.ts";

@@ -9,7 +9,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { loadConfig } from "../src/config/mod.ts";
-import { dnsmasqPaths, writeDnsmasqConfig } from "../src/dnsmasq/render.ts";
+import { dnsmasqPaths, writeDnsmasqConfig } from "../src/dnsmasq/mod.ts";
 import { silentLogger } from "../src/log/log.ts";
 import { type RunningService, startService } from "../src/service/service.ts";
 import { dig, freePort, missingRequirement, mustRun, NamespacePair, poll, requirementTest, run } from "./_netns.ts";

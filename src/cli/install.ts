@@ -19,6 +19,7 @@
 
 import { dirname, join } from "node:path";
 import { installHook } from "../hook/install.ts";
+import { writeFileAtomic } from "../io/files.ts";
 
 /** What install needs to know and do. */
 export interface InstallOptions {
@@ -117,12 +118,10 @@ async function placeOnce(source: string, target: string, print: (line: string) =
   print(`written: ${target}`);
 }
 
-/** Writes a file atomically: a temporary name in the same folder, then rename. */
+/** Writes a file atomically, creating its folder. */
 async function place(text: string, target: string) {
   await Deno.mkdir(dirname(target), { recursive: true });
-  const temporary = `${target}.tmp-${crypto.randomUUID()}`;
-  await Deno.writeTextFile(temporary, text, { mode: 0o644 });
-  await Deno.rename(temporary, target);
+  await writeFileAtomic(target, text);
 }
 
 /** Runs a program, inheriting output; returns its exit code. */

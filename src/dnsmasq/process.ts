@@ -12,6 +12,7 @@
  * @module
  */
 
+import { sleep } from "../io/sleep.ts";
 import type { Logger } from "../log/log.ts";
 
 /** Restart delays of the supervisor, in milliseconds. */
@@ -118,7 +119,7 @@ export class DnsmasqSupervisor {
     await this.#terminate(child);
     // Wait until the loop has spawned the next one, so callers may rely on it.
     for (let i = 0; i < 100 && this.#child === null && !this.#stopping; i++) {
-      await new Promise((resolve) => setTimeout(resolve, 10));
+      await sleep(10);
     }
   }
 

@@ -12,6 +12,8 @@
  * @module
  */
 
+import { writeFileAtomic } from "../io/files.ts";
+
 /** Where libvirt looks for the qemu hook. */
 export const DEFAULT_HOOK_PATH = "/etc/libvirt/hooks/qemu";
 
@@ -170,15 +172,7 @@ export async function installHook(
   await Deno.mkdir(target.slice(0, target.lastIndexOf("/")) || "/", {
     recursive: true,
   });
-  const temporary = `${target}.tmp-${Deno.pid}`;
-  try {
-    await Deno.writeFile(temporary, content, { mode: 0o755 });
-    await Deno.chmod(temporary, 0o755);
-    await Deno.rename(temporary, target);
-  } catch (error) {
-    await Deno.remove(temporary).catch(() => {});
-    throw error;
-  }
+  await writeFileAtomic(target, content, { mode: 0o755 });
   return { path: target, kind, action, backup, notes };
 }
 

@@ -11,7 +11,7 @@ import { Metrics } from "../log/metrics.ts";
 import type { TemplateExtras } from "../guest_api/template_data.ts";
 import type { Config } from "../config/config.ts";
 import { metadataUrl } from "../config/metadata_url.ts";
-import { type DnsmasqHandle, startDnsmasq } from "../dnsmasq/render.ts";
+import { type DnsmasqHandle, startDnsmasq } from "../dnsmasq/mod.ts";
 import { createAdminHandler } from "../http/admin.ts";
 import { createMetadataHandler, PHONE_HOME_PATH } from "../http/metadata.ts";
 import { buildPool, poolSize } from "../ipam/ipv4.ts";

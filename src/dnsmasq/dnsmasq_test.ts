@@ -13,8 +13,8 @@ import {
   renderHostsEntry,
   writeDnsmasqConfig,
   writeHostRecord,
-} from "./render.ts";
-import { DEFAULT_BACKOFF, nextDelay } from "./process.ts";
+} from "./mod.ts";
+import { DEFAULT_BACKOFF, nextDelay } from "./mod.ts";
 import type { Instance } from "../store/instance.ts";
 
 /** A configuration from INI text, without touching the file system. */
