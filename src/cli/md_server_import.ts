@@ -12,7 +12,8 @@
  */
 
 import { parseIpv4 } from "../ipam/ipv4.ts";
-import { type InstanceStore, RegistrationError } from "../store/store.ts";
+import { RegistrationError } from "../store/errors.ts";
+import type { InstanceStore } from "../store/store.ts";
 
 /** One md_server database entry, as much of it as mdserver uses. */
 export interface MdServerEntry {

@@ -1,15 +1,15 @@
 /**
  * libvirt domain XML (what `virsh dumpxml` prints and the qemu hook receives
- * on stdin) → a plain {@linkcode DomainInfo}.
- *
- * The XML comes from hooks and uploads, so it is treated as hostile: no
- * DOCTYPE or entity declarations, a size and a nesting limit, all checked
- * before fast-xml-parser sees it.
+ * on stdin) → a plain {@linkcode DomainInfo}. Reading the XML itself, which
+ * comes from hooks and uploads and is treated as hostile, is in `_xml.ts`.
  *
  * @module
  */
 
-import { XMLParser, XMLValidator } from "fast-xml-parser";
+import { InvalidDomainError } from "./errors.ts";
+import { MAX_DOMAIN_XML_BYTES, readXml, type XmlElement } from "./_xml.ts";
+
+export { MAX_DOMAIN_XML_BYTES };
 
 /** One <interface> of a domain. */
 export interface DomainInterface {
@@ -41,11 +41,6 @@ export interface DomainInfo {
   tags: Record<string, string>;
 }
 
-/** Largest XML document accepted, in bytes (1 MiB). */
-export const MAX_DOMAIN_XML_BYTES = 1024 * 1024;
-
-/** Deepest element nesting accepted; libvirt's own documents stay under 10. */
-const MAX_DEPTH = 64;
 /** Longest domain name: it becomes a DNS name. */
 const MAX_NAME_LENGTH = 253;
 
@@ -55,16 +50,6 @@ const MAC_RE = /^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/i;
 const KEY_RE = /^[A-Za-z0-9_.-]+$/;
 // Cc: C0, DEL and C1 controls.
 const CONTROL_RE = /\p{Cc}/u;
-const DECLARATION_RE = /<!(DOCTYPE|ENTITY)/i;
-// Bounded length keeps a run of bare "&" linear.
-const REFERENCE_RE = /&([^;&<\s"']{0,40})(;?)/g;
-const PREDEFINED_ENTITIES: Record<string, string> = {
-  lt: "<",
-  gt: ">",
-  amp: "&",
-  quot: '"',
-  apos: "'",
-};
 // libvirt's scaled-integer units (case-insensitive), in bytes.
 const MEMORY_UNITS: Record<string, number> = {
   b: 1,
@@ -89,24 +74,13 @@ const MEMORY_UNITS: Record<string, number> = {
   eb: 1e18,
 };
 
-/** An element with its attributes, child elements and decoded direct text. */
-interface XmlElement {
-  name: string;
-  attrs: Map<string, string>;
-  children: XmlElement[];
-  text: string;
-}
-
-/** Parses domain XML; throws SyntaxError (unparseable / DOCTYPE / entities / too large / too deep) or TypeError (missing or invalid name/uuid/mac) with a one-line message that quotes the bad value. */
+/** Parses domain XML; throws InvalidDomainXmlError (unparseable / DOCTYPE / entities / too large / too deep) or InvalidDomainError (missing or invalid name/uuid/mac) with a one-line message that quotes the bad value. */
 export function parseDomainXml(xml: string): DomainInfo {
   if (typeof xml !== "string") {
     throw new TypeError(`domain XML must be a string, got ${typeof xml}`);
   }
   if (xml.startsWith("\uFEFF")) xml = xml.slice(1);
-  checkSize(xml);
-  checkDeclarations(xml);
-  checkDepth(xml);
-  const domain = parseRoot(xml);
+  const domain = readXml(xml);
 
   const name = parseName(domain);
   const uuid = parseUuid(domain);
@@ -140,205 +114,6 @@ export function findNetworkInterface(
   return info.interfaces.find((iface) => iface.network === netName);
 }
 
-function checkSize(xml: string): void {
-  // A UTF-16 code unit is at least one UTF-8 byte and at most three.
-  if (xml.length * 3 <= MAX_DOMAIN_XML_BYTES) return;
-  const bytes = xml.length > MAX_DOMAIN_XML_BYTES ? xml.length : new TextEncoder().encode(xml).length;
-  if (bytes > MAX_DOMAIN_XML_BYTES) {
-    throw new SyntaxError(
-      `domain XML is too large: ${
-        xml.length > MAX_DOMAIN_XML_BYTES ? "over " : ""
-      }${bytes} bytes, at most ${MAX_DOMAIN_XML_BYTES} are accepted`,
-    );
-  }
-}
-
-function checkDeclarations(xml: string): void {
-  const match = DECLARATION_RE.exec(xml);
-  if (match) {
-    throw new SyntaxError(
-      `domain XML must not contain a DOCTYPE or ENTITY declaration: found "${match[0]}" on line ${
-        lineAt(xml, match.index)
-      }`,
-    );
-  }
-}
-
-/** Counts element nesting without a parser; malformed input is left to the validator. */
-function checkDepth(xml: string): void {
-  let depth = 0;
-  let i = xml.indexOf("<");
-  while (i !== -1) {
-    let end: number;
-    if (xml.startsWith("<!--", i)) {
-      end = xml.indexOf("-->", i + 4);
-      if (end === -1) return;
-      end += 2;
-    } else if (xml.startsWith("<![CDATA[", i)) {
-      end = xml.indexOf("]]>", i + 9);
-      if (end === -1) return;
-      end += 2;
-    } else if (xml.startsWith("<?", i)) {
-      end = xml.indexOf("?>", i + 2);
-      if (end === -1) return;
-      end += 1;
-    } else if (xml.startsWith("</", i)) {
-      end = xml.indexOf(">", i + 2);
-      if (end === -1) return;
-      depth--;
-    } else {
-      end = endOfStartTag(xml, i + 1);
-      if (end === -1) return;
-      if (xml[end - 1] !== "/") {
-        depth++;
-        if (depth > MAX_DEPTH) {
-          throw new SyntaxError(
-            `domain XML is nested too deeply: more than ${MAX_DEPTH} levels at line ${lineAt(xml, i)}`,
-          );
-        }
-      }
-    }
-    i = xml.indexOf("<", end + 1);
-  }
-}
-
-/** Index of the ">" closing a start tag, skipping quoted attribute values; -1 if none. */
-function endOfStartTag(xml: string, from: number): number {
-  let quote = "";
-  for (let j = from; j < xml.length; j++) {
-    const c = xml[j];
-    if (quote) {
-      if (c === quote) quote = "";
-    } else if (c === '"' || c === "'") {
-      quote = c;
-    } else if (c === ">") {
-      return j;
-    }
-  }
-  return -1;
-}
-
-function lineAt(text: string, index: number): number {
-  let line = 1;
-  for (
-    let i = text.indexOf("\n");
-    i !== -1 && i < index;
-    i = text.indexOf("\n", i + 1)
-  ) {
-    line++;
-  }
-  return line;
-}
-
-function parseRoot(xml: string): XmlElement {
-  const valid = XMLValidator.validate(xml);
-  if (valid !== true) {
-    const { msg, line, col } = valid.err;
-    throw new SyntaxError(
-      `Cannot parse domain XML: line ${line}${col ? `, column ${col}` : ""}: ${oneLine(msg)}`,
-    );
-  }
-  let nodes: unknown;
-  try {
-    nodes = new XMLParser({
-      preserveOrder: true,
-      ignoreAttributes: false,
-      attributeNamePrefix: "",
-      processEntities: false,
-      htmlEntities: false,
-      parseTagValue: false,
-      parseAttributeValue: false,
-      trimValues: false,
-      ignoreDeclaration: true,
-      ignorePiTags: true,
-      cdataPropName: "#cdata",
-    }).parse(xml);
-  } catch (error) {
-    throw new SyntaxError(
-      `Cannot parse domain XML: ${oneLine(error instanceof Error ? error.message : String(error))}`,
-    );
-  }
-  const roots = Array.isArray(nodes) ? nodes.map(toElement).filter((el) => el !== null) : [];
-  const root = roots[0];
-  if (root === undefined) {
-    throw new SyntaxError("Cannot parse domain XML: no root element");
-  }
-  if (roots.length > 1) {
-    throw new SyntaxError(
-      `Cannot parse domain XML: more than one root element (<${root.name}> and <${roots[1]?.name}>)`,
-    );
-  }
-  if (root.name !== "domain") {
-    throw new SyntaxError(
-      `domain XML has root element <${root.name}>, expected <domain>`,
-    );
-  }
-  return root;
-}
-
-/** Converts one fast-xml-parser preserveOrder node; null for text, comments and the like. */
-function toElement(node: unknown): XmlElement | null {
-  if (typeof node !== "object" || node === null) return null;
-  const record = node as Record<string, unknown>;
-  const name = Object.keys(record).find((key) => key !== ":@" && key !== "#text" && key !== "#cdata");
-  if (name === undefined) return null;
-  const attrs = new Map<string, string>();
-  const rawAttrs = record[":@"];
-  if (typeof rawAttrs === "object" && rawAttrs !== null) {
-    for (const [key, value] of Object.entries(rawAttrs)) {
-      attrs.set(key, decodeReferences(String(value)));
-    }
-  }
-  const children: XmlElement[] = [];
-  let text = "";
-  const rawChildren = record[name];
-  for (const child of Array.isArray(rawChildren) ? rawChildren : []) {
-    if (typeof child !== "object" || child === null) continue;
-    if ("#text" in child) {
-      text += decodeReferences(String(child["#text"]));
-    } else if ("#cdata" in child) {
-      // CDATA is literal: no references to decode.
-      const parts = Array.isArray(child["#cdata"]) ? child["#cdata"] : [];
-      for (const part of parts) {
-        if (typeof part === "object" && part !== null && "#text" in part) {
-          text += String(part["#text"]);
-        }
-      }
-    } else {
-      const element = toElement(child);
-      if (element) children.push(element);
-    }
-  }
-  return { name, attrs, children, text };
-}
-
-/** Decodes the five predefined entities and character references; anything else is an error, as no entity can be declared. */
-function decodeReferences(raw: string): string {
-  if (!raw.includes("&")) return raw;
-  return raw.replace(REFERENCE_RE, (match, ref: string, semicolon: string) => {
-    if (semicolon) {
-      if (Object.hasOwn(PREDEFINED_ENTITIES, ref)) {
-        return PREDEFINED_ENTITIES[ref] ?? "";
-      }
-      const code = /^#x[0-9a-f]{1,6}$/i.test(ref)
-        ? parseInt(ref.slice(2), 16)
-        : /^#[0-9]{1,7}$/.test(ref)
-        ? parseInt(ref.slice(1), 10)
-        : NaN;
-      if (
-        code > 0 && code <= 0x10ffff && !(code >= 0xd800 && code <= 0xdfff)
-      ) {
-        return String.fromCodePoint(code);
-      }
-    }
-    throw new SyntaxError(
-      `Cannot parse domain XML: unknown entity or bare "&" in ${
-        JSON.stringify(match)
-      } (write "&amp;" for a literal "&")`,
-    );
-  });
-}
-
 function firstChild(el: XmlElement, name: string): XmlElement | undefined {
   return el.children.find((child) => child.name === name);
 }
@@ -347,28 +122,28 @@ function parseName(domain: XmlElement): string {
   const element = firstChild(domain, "name");
   const name = element?.text.trim() ?? "";
   if (name === "") {
-    throw new TypeError(
+    throw new InvalidDomainError(
       element ? "domain XML has an empty <name>" : "domain XML has no <name> element",
     );
   }
   const why = "it becomes a file name and a DNS name";
   if (name.length > MAX_NAME_LENGTH) {
-    throw new TypeError(
+    throw new InvalidDomainError(
       `domain name ${quote(name)} is ${name.length} characters long: at most ${MAX_NAME_LENGTH} are allowed, as ${why}`,
     );
   }
   if (CONTROL_RE.test(name)) {
-    throw new TypeError(
+    throw new InvalidDomainError(
       `domain name ${quote(name)} contains a control character, but ${why}`,
     );
   }
   if (name.includes("/")) {
-    throw new TypeError(
+    throw new InvalidDomainError(
       `domain name ${quote(name)} contains "/", but ${why}`,
     );
   }
   if (name === "." || name === "..") {
-    throw new TypeError(
+    throw new InvalidDomainError(
       `domain name ${quote(name)} is not allowed, as ${why}`,
     );
   }
@@ -377,7 +152,7 @@ function parseName(domain: XmlElement): string {
 
 function parseUuid(domain: XmlElement): string {
   const element = firstChild(domain, "uuid");
-  if (!element) throw new TypeError("domain XML has no <uuid> element");
+  if (!element) throw new InvalidDomainError("domain XML has no <uuid> element");
   const uuid = element.text.trim();
   if (UUID_RE.test(uuid)) return uuid.toLowerCase();
   if (UUID_NO_DASHES_RE.test(uuid)) {
@@ -390,7 +165,7 @@ function parseUuid(domain: XmlElement): string {
       hex.slice(20),
     ].join("-");
   }
-  throw new TypeError(
+  throw new InvalidDomainError(
     `domain uuid ${
       quote(uuid)
     } is not a valid UUID: expected 8-4-4-4-12 hex digits such as "6f1a3c2e-5b7d-4e8f-9a0b-1c2d3e4f5a6b"`,
@@ -428,7 +203,7 @@ function parseInterfaces(domain: XmlElement): DomainInterface[] {
       if (address === undefined) continue;
       const mac = address.trim();
       if (!MAC_RE.test(mac)) {
-        throw new TypeError(
+        throw new InvalidDomainError(
           `interface ${position} of the domain has MAC address ${
             quote(mac)
           }, which is not six hex pairs such as "52:54:00:12:34:56"`,
@@ -514,12 +289,6 @@ function readTags(tagsElement: XmlElement, tags: Map<string, string>): void {
 
 function setKey(map: Map<string, string>, key: string, text: string): void {
   if (KEY_RE.test(key)) map.set(key, text.trim());
-}
-
-/** The parser quotes the offending input; keep its message one short line. */
-function oneLine(message: string): string {
-  const line = message.replace(/\s+/g, " ");
-  return line.length > 200 ? `${line.slice(0, 197)}...` : line;
 }
 
 /** JSON-quotes a value for an error message, shortened so the message stays one line. */

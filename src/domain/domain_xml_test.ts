@@ -1,5 +1,11 @@
 import assert from "node:assert/strict";
-import { type DomainInfo, findNetworkInterface, MAX_DOMAIN_XML_BYTES, parseDomainXml } from "./domain_xml.ts";
+import {
+  type DomainInfo,
+  findNetworkInterface,
+  InvalidDomainXmlError,
+  MAX_DOMAIN_XML_BYTES,
+  parseDomainXml,
+} from "./mod.ts";
 
 // `virsh dumpxml db01` of a running q35 guest made by virt-install, with
 // md_server's flat metadata and the wrapped form under another prefix.
@@ -292,12 +298,12 @@ Deno.test("parseDomainXml() rejects a DOCTYPE", () => {
   assert.throws(
     () => parseDomainXml(`<?xml version="1.0"?>\n<!DOCTYPE domain>\n${domain("")}`),
     {
-      name: "SyntaxError",
+      name: "InvalidDomainXmlError",
       message: 'domain XML must not contain a DOCTYPE or ENTITY declaration: found "<!DOCTYPE" on line 2',
     },
   );
   assert.throws(() => parseDomainXml(`<!doctype domain>${domain("")}`), {
-    name: "SyntaxError",
+    name: "InvalidDomainXmlError",
     message: /must not contain a DOCTYPE/,
   });
 });
@@ -305,7 +311,7 @@ Deno.test("parseDomainXml() rejects a DOCTYPE", () => {
 Deno.test("parseDomainXml() rejects an ENTITY declaration anywhere", () => {
   assert.throws(
     () => parseDomainXml(domain(`<!-- <!ENTITY x "y"> -->`)),
-    { name: "SyntaxError", message: /found "<!ENTITY" on line 1/ },
+    { name: "InvalidDomainXmlError", message: /found "<!ENTITY" on line 1/ },
   );
 });
 
@@ -321,19 +327,19 @@ Deno.test("parseDomainXml() rejects a billion-laughs document before expanding i
 ]>
 <domain><name>&lol9;</name><uuid>6f1a3c2e-5b7d-4e8f-9a0b-1c2d3e4f5a6b</uuid></domain>`;
   assert.throws(() => parseDomainXml(xml), {
-    name: "SyntaxError",
+    name: "InvalidDomainXmlError",
     message: /must not contain a DOCTYPE/,
   });
 });
 
 Deno.test("parseDomainXml() rejects a reference to an undeclared entity or a bare &", () => {
   assert.throws(() => parseDomainXml(domain("", "&lol9;")), {
-    name: "SyntaxError",
+    name: "InvalidDomainXmlError",
     message: /unknown entity or bare "&" in "&lol9;"/,
   });
   assert.throws(
     () => parseDomainXml(domain("<devices><interface type='a & b'/></devices>")),
-    { name: "SyntaxError", message: /bare "&"/ },
+    { name: "InvalidDomainXmlError", message: /bare "&"/ },
   );
 });
 
@@ -349,23 +355,23 @@ Deno.test("parseDomainXml() rejects malformed XML with its line number", () => {
         "<domain>\n  <name>vm1</name>\n  <uuid>6f1a3c2e-5b7d-4e8f-9a0b-1c2d3e4f5a6b\n</domain>",
       ),
     {
-      name: "SyntaxError",
+      name: "InvalidDomainXmlError",
       message: /^Cannot parse domain XML: line 4, column 1: Expected closing tag 'uuid'/,
     },
   );
   assert.throws(() => parseDomainXml(""), {
-    name: "SyntaxError",
+    name: "InvalidDomainXmlError",
     message: /^Cannot parse domain XML: line 1/,
   });
   assert.throws(() => parseDomainXml("<".repeat(100_000)), (error) => {
     // The parser quotes the bad input; the message must stay one short line.
-    assert(error instanceof SyntaxError);
+    assert(error instanceof InvalidDomainXmlError);
     assert.match(error.message, /^Cannot parse domain XML: line 1, /);
     assert(error.message.length < 300 && !error.message.includes("\n"));
     return true;
   });
   assert.throws(() => parseDomainXml(`${domain("")}<domain/>`), {
-    name: "SyntaxError",
+    name: "InvalidDomainXmlError",
     message: /more than one root element/,
   });
 });
@@ -377,7 +383,7 @@ Deno.test("parseDomainXml() rejects a document that is not a domain", () => {
         "<network><name>default</name><uuid>6f1a3c2e-5b7d-4e8f-9a0b-1c2d3e4f5a6b</uuid></network>",
       ),
     {
-      name: "SyntaxError",
+      name: "InvalidDomainXmlError",
       message: "domain XML has root element <network>, expected <domain>",
     },
   );
@@ -389,31 +395,31 @@ Deno.test("parseDomainXml() rejects a missing or empty name", () => {
       parseDomainXml(
         "<domain><uuid>6f1a3c2e-5b7d-4e8f-9a0b-1c2d3e4f5a6b</uuid></domain>",
       ),
-    { name: "TypeError", message: "domain XML has no <name> element" },
+    { name: "InvalidDomainError", message: "domain XML has no <name> element" },
   );
   assert.throws(() => parseDomainXml(domain("", "  ")), {
-    name: "TypeError",
+    name: "InvalidDomainError",
     message: "domain XML has an empty <name>",
   });
 });
 
 Deno.test("parseDomainXml() rejects names that cannot be file or DNS names", () => {
   assert.throws(() => parseDomainXml(domain("", "web/01")), {
-    name: "TypeError",
+    name: "InvalidDomainError",
     message: 'domain name "web/01" contains "/", but it becomes a file name and a DNS name',
   });
   for (const name of [".", ".."]) {
     assert.throws(() => parseDomainXml(domain("", name)), {
-      name: "TypeError",
+      name: "InvalidDomainError",
       message: `domain name "${name}" is not allowed, as it becomes a file name and a DNS name`,
     });
   }
   assert.throws(() => parseDomainXml(domain("", "web&#9;01")), {
-    name: "TypeError",
+    name: "InvalidDomainError",
     message: /^domain name "web\\t01" contains a control character/,
   });
   assert.throws(() => parseDomainXml(domain("", "a".repeat(254))), {
-    name: "TypeError",
+    name: "InvalidDomainError",
     message: /is 254 characters long: at most 253 are allowed/,
   });
   assert.equal(
@@ -424,7 +430,7 @@ Deno.test("parseDomainXml() rejects names that cannot be file or DNS names", () 
 
 Deno.test("parseDomainXml() rejects a missing or invalid uuid", () => {
   assert.throws(() => parseDomainXml("<domain><name>vm1</name></domain>"), {
-    name: "TypeError",
+    name: "InvalidDomainError",
     message: "domain XML has no <uuid> element",
   });
   assert.throws(
@@ -433,7 +439,7 @@ Deno.test("parseDomainXml() rejects a missing or invalid uuid", () => {
         "<domain><name>vm1</name><uuid>6f1a3c2e-5b7d-4e8f-9a0b</uuid></domain>",
       ),
     {
-      name: "TypeError",
+      name: "InvalidDomainError",
       message: /^domain uuid "6f1a3c2e-5b7d-4e8f-9a0b" is not a valid UUID/,
     },
   );
@@ -454,7 +460,7 @@ Deno.test("parseDomainXml() rejects a bad MAC address", () => {
         <interface type='network'><mac address='52:54:00:zz:00:01'/></interface>
       </devices>`)),
     {
-      name: "TypeError",
+      name: "InvalidDomainError",
       message:
         'interface 2 of the domain has MAC address "52:54:00:zz:00:01", which is not six hex pairs such as "52:54:00:12:34:56"',
     },
@@ -465,11 +471,11 @@ Deno.test("parseDomainXml() rejects a document larger than 1 MiB", () => {
   // Fewer characters than the limit, but two UTF-8 bytes each.
   const padding = `<!-- ${"é".repeat(MAX_DOMAIN_XML_BYTES / 2)} -->`;
   assert.throws(() => parseDomainXml(domain(padding)), {
-    name: "SyntaxError",
+    name: "InvalidDomainXmlError",
     message: /^domain XML is too large: \d+ bytes, at most 1048576 are accepted/,
   });
   assert.throws(() => parseDomainXml(" ".repeat(MAX_DOMAIN_XML_BYTES + 1)), {
-    name: "SyntaxError",
+    name: "InvalidDomainXmlError",
     message: /^domain XML is too large: over 1048577 bytes/,
   });
 });
@@ -481,11 +487,11 @@ Deno.test("parseDomainXml() rejects nesting deeper than 64 levels", () => {
     );
   assert.equal(parseDomainXml(deep(62)).name, "vm1");
   assert.throws(() => parseDomainXml(deep(63)), {
-    name: "SyntaxError",
+    name: "InvalidDomainXmlError",
     message: "domain XML is nested too deeply: more than 64 levels at line 1",
   });
   assert.throws(() => parseDomainXml(deep(100_000)), {
-    name: "SyntaxError",
+    name: "InvalidDomainXmlError",
     message: /nested too deeply/,
   });
 });

@@ -9,7 +9,7 @@
  * @module
  */
 
-import { HttpError } from "../http/errors.ts";
+import { MacMismatchError } from "./errors.ts";
 import type { Instance } from "../store/instance.ts";
 import type { Logger } from "../log/log.ts";
 import { ipNeighLookup, type NeighbourLookup } from "./neighbours.ts";
@@ -39,7 +39,7 @@ export interface IdentityOptions {
 
 /**
  * The instance a request comes from, by its source address; null for
- * strangers. With `verifyMac`, throws HttpError 403 when the neighbour table
+ * strangers. With `verifyMac`, throws MacMismatchError when the neighbour table
  * has no entry for the address or one with another MAC.
  */
 export async function identifyGuest(
@@ -53,7 +53,7 @@ export async function identifyGuest(
   const reason = await macMismatch(instance, source, options.neighbours ?? ipNeighLookup());
   if (reason !== null) {
     options.log?.warning(`verify_mac: refused ${source}: ${reason}`);
-    throw new HttpError(403, `refused ${source}: ${reason}`);
+    throw new MacMismatchError(source, reason);
   }
   return instance;
 }

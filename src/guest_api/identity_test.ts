@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { HttpError } from "../http/errors.ts";
+import { MacMismatchError } from "./errors.ts";
 import { identifyGuest, isLoopback, macMismatch, peerIpv4 } from "./identity.ts";
 import { buildPool, parseIpv4 } from "../ipam/ipv4.ts";
 import type { Logger } from "../log/log.ts";
@@ -68,13 +68,12 @@ Deno.test("identifyGuest() with verify_mac accepts the record's MAC and refuses 
     await assert.rejects(
       identifyGuest(store, ipv4, { verifyMac: true, neighbours: impostor, log }),
       (error: unknown) =>
-        error instanceof HttpError && error.status === 403 && /02:00:00:00:00:01/.test(error.message) &&
+        error instanceof MacMismatchError && /02:00:00:00:00:01/.test(error.message) &&
         /52:54:00:00:00:0b/.test(error.message) && !error.message.includes("\n"),
     );
     await assert.rejects(
       identifyGuest(store, ipv4, { verifyMac: true, neighbours: table([]), log }),
-      (error: unknown) =>
-        error instanceof HttpError && error.status === 403 && /no neighbour table entry/.test(error.message),
+      (error: unknown) => error instanceof MacMismatchError && /no neighbour table entry/.test(error.message),
     );
     assert.equal(lines.length, 2);
     assert.match(lines[0]!, /^verify_mac: refused /);

@@ -12,6 +12,8 @@
  * @module
  */
 
+import { InvalidTokenTtlError } from "./errors.ts";
+
 /** The request header carrying the TTL on the PUT, and echoed on its answer. */
 export const TOKEN_TTL_HEADER = "x-aws-ec2-metadata-token-ttl-seconds";
 /** The request header carrying the token on a GET. */
@@ -52,17 +54,17 @@ export async function createTokenSigner(
 }
 
 /**
- * The TTL in seconds from the PUT's header text; a RangeError naming the
+ * The TTL in seconds from the PUT's header text; an InvalidTokenTtlError naming the
  * problem when it is missing, not a whole number, or outside 1–21600.
  */
 export function parseTokenTtl(header: string | null): number {
   if (header === null) {
-    throw new RangeError(`missing ${TOKEN_TTL_HEADER} header`);
+    throw new InvalidTokenTtlError(`missing ${TOKEN_TTL_HEADER} header`);
   }
   const text = header.trim();
   const value = /^\d{1,6}$/.test(text) ? Number(text) : NaN;
   if (!(value >= 1 && value <= MAX_TOKEN_TTL_SECONDS)) {
-    throw new RangeError(
+    throw new InvalidTokenTtlError(
       `${TOKEN_TTL_HEADER} must be a whole number from 1 to ${MAX_TOKEN_TTL_SECONDS}, got "${header}"`,
     );
   }

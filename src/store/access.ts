@@ -13,45 +13,9 @@
  * @module
  */
 
-import type { Instance } from "./instance.ts";
+import { StoreBusyError } from "./errors.ts";
+import { type AccessRecord, emptyAccessRecord } from "./boot_state.ts";
 import type { Logger } from "../log/log.ts";
-
-/** What mdserver has seen of one instance's boots. */
-export interface AccessRecord {
-  firstMetadataAt: string | null;
-  lastMetadataAt: string | null;
-  userDataAt: string | null;
-  bootedAt: string | null;
-  /** Host name the guest reported in phone_home. */
-  bootHostname: string | null;
-  /** SSH host keys from phone_home: key type (e.g. "ssh-ed25519") → "type base64". */
-  hostKeys: Record<string, string>;
-}
-
-/** The boot states `ctl list` shows, in order. */
-export type BootState = "registered" | "metadata fetched" | "user-data fetched" | "booted" | "stopped";
-
-/** An empty record. */
-export function emptyAccessRecord(): AccessRecord {
-  return {
-    firstMetadataAt: null,
-    lastMetadataAt: null,
-    userDataAt: null,
-    bootedAt: null,
-    bootHostname: null,
-    hostKeys: {},
-  };
-}
-
-/** The state of an instance from its record and its access record. */
-export function bootState(instance: Instance, access: AccessRecord | null): BootState {
-  if (instance.state === "stopped") return "stopped";
-  if (!access) return "registered";
-  if (access.bootedAt) return "booted";
-  if (access.userDataAt) return "user-data fetched";
-  if (access.firstMetadataAt) return "metadata fetched";
-  return "registered";
-}
 
 const PHONE_HOME_KEYS: Record<string, string> = {
   pub_key_rsa: "ssh-rsa",
@@ -86,6 +50,18 @@ const READ_CHUNK = 5;
 /** Instances written with one atomic commit (its limit is 100 checks, two per instance). */
 const WRITE_CHUNK = 50;
 
+/** What an AccessRecorder needs besides KV. */
+export interface AccessRecorderOptions {
+  /** Where failed writes are reported. */
+  log: Logger;
+  /** The clock; default the wall clock. */
+  now?: () => Date;
+  /** Notes of one kind for one instance closer together than this (ms) are written once. */
+  minIntervalMs?: number;
+  /** How long notes are gathered before a batch is written (ms). */
+  batchDelayMs?: number;
+}
+
 /**
  * Records accesses in KV. Guest traffic (metadata and user-data fetches) is
  * throttled per instance, never awaited by a request, and written behind in
@@ -108,7 +84,8 @@ export class AccessRecorder {
   /** The batch being written, if any: batches never overlap. */
   #writing: Promise<void> = Promise.resolve();
 
-  constructor(kv: Deno.Kv, options: { now?: () => Date; log: Logger; minIntervalMs?: number; batchDelayMs?: number }) {
+  /** A recorder writing to `kv`. */
+  constructor(kv: Deno.Kv, options: AccessRecorderOptions) {
     this.#kv = kv;
     this.#now = options.now ?? (() => new Date());
     this.#log = options.log;
@@ -246,7 +223,7 @@ export class AccessRecorder {
       const result = await this.#kv.atomic().check(entry).check(instance).set(["access", uuid], updated).commit();
       if (result.ok) return updated;
     }
-    throw new Error("the store stayed busy");
+    throw new StoreBusyError(`access record for ${uuid}: the store stayed busy`);
   }
 }
 

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { AccessRecorder, bootState, hostKeysFromPhoneHome, knownHostsLines } from "./access.ts";
+import { AccessRecorder, bootState, hostKeysFromPhoneHome, knownHostsLines } from "./mod.ts";
 import type { Instance } from "./instance.ts";
 import { silentLogger } from "../log/log.ts";
 

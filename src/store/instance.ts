@@ -4,8 +4,7 @@
  * @module
  */
 
-/** Where an instance is in its life, as far as mdserver has seen. */
-export type InstanceState = "registered" | "running" | "stopped";
+import type { InstanceState } from "./boot_state.ts";
 
 /** One domain known to mdserver, as stored in KV. */
 export interface Instance {

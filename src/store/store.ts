@@ -23,6 +23,15 @@
  * @module
  */
 
+import { serialize } from "node:v8";
+import { sleep } from "../io/sleep.ts";
+import {
+  AddressConflictError,
+  AddressOutsidePoolError,
+  PoolFullError,
+  RecordTooLargeError,
+  StoreBusyError,
+} from "./errors.ts";
 import { type Instance, instanceIdFromUuid } from "./instance.ts";
 import { formatIpv4, type Ipv4Pool, nextPoolAddress, parseIpv4, poolContains, poolSize } from "../ipam/ipv4.ts";
 
@@ -50,16 +59,6 @@ export type StoreEvent =
   | { type: "upsert"; instance: Instance; previous: Instance | null; replaced: Instance | null }
   | { type: "delete"; instance: Instance };
 
-/** An upload that cannot be stored; `status` is the HTTP status to answer. */
-export class RegistrationError extends Error {
-  readonly status: number;
-  constructor(status: number, message: string) {
-    super(message);
-    this.name = "RegistrationError";
-    this.status = status;
-  }
-}
-
 /** What the store needs besides KV. */
 export interface StoreOptions {
   pool: Ipv4Pool;
@@ -85,6 +84,10 @@ interface CachedGuest {
 }
 
 const MAX_COMMIT_ATTEMPTS = 64;
+/** Largest value Deno KV stores, in bytes of its serialization. */
+const MAX_VALUE_BYTES = 65_536;
+/** Longest reference looked up by key; KV refuses keys over 2 KiB, and no name, MAC or id comes near this. */
+const MAX_REFERENCE_LENGTH = 512;
 const ONE = 1n;
 const MINUS_ONE = 0xffffffffffffffffn; // sum() wraps: adding 2^64-1 subtracts 1
 
@@ -100,6 +103,8 @@ export class InstanceStore {
   readonly #byAddress = new Map<number, CachedGuest>();
   /** Bumped by every committed change, so a read that overlapped one is not cached. */
   #generation = 0;
+  /** Why the last commit failed, for the StoreBusyError that ends the retries. */
+  #lastCommitError: unknown = null;
 
   constructor(kv: Deno.Kv, options: StoreOptions) {
     this.kv = kv;
@@ -117,8 +122,8 @@ export class InstanceStore {
 
   /**
    * Stores a registration: a known domain keeps its address and instance-id;
-   * a new one gets the next free address. Throws RegistrationError (409 for a
-   * MAC held by another domain, 507 for a full pool).
+   * a new one gets the next free address. Throws AddressConflictError (a MAC
+   * held by another domain), PoolFullError, RecordTooLargeError or StoreBusyError.
    */
   upsert(
     registration: Registration,
@@ -143,10 +148,7 @@ export class InstanceStore {
       });
       return { instance: outcome.instance, created: outcome.previous === null };
     }
-    throw new RegistrationError(
-      503,
-      `could not store "${registration.name}": the store stayed busy after ${MAX_COMMIT_ATTEMPTS} attempts`,
-    );
+    throw this.#busy(`could not store "${registration.name}"`);
   }
 
   async #tryUpsert(registration: Registration, adopt: AdoptOptions) {
@@ -166,8 +168,7 @@ export class InstanceStore {
     }
     if (macEntry.value !== null && macEntry.value !== uuid && macEntry.value !== replaced?.uuid) {
       const holder = await this.kv.get<Instance>(["instances", macEntry.value]);
-      throw new RegistrationError(
-        409,
+      throw new AddressConflictError(
         `MAC ${mac} already belongs to instance "${holder.value?.name ?? macEntry.value}"`,
       );
     }
@@ -201,7 +202,7 @@ export class InstanceStore {
       metadata: registration.metadata,
       tags: registration.tags,
       location: this.#location,
-      state: existing?.state === "running" ? "running" : "registered",
+      state: "registered",
       createdAt: existing?.createdAt ?? now,
       updatedAt: now,
       stoppedAt: null,
@@ -237,20 +238,13 @@ export class InstanceStore {
     if (allocating) {
       op.set(["ipam", "cursor"], address).sum(["ipam", "allocated"], ONE);
     }
-    let committed: boolean;
-    try {
-      committed = await commitOrConflict(op);
-    } catch (error) {
-      // KV refuses a value over 64 KiB: the domain brought too much metadata.
-      if (error instanceof TypeError && /Value too large/.test(error.message)) {
-        throw new RegistrationError(
-          413,
-          `cannot store "${name}": its record is over the store's 64 KiB limit; keep its mdserver metadata and tags smaller`,
-        );
-      }
-      throw error;
+    // KV refuses a value over 64 KiB: the domain brought too much metadata.
+    if (serialize(instance).byteLength > MAX_VALUE_BYTES) {
+      throw new RecordTooLargeError(
+        `cannot store "${name}": its record is over the store's 64 KiB limit; keep its mdserver metadata and tags smaller`,
+      );
     }
-    if (!committed) return null;
+    if (!await this.#commit(op)) return null;
     this.#forget(existing?.ipv4, replaced?.ipv4, instance.ipv4);
     return { instance, previous: existing, replaced };
   }
@@ -258,11 +252,11 @@ export class InstanceStore {
   async #claimAddress(text: string, uuid: string): Promise<number> {
     const address = parseIpv4(text);
     if (address === null || !poolContains(this.pool, address)) {
-      throw new RegistrationError(422, `address ${text} is not in the pool`);
+      throw new AddressOutsidePoolError(`address ${text} is not in the pool`);
     }
     const holder = (await this.kv.get<string>(["by_ipv4", address])).value;
     if (holder !== null && holder !== uuid) {
-      throw new RegistrationError(409, `address ${text} already belongs to another instance`);
+      throw new AddressConflictError(`address ${text} already belongs to another instance`);
     }
     return address;
   }
@@ -271,7 +265,7 @@ export class InstanceStore {
     const size = poolSize(this.pool);
     const allocated = await this.kv.get<Deno.KvU64>(["ipam", "allocated"]);
     if (size === 0 || (allocated.value && allocated.value.value >= BigInt(size))) {
-      throw new RegistrationError(507, `the address pool is full (${size} addresses)`);
+      throw new PoolFullError(`the address pool is full (${size} addresses)`);
     }
     const cursor = (await this.kv.get<number>(["ipam", "cursor"])).value;
     let candidate = nextPoolAddress(this.pool, cursor ?? this.pool.first - 1)!;
@@ -307,7 +301,7 @@ export class InstanceStore {
         candidate = nextPoolAddress(this.pool, candidate)!;
       }
     }
-    throw new RegistrationError(507, `the address pool is full (${size} addresses)`);
+    throw new PoolFullError(`the address pool is full (${size} addresses)`);
   }
 
   /**
@@ -377,14 +371,9 @@ export class InstanceStore {
   }
 
   async #follow(key: Deno.KvKey): Promise<Instance | null> {
-    let uuid: string | null;
-    try {
-      uuid = (await this.kv.get<string>(key)).value;
-    } catch (error) {
-      // A reference longer than KV allows in a key names nothing stored.
-      if (error instanceof TypeError && /Key too large/.test(error.message)) return null;
-      throw error;
-    }
+    // A reference longer than KV allows in a key names nothing stored.
+    if (key.some((part) => typeof part === "string" && part.length > MAX_REFERENCE_LENGTH)) return null;
+    const uuid = (await this.kv.get<string>(key)).value;
     if (uuid === null) return null;
     return (await this.kv.get<Instance>(["instances", uuid])).value;
   }
@@ -418,13 +407,13 @@ export class InstanceStore {
       if (address !== null) {
         op.delete(["by_ipv4", address]).sum(["ipam", "allocated"], MINUS_ONE);
       }
-      if (await commitOrConflict(op)) {
+      if (await this.#commit(op)) {
         this.#forget(instance.ipv4);
         await this.#emit({ type: "delete", instance });
         return true;
       }
     }
-    throw new Error(`could not delete instance ${uuid}: the store stayed busy`);
+    throw this.#busy(`could not delete instance ${uuid}`);
   }
 
   /** Marks an instance stopped (its address is kept); null when unknown. */
@@ -441,12 +430,37 @@ export class InstanceStore {
       const entry = await this.kv.get<Instance>(["instances", uuid]);
       if (entry.value === null) return null;
       const updated = change(entry.value);
-      if (await commitOrConflict(this.kv.atomic().check(entry).set(["instances", uuid], updated))) {
+      if (await this.#commit(this.kv.atomic().check(entry).set(["instances", uuid], updated))) {
         this.#forget(entry.value.ipv4, updated.ipv4);
         return updated;
       }
     }
-    throw new Error(`could not update instance ${uuid}: the store stayed busy`);
+    throw this.#busy(`could not update instance ${uuid}`);
+  }
+
+  /**
+   * Commits; false on a failed check or a failed commit, so the caller
+   * reads again and retries (at most MAX_COMMIT_ATTEMPTS times, then
+   * StoreBusyError). Deno KV reports another process holding the database
+   * lock (shared storage) as a TypeError, as it does every refusal, so a
+   * failure is not told apart by its text: the refusals that input can cause
+   * (a value or key too large) are checked before committing.
+   */
+  async #commit(op: Deno.AtomicOperation): Promise<boolean> {
+    try {
+      return (await op.commit()).ok;
+    } catch (error) {
+      this.#lastCommitError = error;
+      await sleep(2 + Math.random() * 20);
+      return false;
+    }
+  }
+
+  /** A StoreBusyError for `what`, with the last commit failure as its cause. */
+  #busy(what: string): StoreBusyError {
+    const cause = this.#lastCommitError;
+    const last = cause instanceof Error ? ` (last failure: ${cause.message})` : "";
+    return new StoreBusyError(`${what}: the store stayed busy after ${MAX_COMMIT_ATTEMPTS} attempts${last}`, { cause });
   }
 
   async #emit(event: StoreEvent) {
@@ -459,20 +473,4 @@ function freezeInstance(instance: Instance): Instance {
   Object.freeze(instance.metadata);
   Object.freeze(instance.tags);
   return Object.freeze(instance);
-}
-
-/**
- * Commits; false on a failed check or when another process holds the
- * database lock (shared storage), so the caller reads again and retries.
- */
-async function commitOrConflict(op: Deno.AtomicOperation): Promise<boolean> {
-  try {
-    return (await op.commit()).ok;
-  } catch (error) {
-    if (error instanceof Error && /database is locked|busy/i.test(error.message)) {
-      await new Promise((resolve) => setTimeout(resolve, 2 + Math.random() * 20));
-      return false;
-    }
-    throw error;
-  }
 }

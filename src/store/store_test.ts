@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { buildPool, parseIpv4, poolSize } from "../ipam/ipv4.ts";
-import { InstanceStore, type Registration, RegistrationError } from "./store.ts";
+import { AddressConflictError, InstanceStore, PoolFullError, type Registration } from "./mod.ts";
 
 function registration(n: number, overrides: Partial<Registration> = {}): Registration {
   const hex = n.toString(16).padStart(12, "0");
@@ -115,7 +115,7 @@ Deno.test("upsert() on a full pool is a 507 and changes nothing", async () => {
     const before = await snapshot(kv);
     await assert.rejects(
       () => store.upsert(registration(5)),
-      (error) => error instanceof RegistrationError && error.status === 507 && /pool is full/.test(error.message),
+      (error) => error instanceof PoolFullError && /pool is full/.test(error.message),
     );
     assert.deepEqual(await snapshot(kv), before);
     // A known domain still re-uploads on a full pool.
@@ -129,7 +129,7 @@ Deno.test("upsert() refuses a MAC that belongs to another domain with 409, chang
     const before = await snapshot(kv);
     await assert.rejects(
       () => store.upsert(registration(2, { mac: registration(1).mac })),
-      (error) => error instanceof RegistrationError && error.status === 409 && /"vm1"/.test(error.message),
+      (error) => error instanceof AddressConflictError && /"vm1"/.test(error.message),
     );
     assert.deepEqual(await snapshot(kv), before);
   });

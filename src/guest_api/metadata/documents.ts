@@ -7,7 +7,7 @@
  */
 
 import type { Config } from "../../config/config.ts";
-import { HttpError } from "../../http/errors.ts";
+import { DocumentTemplateError } from "../errors.ts";
 import type { Instance } from "../../store/instance.ts";
 import type { Logger } from "../../log/log.ts";
 import { buildTemplateData, type TemplateExtras } from "../template_data.ts";
@@ -22,7 +22,7 @@ import { ec2MetadataTree } from "./ec2.ts";
 import { type NetworkMode, openstackNetworkData } from "./network_config.ts";
 import { nocloudMetaData, nocloudNetworkConfig } from "./nocloud.ts";
 import { openstackMetaData, openstackVendorData, openstackVendorData2 } from "./openstack.ts";
-import type { TreeDirectory } from "./tree.ts";
+import { treeToJson } from "./tree.ts";
 
 /** What rendering needs. */
 export interface DocumentDeps {
@@ -99,17 +99,13 @@ function templateFailure(
         error.line === null ? "" : ` line ${error.line}`
       }: ${error.message}`,
     );
-    return new HttpError(
-      500,
-      `${what} template failed for ${instance.name}; see the mdserver log`,
-    );
+    return new DocumentTemplateError(`${what} template failed for ${instance.name}; see the mdserver log`, {
+      cause: error,
+    });
   }
   if (error instanceof TemplateNotFoundError) {
     deps.log.error(`${what} for ${instance.name}: ${error.message}`);
-    return new HttpError(
-      500,
-      `${what} template is missing; see the mdserver log`,
-    );
+    return new DocumentTemplateError(`${what} template is missing; see the mdserver log`, { cause: error });
   }
   return error;
 }
@@ -232,13 +228,4 @@ export async function nocloudSeedFiles(
     if (document !== null) files.set(name, document.body);
   }
   return files;
-}
-
-/** A metadata tree as nested JSON objects, the way Nova writes `ec2/latest/meta-data.json`. */
-function treeToJson(tree: TreeDirectory): Record<string, unknown> {
-  const out: Record<string, unknown> = {};
-  for (const [name, child] of tree.children) {
-    out[name] = typeof child === "string" ? child : treeToJson(child);
-  }
-  return out;
 }

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { parse } from "yaml";
 import { loadConfig } from "../../config/mod.ts";
-import { HttpError } from "../../http/errors.ts";
+import { DocumentTemplateError } from "../errors.ts";
 import type { Instance } from "../../store/instance.ts";
 import type { Logger } from "../../log/log.ts";
 import { TemplateRenderer } from "../../user_data.ts";
@@ -70,7 +70,7 @@ Deno.test("a broken vendor-data template is a 500 for the guest and a logged err
     async (deps, errors) => {
       await assert.rejects(
         () => openstackFile(deps, INSTANCE, "vendor_data.json"),
-        (error: unknown) => error instanceof HttpError && error.status === 500,
+        (error: unknown) => error instanceof DocumentTemplateError,
       );
       assert.equal(errors.length, 1);
       assert.match(errors[0]!, /vendor-data for web01: template .*vendor\.yaml/);

@@ -6,7 +6,7 @@
  */
 
 import type { Config } from "../../config/config.ts";
-import { hostNames } from "../../domain/hostname.ts";
+import { hostNames } from "../../domain/mod.ts";
 import type { Instance } from "../../store/instance.ts";
 import { formatCidr } from "../../ipam/ipv4.ts";
 import { directory, type TreeDirectory } from "./tree.ts";

@@ -9,7 +9,7 @@
 import { stringify } from "yaml";
 import type { Config } from "../../config/config.ts";
 import { publicKeyLines } from "../../config/public_keys.ts";
-import { hostNames } from "../../domain/hostname.ts";
+import { hostNames } from "../../domain/mod.ts";
 import type { Instance } from "../../store/instance.ts";
 import { availabilityZone } from "./ec2.ts";
 import { networkConfigV2, type NetworkMode } from "./network_config.ts";

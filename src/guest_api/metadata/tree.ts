@@ -71,3 +71,12 @@ export function walkTree(root: TreeDirectory, base = ""): [string, string][] {
   }
   return out;
 }
+
+/** A metadata tree as nested JSON objects, the way Nova writes `ec2/latest/meta-data.json`. */
+export function treeToJson(tree: TreeDirectory): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [name, child] of tree.children) {
+    out[name] = typeof child === "string" ? child : treeToJson(child);
+  }
+  return out;
+}
