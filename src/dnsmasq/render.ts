@@ -22,7 +22,7 @@
 
 import { join } from "node:path";
 import type { Config } from "../config/config.ts";
-import { hostNames, orderedNames } from "../domain/hostname.ts";
+import { hostNames, orderedNames } from "../domain/mod.ts";
 import type { Instance } from "../store/instance.ts";
 import { formatCidr, formatIpv4, formatNetmask, networkContains, parseIpv4 } from "../ipam/ipv4.ts";
 

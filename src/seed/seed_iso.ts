@@ -21,7 +21,7 @@ import type { Instance } from "../store/instance.ts";
 import type { Logger } from "../log/log.ts";
 import { configDriveFiles, type DocumentDeps, nocloudSeedFiles } from "../guest_api/metadata/documents.ts";
 import { createStore, openKv } from "../service/service.ts";
-import { BUILTIN_USER_DATA, TemplateRenderer } from "../user_data.ts";
+import { createTemplateRenderer } from "../guest_api/template_renderer.ts";
 
 /** The kinds of seed image. */
 export type SeedFormat = "configdrive" | "nocloud";
@@ -139,18 +139,6 @@ export async function writeIsoImage(
   }
 }
 
-/** The template renderer of a configuration, as the service builds it. */
-export function rendererFor(config: Config): TemplateRenderer {
-  return new TemplateRenderer(
-    {
-      userdataDir: config.mdserver.userdataDir,
-      suffixes: config.mdserver.userdataSuffixes,
-      defaultTemplate: config.mdserver.defaultTemplate,
-    },
-    { builtinTemplate: BUILTIN_USER_DATA },
-  );
-}
-
 /** Looks an instance up by name, UUID, instance-id, MAC or address in the configured KV file. */
 export async function findStoredInstance(
   config: Config,
@@ -227,7 +215,7 @@ export async function buildSeedIso(
     );
   }
   const files = await seedFiles(
-    { config, renderer: rendererFor(config), log: deps.log },
+    { config, renderer: createTemplateRenderer(config), log: deps.log },
     instance,
     request.format,
   );

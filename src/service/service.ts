@@ -6,18 +6,15 @@
  */
 
 import { dirname } from "node:path";
-import { AccessRecorder, bootState } from "../store/access.ts";
-import { Metrics } from "../log/metrics.ts";
-import type { TemplateExtras } from "../guest_api/template_data.ts";
 import type { Config } from "../config/config.ts";
 import { metadataUrl } from "../config/metadata_url.ts";
 import { type DnsmasqHandle, startDnsmasq } from "../dnsmasq/mod.ts";
-import { createAdminHandler } from "../http/admin.ts";
-import { createMetadataHandler, PHONE_HOME_PATH } from "../http/metadata.ts";
+import { createTemplateRenderer, type TemplateExtras } from "../guest_api/mod.ts";
+import { createAdminHandler, createMetadataHandler, PHONE_HOME_PATH, RequestGate } from "../http/mod.ts";
 import { buildPool, poolSize } from "../ipam/ipv4.ts";
 import type { Logger } from "../log/log.ts";
-import { InstanceStore, type StoreEvent } from "../store/store.ts";
-import { BUILTIN_USER_DATA, TemplateRenderer } from "../user_data.ts";
+import { Metrics } from "../log/metrics.ts";
+import { AccessRecorder, bootState, InstanceStore, type StoreEvent } from "../store/mod.ts";
 
 /** A started service. */
 export interface RunningService {
@@ -73,14 +70,7 @@ export async function startService(config: Config, options: StartOptions): Promi
   const store = createStore(kv, config);
   const dnsmasq = options.dnsmasq === false ? null : await startDnsmasq(config, { store, log });
   if (options.onChange) store.subscribe(options.onChange);
-  const renderer = new TemplateRenderer(
-    {
-      userdataDir: config.mdserver.userdataDir,
-      suffixes: config.mdserver.userdataSuffixes,
-      defaultTemplate: config.mdserver.defaultTemplate,
-    },
-    { builtinTemplate: BUILTIN_USER_DATA },
-  );
+  const renderer = createTemplateRenderer(config);
 
   const access = new AccessRecorder(kv, { log });
   // An upload of a known domain is a new start (the hook uploads on
@@ -161,39 +151,6 @@ export async function startService(config: Config, options: StartOptions): Promi
 
 /** Longest wait for in-flight requests at shutdown. */
 const DRAIN_TIMEOUT_MS = 15_000;
-
-/** Counts requests in flight and turns new ones away once draining. */
-class RequestGate {
-  #inflight = 0;
-  #draining = false;
-  #idle: (() => void) | null = null;
-
-  /** Runs a handler, or answers 503 while shutting down. */
-  async run(handler: () => Promise<Response>): Promise<Response> {
-    if (this.#draining) {
-      return new Response("mdserver is shutting down\n", { status: 503, headers: { "retry-after": "2" } });
-    }
-    this.#inflight++;
-    try {
-      return await handler();
-    } finally {
-      this.#inflight--;
-      if (this.#inflight === 0) this.#idle?.();
-    }
-  }
-
-  /** Stops taking requests and waits (at most timeoutMs) for those in flight. */
-  async drain(timeoutMs: number): Promise<void> {
-    this.#draining = true;
-    if (this.#inflight === 0) return;
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    await Promise.race([
-      new Promise<void>((resolve) => this.#idle = resolve),
-      new Promise<void>((resolve) => timer = setTimeout(resolve, timeoutMs)),
-    ]);
-    clearTimeout(timer);
-  }
-}
 
 function registerGauges(metrics: Metrics, store: InstanceStore, access: AccessRecorder, restarts: () => number) {
   metrics.gauge("mdserver_instances", "Instances by boot state.", async () => {
