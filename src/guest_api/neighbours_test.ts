@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { missingRequirement, mustRun, requirementTest, run } from "../../tests/_netns.ts";
 import { ipNeighLookup, parseIpNeighJson } from "./neighbours.ts";
 
 const TABLE = JSON.stringify([
@@ -21,11 +22,35 @@ Deno.test("parseIpNeighJson() keeps entries with a MAC, lower-cased, and drops u
   assert.throws(() => parseIpNeighJson("Error"), SyntaxError);
 });
 
-Deno.test("ipNeighLookup() asks the kernel, and finds no entry for an address nobody uses", async () => {
-  const lookup = ipNeighLookup();
-  assert.deepEqual(await lookup("192.0.2.254"), []);
-  assert.deepEqual(await lookup("not-an-address; rm -rf /"), []);
-});
+const kernelReason = await missingRequirement({ root: true, tools: ["ip"] });
+
+requirementTest(
+  "ipNeighLookup() reads the kernel's neighbour table: the MAC of a known address, nothing for others",
+  kernelReason,
+  async () => {
+    // A namespace of its own, with one permanent entry, read through the real `ip`.
+    const ns = `mdsn-${crypto.randomUUID().slice(0, 8)}`;
+    const dir = await Deno.makeTempDir({ prefix: "mdserver-neigh-" });
+    await mustRun("ip", ["netns", "add", ns]);
+    try {
+      const ip = (...args: string[]) => mustRun("ip", ["-n", ns, ...args]);
+      await ip("link", "add", "mds0", "type", "veth", "peer", "name", "mds1");
+      await ip("link", "set", "mds0", "up");
+      await ip("addr", "add", "10.9.7.1/24", "dev", "mds0");
+      await ip("neigh", "add", "10.9.7.5", "lladdr", "52:54:00:AB:CD:EF", "dev", "mds0", "nud", "permanent");
+      const inNamespace = `${dir}/ip`;
+      await Deno.writeTextFile(inNamespace, `#!/bin/sh\nexec ip -n ${ns} "$@"\n`);
+      await Deno.chmod(inNamespace, 0o755);
+      const lookup = ipNeighLookup(inNamespace);
+      assert.deepEqual(await lookup("10.9.7.5"), [{ ipv4: "10.9.7.5", mac: "52:54:00:ab:cd:ef", device: "mds0" }]);
+      assert.deepEqual(await lookup("10.9.7.6"), []);
+      assert.deepEqual(await lookup("not-an-address; rm -rf /"), []);
+    } finally {
+      await run("ip", ["netns", "delete", ns]);
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+);
 
 Deno.test("ipNeighLookup() shares reads among concurrent callers, never one that began before a caller asked", async () => {
   const dir = await Deno.makeTempDir({ prefix: "mdserver-neigh-" });

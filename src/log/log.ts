@@ -10,6 +10,8 @@
  * @module
  */
 
+import { batchWriter } from "./_batch_writer.ts";
+
 /** Log levels, least to most severe. */
 export type LogLevel = "debug" | "info" | "warning" | "error";
 
@@ -51,52 +53,11 @@ export function createLogger(options: LoggerOptions = {}): Logger {
   return { debug: emit("debug"), info: emit("info"), warning: emit("warning"), error: emit("error") };
 }
 
-/** Lines closer together than this (ms) are batched. */
-const BATCH_WITHIN_MS = 1;
-
-/** Lines held at most before a write, whatever the timer. */
-const BATCH_MAX_LINES = 256;
-
-/**
- * Writes lines to stderr: at once after a quiet spell, otherwise gathered
- * and written together on the next turn of the event loop, which spares a
- * busy server one system call (and one wake-up of journald) per line. The
- * timer keeps the process alive until the lines are out, and `Deno.exit`
- * flushes them (unload). Urgent lines (warnings, errors) are never held.
- */
+/** Writes lines to stderr, batched (see _batch_writer.ts); flushed when the process exits. */
 function stderrWriter(): (line: string, urgent: boolean) => void {
-  const encoder = new TextEncoder();
-  let pending: string[] = [];
-  let timer: ReturnType<typeof setTimeout> | null = null;
-  let lastWrite = -Infinity;
-  const writeAll = (text: string) => {
-    const bytes = encoder.encode(text);
-    let written = 0;
-    while (written < bytes.length) written += Deno.stderr.writeSync(bytes.subarray(written));
-    lastWrite = performance.now();
-  };
-  const flush = () => {
-    if (timer !== null) clearTimeout(timer);
-    timer = null;
-    const lines = pending;
-    pending = [];
-    if (lines.length > 0) writeAll(lines.join("\n") + "\n");
-  };
-  globalThis.addEventListener("unload", flush);
-  return (line, urgent) => {
-    if (urgent) {
-      pending.push(line);
-      flush();
-      return;
-    }
-    if (timer === null && performance.now() - lastWrite > BATCH_WITHIN_MS) {
-      writeAll(line + "\n");
-      return;
-    }
-    pending.push(line);
-    if (pending.length >= BATCH_MAX_LINES) flush();
-    else timer ??= setTimeout(flush, 0);
-  };
+  const writer = batchWriter((bytes) => Deno.stderr.writeSync(bytes));
+  globalThis.addEventListener("unload", () => writer.flush());
+  return (line, urgent) => writer.write(line, urgent);
 }
 
 /** A logger that drops everything, for tests that do not look at logs. */
