@@ -29,6 +29,7 @@ export const DEFAULT_ADMIN_PORT = 8774;
 export interface AdminEndpoint {
   /** Host to connect to ("127.0.0.1", "::1"…). */
   address: string;
+  /** TCP port. */
   port: number;
   /** Unix socket path, or null. */
   socket: string | null;
@@ -38,6 +39,7 @@ export interface AdminEndpoint {
 
 /** What reading the configuration needs from the file system. */
 export interface EndpointFileSystem {
+  /** The text of a file; throws Deno.errors.NotFound when it is missing. */
   readTextFile(path: string): Promise<string>;
   /** File names in a folder. */
   readDir(path: string): Promise<string[]>;
@@ -117,8 +119,11 @@ export function adminBaseUrl(endpoint: AdminEndpoint): string {
 
 /** Options of one admin request. */
 export interface AdminRequestInit {
+  /** HTTP method; default GET. */
   method?: string;
+  /** Request body. */
   body?: string;
+  /** Request headers. */
   headers?: Record<string, string>;
   /** Aborts the request (and the unix-socket attempt before TCP). */
   signal?: AbortSignal;

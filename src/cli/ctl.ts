@@ -23,6 +23,7 @@ import { runSmbios, SMBIOS_USAGE } from "../seed/smbios.ts";
 export interface CtlLine {
   /** `args[0]` is the ctl subcommand. */
   args: string[];
+  /** `--name value` options and `--flag`s. */
   options: Map<string, string | true>;
 }
 
@@ -34,7 +35,9 @@ export interface CtlDeps {
   print(line: string): void;
   /** Lists libvirt's domain names; default: `virsh list --all --name`. */
   listDomains?: (connect: string | null) => Promise<string[]>;
+  /** The clock, for ages; default the wall clock. */
   now?: () => Date;
+  /** Reads the admin endpoint; default readAdminEndpoint. */
   readEndpoint?: (file: string) => Promise<AdminEndpoint>;
 }
 

@@ -11,6 +11,7 @@ import type { Instance } from "../store/instance.ts";
 
 /** What gc needs of an instance store: the InstanceStore, or the admin API. */
 export interface GcStore {
+  /** Every instance. */
   list(): AsyncIterable<Instance>;
   /** Removes one instance; false when it was already gone. */
   delete(uuid: string): Promise<boolean>;
@@ -25,12 +26,15 @@ export interface GcCriteria {
    * With `domains`: only gone domains whose last change is older than this go.
    */
   olderThanMs: number | null;
+  /** The time ages are measured at. */
   now: Date;
 }
 
 /** One instance chosen for removal and why. */
 export interface GcCandidate {
+  /** The instance that would go. */
   instance: Instance;
+  /** Why it would go. */
   reason: string;
 }
 
@@ -73,6 +77,7 @@ export function selectGarbage(
 export interface GcOptions {
   /** Lists the names of every domain libvirt knows (running or not); omit to go by age only. */
   listDomains?: () => Promise<string[]>;
+  /** Remove instances stopped longer than this; null: no age limit. */
   olderThanMs?: number | null;
   /** Clock; default the system clock. */
   now?: () => Date;
@@ -88,6 +93,7 @@ export interface GcResult {
   total: number;
   /** Chosen for removal (and removed, unless dry run). */
   removed: GcCandidate[];
+  /** Whether nothing was removed (--dry-run). */
   dryRun: boolean;
 }
 

@@ -29,7 +29,9 @@ export interface InstallOptions {
   denoPath: string;
   /** Install under this folder instead of /. */
   root: string | null;
+  /** Replace files mdserver did not write. */
   force: boolean;
+  /** Writes one line of output. */
   print(line: string): void;
   /** Runs a command on the real root; tests never reach it. */
   run?: (command: string, args: string[], env?: Record<string, string>) => Promise<number>;

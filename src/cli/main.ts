@@ -65,8 +65,11 @@ The configuration is --config FILE, else $MDSERVER_CONFIG, else ${DEFAULT_CONFIG
 
 /** Parsed command line: the command, its positional arguments and options. */
 export interface CommandLine {
+  /** The command (`serve`, `ctl`…), or "" when none was given. */
   command: string;
+  /** Positional arguments after the command. */
   args: string[];
+  /** `--name value` options and `--flag`s (value true). */
   options: Map<string, string | true>;
 }
 

@@ -17,10 +17,15 @@ import type { InstanceStore } from "../store/store.ts";
 
 /** One md_server database entry, as much of it as mdserver uses. */
 export interface MdServerEntry {
+  /** The domain name. */
   domain_name: string;
+  /** The domain UUID. */
   domain_uuid: string;
+  /** md_server's metadata of the domain. */
   domain_metadata: Record<string, string>;
+  /** The MAC on md_server's network. */
   mds_mac: string;
+  /** The address md_server gave it, or null. */
   mds_ipv4: string | null;
 }
 
@@ -81,10 +86,15 @@ function isObject(value: unknown): value is Record<string, unknown> {
 
 /** What happened to one entry. */
 export interface ImportOutcome {
+  /** The domain name. */
   name: string;
+  /** The address it has now, or null when it failed. */
   ipv4: string | null;
+  /** Its instance-id, or null when it failed. */
   instanceId: string | null;
+  /** What happened to the entry. */
   result: "imported" | "updated" | "failed";
+  /** Why it failed. */
   reason?: string;
 }
 

@@ -15,6 +15,7 @@ export interface Config {
   files: string[];
   /** Things worth telling the operator that are not errors. */
   warnings: string[];
+  /** `[mdserver]`: the metadata listener, templates and files. */
   mdserver: {
     listenAddress: string;
     port: number;
@@ -31,10 +32,13 @@ export interface Config {
     imdsTokens: ImdsTokens;
     verifyMac: boolean;
   };
+  /** `[loglevels]`: the levels of the log and its outputs. */
   loglevels: { base: string; stream: string; file: string };
+  /** `[admin]`: where the admin API listens. */
   admin: { listenAddress: string; port: number; socket: string | null };
   /** `[public-keys]` in file order: name → key. */
   publicKeys: Map<string, string>;
+  /** `[dnsmasq]`: the managed network and dnsmasq's files. */
   dnsmasq: {
     user: string;
     baseDir: string;
@@ -57,6 +61,7 @@ export interface Config {
   };
   /** `[template-data]` with `_config_items_` resolved: name → value. */
   templateData: Record<string, string>;
+  /** `[service]`: what the service says about itself. */
   service: {
     name: string;
     type: string;

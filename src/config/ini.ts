@@ -15,10 +15,15 @@
 
 /** One key and its value, with where it was read. */
 export interface IniEntry {
+  /** The section the key is in. */
   section: string;
+  /** The key, lower-cased. */
   key: string;
+  /** The value, continuation lines joined by "\n". */
   value: string;
+  /** The file it was read from. */
   file: string;
+  /** The line of the key, from 1. */
   line: number;
 }
 

@@ -16,9 +16,13 @@ import { PATH_KEYS, schema } from "./schema.ts";
 
 /** What loadConfig needs from the outside world. */
 export interface ConfigEnvironment {
+  /** The text of a file. */
   readTextFile(path: string): Promise<string>;
+  /** Whether a path is a file or a folder; null when it does not exist. */
   stat(path: string): Promise<{ isFile: boolean; isDirectory: boolean } | null>;
+  /** The file names in a folder. */
   readDir(path: string): Promise<string[]>;
+  /** This host's name (the default of `[service] hostname`). */
   hostname(): string;
 }
 

@@ -8,15 +8,21 @@ import type { IniEntry } from "./ini.ts";
 
 /** One problem in a configuration, located by file, section and key. */
 export interface ConfigProblem {
+  /** The file at fault. */
   file: string;
+  /** The section at fault, or "-" for the file as a whole. */
   section: string;
+  /** The key at fault, or null for a section or file. */
   key: string | null;
+  /** What is wrong, with the line or "(default value)". */
   message: string;
 }
 
 /** Thrown when a configuration cannot be used; lists every problem found. */
 export class ConfigError extends Error {
+  /** Every problem found. */
   readonly problems: ConfigProblem[];
+  /** The error listing the problems, one a line. */
   constructor(problems: ConfigProblem[]) {
     super(problems.map(formatProblem).join("\n"));
     this.name = "ConfigError";

@@ -17,7 +17,9 @@ import type { Logger } from "../log/log.ts";
 
 /** Restart delays of the supervisor, in milliseconds. */
 export interface Backoff {
+  /** Delay before the first restart. */
   initialDelayMs: number;
+  /** Longest delay between restarts. */
   maxDelayMs: number;
   /** A run at least this long resets the delay to `initialDelayMs`. */
   stableMs: number;
@@ -36,7 +38,9 @@ export interface DnsmasqProcessOptions {
   binary: string;
   /** The generated configuration file. */
   confFile: string;
+  /** Where dnsmasq's output and the supervisor's lines go. */
   log: Logger;
+  /** Restart delays; default DEFAULT_BACKOFF. */
   backoff?: Partial<Backoff>;
   /** How long SIGTERM may take before SIGKILL. Default 5 s. */
   stopTimeoutMs?: number;
@@ -63,6 +67,7 @@ export class DnsmasqSupervisor {
   #sleepTimer: ReturnType<typeof setTimeout> | undefined;
   readonly #readers = new Set<Promise<void>>();
 
+  /** A supervisor for the dnsmasq of `options.confFile`; start() runs it. */
   constructor(options: DnsmasqProcessOptions) {
     this.#binary = options.binary;
     // Foreground so that it stays our child; log to stderr, which we read.

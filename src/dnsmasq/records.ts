@@ -44,7 +44,9 @@ export async function writeDnsmasqConfig(
 
 /** What writing an instance's records did, per record. */
 export interface RecordOutcome {
+  /** What happened to the DHCP record. */
   dhcp: WriteOutcome;
+  /** What happened to the hosts record. */
   hosts: WriteOutcome;
 }
 
@@ -80,9 +82,13 @@ export async function removeHostRecord(
 
 /** What a rebuild did. */
 export interface RebuildSummary {
+  /** Instances in the store. */
   instances: number;
+  /** Record files written. */
   written: number;
+  /** Record files that already held the right text. */
   unchanged: number;
+  /** Stale files removed. */
   removed: number;
   /** Whether a DHCP record was changed or removed (a running dnsmasq needs SIGHUP). */
   dhcpChanged: boolean;

@@ -28,14 +28,19 @@ import { formatCidr, formatIpv4, formatNetmask, networkContains, parseIpv4 } fro
 
 /** Where the generated files live. */
 export interface DnsmasqPaths {
+  /** `[dnsmasq] base_dir`. */
   baseDir: string;
+  /** The configuration file (`--conf-file`). */
   confFile: string;
+  /** The DHCP options file (`dhcp-optsfile`). */
   optsFile: string;
   /** `dhcp-hostsdir`: one DHCP record per instance. */
   dhcpHostsDir: string;
   /** `hostsdir`: one DNS record per instance. */
   hostsDir: string;
+  /** `[dnsmasq] run_dir`, where the pid file is. */
   runDir: string;
+  /** dnsmasq's pid file. */
   pidFile: string;
 }
 

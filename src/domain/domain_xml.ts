@@ -27,9 +27,11 @@ export interface DomainInterface {
 
 /** What mdserver needs of a libvirt domain. */
 export interface DomainInfo {
+  /** The domain name. */
   name: string;
   /** Lower-case canonical 8-4-4-4-12. */
   uuid: string;
+  /** `<vcpu>`, or null when absent. */
   vcpus: number | null;
   /** `<memory>` converted to whole MiB (rounded down). */
   memoryMiB: number | null;

@@ -29,3 +29,11 @@ export {
   type TokenSubject,
 } from "./tokens.ts";
 export * from "./metadata/mod.ts";
+// The renderer's types, which DocumentDeps and the handlers take.
+export {
+  type RenderedTemplate,
+  TemplateError,
+  TemplateNotFoundError,
+  TemplateRenderer,
+  type UserDataTarget,
+} from "../user_data.ts";

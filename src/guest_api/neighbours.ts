@@ -12,9 +12,11 @@
 
 /** One resolved entry of the neighbour table. */
 export interface Neighbour {
+  /** The neighbour's address. */
   ipv4: string;
   /** Lower-case, colon-separated. */
   mac: string;
+  /** The interface it was seen on. */
   device: string;
 }
 

@@ -23,7 +23,9 @@ export const MAX_TOKEN_TTL_SECONDS = 21600;
 
 /** What signs and checks tokens: a process-local key and a clock in milliseconds. */
 export interface TokenSigner {
+  /** The HMAC key tokens are signed with. */
   key: CryptoKey;
+  /** The clock, in ms since the epoch. */
   now: () => number;
 }
 

@@ -47,6 +47,7 @@ export interface InstallHookOptions {
 export interface InstallHookResult {
   /** The file written (root included). */
   path: string;
+  /** Whether the compiled hook or a wrapper running hook.ts was installed. */
   kind: "binary" | "wrapper";
   /** "unchanged" when the same hook was already there. */
   action: "created" | "replaced" | "unchanged";
@@ -58,6 +59,7 @@ export interface InstallHookResult {
 
 /** Thrown when a hook that mdserver did not write is in the way. */
 export class HookExistsError extends Error {
+  /** The error saying which file is in the way and what to do. */
   constructor(message: string) {
     super(message);
     this.name = "HookExistsError";
@@ -219,6 +221,7 @@ function shellQuote(text: string): string {
 
 /** The parts of a parsed command line install-hook reads (main.ts's CommandLine fits). */
 export interface InstallHookLine {
+  /** `--name value` options and `--flag`s. */
   options: Map<string, string | true>;
 }
 

@@ -44,6 +44,7 @@ export interface HookDeps {
   stdin: ReadableStream<Uint8Array>;
   /** Aborts when the budget is spent. */
   signal: AbortSignal;
+  /** Reads the admin endpoint; default readAdminEndpoint. */
   readEndpoint?: (file: string) => Promise<AdminEndpoint>;
 }
 

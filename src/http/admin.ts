@@ -58,8 +58,11 @@ export interface AdminDeps {
   extras?: TemplateExtras;
 }
 
+/** A request handler as Deno.serve runs it, on TCP or the unix socket. */
+export type AdminHandler = (request: Request, info: { remoteAddr: Deno.Addr }) => Promise<Response>;
+
 /** Builds the admin listener's handler. */
-export function createAdminHandler(deps: AdminDeps) {
+export function createAdminHandler(deps: AdminDeps): AdminHandler {
   return async (request: Request, info: { remoteAddr: Deno.Addr }): Promise<Response> => {
     const started = performance.now();
     const url = new URL(request.url);

@@ -7,13 +7,17 @@
 
 /** An IPv4 network: the address as an unsigned 32-bit number and a prefix length. */
 export interface Ipv4Network {
+  /** Network address, as a number. */
   address: number;
+  /** Prefix length, 0–32. */
   prefix: number;
 }
 
 /** The addresses instances may receive, first to last inclusive, as numbers. */
 export interface Ipv4Pool {
+  /** First address handed out, as a number. */
   first: number;
+  /** Last address handed out, as a number. */
   last: number;
   /** Addresses inside [first, last] that are never handed out (gateway, listen address). */
   reserved: Set<number>;
@@ -67,10 +71,15 @@ export function formatCidr(network: Ipv4Network): string {
 
 /** What a pool is built from; addresses as dotted-quad text. */
 export interface PoolOptions {
+  /** The managed network. */
   network: Ipv4Network;
+  /** The gateway, never handed out. */
   gateway: string;
+  /** The metadata address, never handed out. */
   listenAddress: string;
+  /** First address of the pool; default the first after the network address. */
   poolStart?: string | null;
+  /** Last address of the pool; default the last before the broadcast address. */
   poolEnd?: string | null;
 }
 

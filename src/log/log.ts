@@ -20,18 +20,25 @@ const PRIORITY: Record<LogLevel, number> = { debug: 7, info: 6, warning: 4, erro
 
 /** A logger: one call, one line. */
 export interface Logger {
+  /** Logs a line at debug level. */
   debug(message: string): void;
+  /** Logs a line at info level. */
   info(message: string): void;
+  /** Logs a line at warning level (written at once). */
   warning(message: string): void;
+  /** Logs a line at error level (written at once). */
   error(message: string): void;
 }
 
 /** Options of a logger writing to a stream. */
 export interface LoggerOptions {
+  /** Lowest level written; default info. */
   level?: LogLevel | string;
   /** Journald mode: priority prefix, no timestamp. Default: JOURNAL_STREAM is set. */
   journald?: boolean;
+  /** Where lines go; default stderr, batched. */
   write?: (line: string) => void;
+  /** The clock for timestamps. */
   now?: () => Date;
 }
 

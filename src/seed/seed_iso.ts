@@ -162,8 +162,11 @@ export async function findStoredInstance(
 
 /** What `seed-iso` was asked: `<instance> --format configdrive|nocloud -o FILE`. */
 export interface SeedIsoRequest {
+  /** The instance: name, UUID, instance-id, MAC or address. */
   instance: string;
+  /** Which image to make. */
   format: SeedFormat;
+  /** The image file to write. */
   output: string;
 }
 

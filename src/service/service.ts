@@ -18,6 +18,7 @@ import { AccessRecorder, bootState, InstanceStore, type StoreEvent } from "../st
 
 /** A started service. */
 export interface RunningService {
+  /** The instance store. */
   store: InstanceStore;
   /** Port the metadata listener bound (useful when configured as 0). */
   metadataPort: number;
@@ -31,11 +32,13 @@ export interface RunningService {
   dnsmasq: DnsmasqHandle | null;
   /** Boot tracking. */
   access: AccessRecorder;
+  /** The Prometheus metrics. */
   metrics: Metrics;
 }
 
 /** Options for starting the service. */
 export interface StartOptions {
+  /** The service's logger. */
   log: Logger;
   /** Opened KV to use instead of the configured file (tests pass ":memory:" ones). */
   kv?: Deno.Kv;

@@ -26,9 +26,13 @@ export type BootState = "registered" | "metadata fetched" | "user-data fetched" 
 
 /** What mdserver has seen of one instance's boots. */
 export interface AccessRecord {
+  /** First metadata request since the last (re)start. */
   firstMetadataAt: string | null;
+  /** Latest metadata request noted. */
   lastMetadataAt: string | null;
+  /** When the guest fetched its user-data. */
   userDataAt: string | null;
+  /** When cloud-init's phone_home reported the boot. */
   bootedAt: string | null;
   /** Host name the guest reported in phone_home. */
   bootHostname: string | null;

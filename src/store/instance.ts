@@ -18,7 +18,9 @@ export interface Instance {
   mac: string;
   /** Allocated IPv4 address on the managed network. */
   ipv4: string;
+  /** vCPUs from the domain XML, or null. */
   vcpus: number | null;
+  /** Memory in MiB from the domain XML, or null. */
   memoryMiB: number | null;
   /** `mdserver:` metadata from the domain XML. */
   metadata: Record<string, string>;
@@ -26,10 +28,13 @@ export interface Instance {
   tags: Record<string, string>;
   /** `[service] location` of the mdserver that registered it. */
   location: string;
+  /** `registered` or `stopped` (see boot_state.ts). */
   state: InstanceState;
   /** ISO timestamps. */
   createdAt: string;
+  /** When the record was last written (ISO). */
   updatedAt: string;
+  /** When the hook reported the domain stopped, or null. */
   stoppedAt: string | null;
 }
 

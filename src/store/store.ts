@@ -37,12 +37,19 @@ import { formatIpv4, type Ipv4Pool, nextPoolAddress, parseIpv4, poolContains, po
 
 /** What an upload registers: the domain's identity on the managed network. */
 export interface Registration {
+  /** Domain UUID, lower case. */
   uuid: string;
+  /** Domain name. */
   name: string;
+  /** MAC on the managed network, lower case. */
   mac: string;
+  /** vCPUs, or null. */
   vcpus: number | null;
+  /** Memory in MiB, or null. */
   memoryMiB: number | null;
+  /** `mdserver:` metadata. */
   metadata: Record<string, string>;
+  /** Tags from `<mdserver:tags>`. */
   tags: Record<string, string>;
 }
 
@@ -61,9 +68,13 @@ export type StoreEvent =
 
 /** What the store needs besides KV. */
 export interface StoreOptions {
+  /** The pool addresses are allocated from. */
   pool: Ipv4Pool;
+  /** `[service] location`, kept in each record. */
   location: string;
+  /** The clock; default the wall clock. */
   now?: () => Date;
+  /** A listener called after every committed change. */
   onChange?: (event: StoreEvent) => void | Promise<void>;
   /** How long `getByIpv4` trusts what it read, in ms; 0 reads KV every time. Default ADDRESS_CACHE_TTL_MS. */
   addressCacheTtlMs?: number;
@@ -93,7 +104,9 @@ const MINUS_ONE = 0xffffffffffffffffn; // sum() wraps: adding 2^64-1 subtracts 1
 
 /** The instance store over one Deno KV database. */
 export class InstanceStore {
+  /** The Deno KV database. */
   readonly kv: Deno.Kv;
+  /** The pool addresses are allocated from. */
   readonly pool: Ipv4Pool;
   readonly #location: string;
   readonly #now: () => Date;
@@ -106,6 +119,7 @@ export class InstanceStore {
   /** Why the last commit failed, for the StoreBusyError that ends the retries. */
   #lastCommitError: unknown = null;
 
+  /** A store over `kv`. */
   constructor(kv: Deno.Kv, options: StoreOptions) {
     this.kv = kv;
     this.pool = options.pool;

@@ -26,8 +26,11 @@ import { treeToJson } from "./tree.ts";
 
 /** What rendering needs. */
 export interface DocumentDeps {
+  /** The effective configuration. */
   config: Config;
+  /** Renders user-data and vendor-data templates. */
   renderer: TemplateRenderer;
+  /** Where template errors are logged, with file and line. */
   log: Logger;
   /** Request-time template values (phone-home URL…). */
   extras?: TemplateExtras;
@@ -37,7 +40,9 @@ export interface DocumentDeps {
 
 /** A rendered document and its content type. */
 export interface Document {
+  /** The document's text. */
   body: string;
+  /** Its Content-Type. */
   contentType: string;
 }
 

@@ -13,10 +13,15 @@ import { formatNetmask } from "../../ipam/ipv4.ts";
 
 /** The static address of an instance on the managed network. */
 export interface StaticAddress {
+  /** MAC of the interface. */
   mac: string;
+  /** The instance's address. */
   address: string;
+  /** The network's prefix length. */
   prefix: number;
+  /** The network's mask, dotted-quad. */
   netmask: string;
+  /** The default gateway. */
   gateway: string;
   /** Name servers: the gateway (where dnsmasq answers) when `use_dns` is on, else none. */
   nameservers: string[];

@@ -7,7 +7,9 @@
 
 /** A directory: named children, and optionally the names it lists instead of theirs. */
 export interface TreeDirectory {
+  /** Marks a directory. */
   kind: "directory";
+  /** Entries by name, in listing order. */
   children: Map<string, TreeNode>;
   /** Listing lines to print instead of the child names (EC2's `0=name` keys). */
   listing?: string[];
