@@ -216,6 +216,7 @@ export async function runMain(argv: string[], deps: CliDeps): Promise<number> {
     return 0;
   }
   try {
+    // One case per command, shaped like ctl.ts's own dispatch on purpose.
     switch (line.command) {
       case "serve":
         return await serve(line, deps);

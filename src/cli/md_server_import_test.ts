@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { importMdServerEntries, parseMdServerDatabase } from "./md_server_import.ts";
-import { buildPool, parseIpv4 } from "../ipam/ipv4.ts";
+import { testPool } from "../_fixtures.ts";
 import { InstanceStore } from "../store/store.ts";
 
 const ENTRY_A = {
@@ -26,11 +26,7 @@ const ENTRY_B = {
 async function withStore(body: (store: InstanceStore) => Promise<void>) {
   const kv = await Deno.openKv(":memory:");
   try {
-    const pool = buildPool({
-      network: { address: parseIpv4("10.122.0.0")!, prefix: 16 },
-      gateway: "10.122.0.1",
-      listenAddress: "169.254.169.254",
-    });
+    const pool = testPool("10.122.0.0", 16);
     await body(new InstanceStore(kv, { pool, location: "here" }));
   } finally {
     kv.close();

@@ -28,13 +28,5 @@ export {
   writeDnsmasqConfig,
   writeHostRecord,
 } from "./records.ts";
-export {
-  type DnsmasqPaths,
-  dnsmasqPaths,
-  instanceHostNames,
-  recordFileName,
-  renderDhcpHost,
-  renderDnsmasqConf,
-  renderDnsmasqOpts,
-  renderHostsEntry,
-} from "./render.ts";
+// Every renderer is public: the pure text of each file dnsmasq reads.
+export * from "./render.ts";

@@ -65,24 +65,21 @@ function checkDeclarations(xml: string): void {
   }
 }
 
+/** What checkDepth steps over whole, by its opening and closing text: comments, CDATA, processing instructions. */
+const SKIPPED: readonly [string, string][] = [["<!--", "-->"], ["<![CDATA[", "]]>"], ["<?", "?>"]];
+
 /** Counts element nesting without a parser; malformed input is left to the validator. */
 function checkDepth(xml: string): void {
   let depth = 0;
   let i = xml.indexOf("<");
   while (i !== -1) {
     let end: number;
-    if (xml.startsWith("<!--", i)) {
-      end = xml.indexOf("-->", i + 4);
+    const skipped = SKIPPED.find(([open]) => xml.startsWith(open, i));
+    if (skipped !== undefined) {
+      const [open, close] = skipped;
+      end = xml.indexOf(close, i + open.length);
       if (end === -1) return;
-      end += 2;
-    } else if (xml.startsWith("<![CDATA[", i)) {
-      end = xml.indexOf("]]>", i + 9);
-      if (end === -1) return;
-      end += 2;
-    } else if (xml.startsWith("<?", i)) {
-      end = xml.indexOf("?>", i + 2);
-      if (end === -1) return;
-      end += 1;
+      end += close.length - 1;
     } else if (xml.startsWith("</", i)) {
       end = xml.indexOf(">", i + 2);
       if (end === -1) return;

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { MacMismatchError } from "./errors.ts";
 import { identifyGuest, isLoopback, macMismatch, peerIpv4 } from "./identity.ts";
-import { buildPool, parseIpv4 } from "../ipam/ipv4.ts";
+import { testPool } from "../_fixtures.ts";
 import type { Logger } from "../log/log.ts";
 import type { Neighbour } from "./neighbours.ts";
 import { InstanceStore } from "../store/store.ts";
@@ -9,11 +9,7 @@ import { InstanceStore } from "../store/store.ts";
 async function withGuest(body: (store: InstanceStore, ipv4: string) => Promise<void>) {
   const kv = await Deno.openKv(":memory:");
   try {
-    const pool = buildPool({
-      network: { address: parseIpv4("10.9.0.0")!, prefix: 24 },
-      gateway: "10.9.0.1",
-      listenAddress: "169.254.169.254",
-    });
+    const pool = testPool("10.9.0.0", 24);
     const store = new InstanceStore(kv, { pool, location: "test" });
     const { instance } = await store.upsert({
       uuid: "0f0f0f0f-0000-4000-8000-000000000001",

@@ -48,7 +48,11 @@ interface ErrorStatus {
   prefix?: string;
 }
 
-/** Every domain error a handler may meet, and what it answers; the first matching class wins. */
+/**
+ * Every domain error a handler may meet, and what it answers; the first
+ * matching class wins. One row per class, alike on purpose: this table is
+ * the one place statuses are chosen.
+ */
 const ERROR_STATUSES: readonly ErrorStatus[] = [
   { type: InvalidDomainXmlError, status: 400, prefix: "invalid domain XML: " },
   { type: InvalidDomainError, status: 400, prefix: "invalid domain XML: " },

@@ -90,14 +90,17 @@ export async function startService(config: Config, options: StartOptions): Promi
   const servers: Deno.HttpServer[] = [];
   const gate = new RequestGate();
   const quiet = () => {};
+  // Every listener's requests go through the gate, so a shutdown drains them all.
+  const gated =
+    <Info>(handler: (request: Request, info: Info) => Promise<Response>) => (request: Request, info: Info) =>
+      gate.run(() => handler(request, info));
   let metadataPort = 0;
   let adminPort: number | null = null;
   try {
-    const metadata = Deno.serve({
-      hostname: config.mdserver.listenAddress,
-      port: config.mdserver.port,
-      onListen: quiet,
-    }, (request, info) => gate.run(() => metadataHandler(request, info)));
+    const metadata = Deno.serve(
+      { hostname: config.mdserver.listenAddress, port: config.mdserver.port, onListen: quiet },
+      gated(metadataHandler),
+    );
     servers.push(metadata);
     metadataPort = metadata.addr.port;
     const url = metadataUrl(config.mdserver.listenAddress, metadata.addr.port);
@@ -108,19 +111,15 @@ export async function startService(config: Config, options: StartOptions): Promi
     if (config.admin.socket) {
       await Deno.mkdir(dirname(config.admin.socket), { recursive: true });
       await Deno.remove(config.admin.socket).catch(() => {});
-      const server = Deno.serve(
-        { path: config.admin.socket, onListen: quiet },
-        (request, info) => gate.run(() => adminHandler(request, info)),
-      );
+      const server = Deno.serve({ path: config.admin.socket, onListen: quiet }, gated(adminHandler));
       servers.push(server);
       log.info(`admin listening on unix:${config.admin.socket}`);
     }
     {
-      const server = Deno.serve({
-        hostname: config.admin.listenAddress,
-        port: config.admin.port,
-        onListen: quiet,
-      }, (request, info) => gate.run(() => adminHandler(request, info)));
+      const server = Deno.serve(
+        { hostname: config.admin.listenAddress, port: config.admin.port, onListen: quiet },
+        gated(adminHandler),
+      );
       servers.push(server);
       adminPort = server.addr.port;
       log.info(`admin listening on http://${config.admin.listenAddress}:${adminPort}/`);

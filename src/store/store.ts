@@ -35,23 +35,8 @@ import {
 import { type Instance, instanceIdFromUuid } from "./instance.ts";
 import { formatIpv4, type Ipv4Pool, nextPoolAddress, parseIpv4, poolContains, poolSize } from "../ipam/ipv4.ts";
 
-/** What an upload registers: the domain's identity on the managed network. */
-export interface Registration {
-  /** Domain UUID, lower case. */
-  uuid: string;
-  /** Domain name. */
-  name: string;
-  /** MAC on the managed network, lower case. */
-  mac: string;
-  /** vCPUs, or null. */
-  vcpus: number | null;
-  /** Memory in MiB, or null. */
-  memoryMiB: number | null;
-  /** `mdserver:` metadata. */
-  metadata: Record<string, string>;
-  /** Tags from `<mdserver:tags>`. */
-  tags: Record<string, string>;
-}
+/** What an upload registers: the domain's identity on the managed network, as the record keeps it. */
+export type Registration = Pick<Instance, "uuid" | "name" | "mac" | "vcpus" | "memoryMiB" | "metadata" | "tags">;
 
 /** How an import pins what an upload would choose (md_server migration). */
 export interface AdoptOptions {

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { buildPool, parseIpv4, poolSize } from "../ipam/ipv4.ts";
+import { testPool } from "../_fixtures.ts";
 import { AddressConflictError, InstanceStore, PoolFullError, type Registration } from "./mod.ts";
 
 function registration(n: number, overrides: Partial<Registration> = {}): Registration {
@@ -84,11 +85,7 @@ Deno.test("upsert() gives 200 concurrent uploads 200 distinct addresses", async 
 Deno.test("two stores sharing one KV file never allocate the same address", async () => {
   const dir = await Deno.makeTempDir({ prefix: "mdserver-shared-" });
   const path = `${dir}/shared.kv`;
-  const pool = buildPool({
-    network: { address: parseIpv4("10.7.0.0")!, prefix: 24 },
-    gateway: "10.7.0.1",
-    listenAddress: "169.254.169.254",
-  });
+  const pool = testPool("10.7.0.0", 24);
   const kvA = await Deno.openKv(path);
   const kvB = await Deno.openKv(path);
   try {
@@ -216,11 +213,7 @@ Deno.test("getByIpv4() hands out a frozen record, so no caller can change anothe
 Deno.test("getByIpv4() sees another process's changes: new guests at once, others once its cache expires", async () => {
   const kv = await Deno.openKv(":memory:");
   try {
-    const pool = buildPool({
-      network: { address: parseIpv4("10.7.0.0")!, prefix: 24 },
-      gateway: "10.7.0.1",
-      listenAddress: "169.254.169.254",
-    });
+    const pool = testPool("10.7.0.0", 24);
     // Two stores on one KV stand for two processes sharing a KV file.
     const a = new InstanceStore(kv, { pool, location: "a", addressCacheTtlMs: 50 });
     const b = new InstanceStore(kv, { pool, location: "b" });

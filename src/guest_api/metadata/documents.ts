@@ -192,19 +192,11 @@ export async function configDriveFiles(
   deps: DocumentDeps,
   instance: Instance,
 ): Promise<Map<string, string>> {
-  const files = new Map<string, string>();
-  for (
-    const name of [
-      "meta_data.json",
-      "user_data",
-      "vendor_data.json",
-      "vendor_data2.json",
-      "network_data.json",
-    ]
-  ) {
-    const document = await openstackFile(deps, instance, name);
-    if (document !== null) files.set(`openstack/latest/${name}`, document.body);
-  }
+  const files = await collect(
+    ["meta_data.json", "user_data", "vendor_data.json", "vendor_data2.json", "network_data.json"],
+    (name) => openstackFile(deps, instance, name),
+    "openstack/latest/",
+  );
   files.set(
     "ec2/latest/meta-data.json",
     JSON.stringify(
@@ -225,12 +217,23 @@ export async function nocloudSeedFiles(
   deps: DocumentDeps,
   instance: Instance,
 ): Promise<Map<string, string>> {
+  return await collect(
+    ["meta-data", "user-data", "vendor-data", "network-config"],
+    (name) => nocloudFile(deps, instance, name, "static"),
+    "",
+  );
+}
+
+/** The documents that exist among `names`, by `prefix` + name. */
+async function collect(
+  names: string[],
+  render: (name: string) => Promise<Document | null>,
+  prefix: string,
+): Promise<Map<string, string>> {
   const files = new Map<string, string>();
-  for (
-    const name of ["meta-data", "user-data", "vendor-data", "network-config"]
-  ) {
-    const document = await nocloudFile(deps, instance, name, "static");
-    if (document !== null) files.set(name, document.body);
+  for (const name of names) {
+    const document = await render(name);
+    if (document !== null) files.set(`${prefix}${name}`, document.body);
   }
   return files;
 }

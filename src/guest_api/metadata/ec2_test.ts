@@ -1,19 +1,13 @@
 import assert from "node:assert/strict";
-import { join } from "node:path";
-import { loadConfig } from "../../config/mod.ts";
 import type { Instance } from "../../store/instance.ts";
 import { ec2DynamicTree, ec2MetadataTree, versionListing } from "./ec2.ts";
 import { lookupPath, walkTree } from "./tree.ts";
-import { tempDir } from "../../_temp_dir.ts";
+import { configFromIni } from "../../_fixtures.ts";
 
-async function config(extra = "") {
-  const dir = await tempDir();
-  await Deno.mkdir(join(dir, "ud"));
-  await Deno.writeTextFile(
-    join(dir, "mdserver.conf"),
+function config(extra = "") {
+  return configFromIni(
     `[mdserver]\nuserdata_dir = ud\n[public-keys]\nalice = ssh-ed25519 AAAA alice\nbob = ssh-rsa BBBB bob\n${extra}`,
   );
-  return await loadConfig(join(dir, "mdserver.conf"));
 }
 
 const INSTANCE: Instance = {

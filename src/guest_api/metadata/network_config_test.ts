@@ -1,18 +1,12 @@
 import assert from "node:assert/strict";
-import { join } from "node:path";
-import { loadConfig } from "../../config/mod.ts";
 import type { Instance } from "../../store/instance.ts";
 import { networkConfigV2, openstackNetworkData, staticAddress } from "./network_config.ts";
-import { tempDir } from "../../_temp_dir.ts";
+import { configFromIni } from "../../_fixtures.ts";
 
-async function config(dnsmasq = "") {
-  const dir = await tempDir();
-  await Deno.mkdir(join(dir, "ud"));
-  await Deno.writeTextFile(
-    join(dir, "mdserver.conf"),
+function config(dnsmasq = "") {
+  return configFromIni(
     `[mdserver]\nuserdata_dir = ud\n[dnsmasq]\nnet_address = 10.122.0.0\nnet_prefix = 20\ngateway = 10.122.0.1\n${dnsmasq}`,
   );
-  return await loadConfig(join(dir, "mdserver.conf"));
 }
 
 const INSTANCE = {

@@ -1,19 +1,11 @@
 import assert from "node:assert/strict";
-import { join } from "node:path";
 import { parse } from "yaml";
-import { loadConfig } from "../../config/mod.ts";
 import type { Instance } from "../../store/instance.ts";
 import { nocloudMetaData, nocloudNetworkConfig } from "./nocloud.ts";
-import { tempDir } from "../../_temp_dir.ts";
+import { configFromIni } from "../../_fixtures.ts";
 
-async function config(extra = "") {
-  const dir = await tempDir();
-  await Deno.mkdir(join(dir, "ud"));
-  await Deno.writeTextFile(
-    join(dir, "mdserver.conf"),
-    `[mdserver]\nuserdata_dir = ud\n[service]\nlocation = host1\n${extra}`,
-  );
-  return await loadConfig(join(dir, "mdserver.conf"));
+function config(extra = "") {
+  return configFromIni(`[mdserver]\nuserdata_dir = ud\n[service]\nlocation = host1\n${extra}`);
 }
 
 const INSTANCE = {

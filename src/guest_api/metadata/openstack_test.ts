@@ -1,6 +1,4 @@
 import assert from "node:assert/strict";
-import { join } from "node:path";
-import { loadConfig } from "../../config/mod.ts";
 import type { Instance } from "../../store/instance.ts";
 import {
   isOpenstackVersion,
@@ -9,16 +7,12 @@ import {
   openstackVendorData2,
   openstackVersionListing,
 } from "./openstack.ts";
-import { tempDir } from "../../_temp_dir.ts";
+import { configFromIni } from "../../_fixtures.ts";
 
-async function config(extra = "") {
-  const dir = await tempDir();
-  await Deno.mkdir(join(dir, "ud"));
-  await Deno.writeTextFile(
-    join(dir, "mdserver.conf"),
+function config(extra = "") {
+  return configFromIni(
     `[mdserver]\nuserdata_dir = ud\n[public-keys]\nalice = ssh-ed25519 AAAA alice\nbob = ssh-rsa BBBB bob\n[service]\nlocation = host1\n${extra}`,
   );
-  return await loadConfig(join(dir, "mdserver.conf"));
 }
 
 const INSTANCE = {
