@@ -22,13 +22,13 @@
  */
 
 import { join } from "node:path";
-import { type Config, loadConfig } from "../src/config.ts";
-import type { Instance } from "../src/instance.ts";
-import { ec2MetadataTree } from "../src/metadata/ec2.ts";
-import { lookupPath } from "../src/metadata/tree.ts";
-import { registerDomainXml } from "../src/registration.ts";
-import { createStore } from "../src/service.ts";
-import { buildTemplateData } from "../src/template_data.ts";
+import { type Config, loadConfig } from "../src/config/mod.ts";
+import type { Instance } from "../src/store/instance.ts";
+import { ec2MetadataTree } from "../src/guest_api/metadata/ec2.ts";
+import { lookupPath } from "../src/guest_api/metadata/tree.ts";
+import { registerDomainXml } from "../src/store/registration.ts";
+import { createStore } from "../src/service/service.ts";
+import { buildTemplateData } from "../src/guest_api/template_data.ts";
 import { TemplateRenderer } from "../src/user_data/mod.ts";
 import {
   cloudInitEc2Paths,

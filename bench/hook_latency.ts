@@ -17,9 +17,9 @@
  */
 
 import { join } from "node:path";
-import { loadConfig } from "../src/config.ts";
-import { silentLogger } from "../src/log.ts";
-import { startService } from "../src/service.ts";
+import { loadConfig } from "../src/config/mod.ts";
+import { silentLogger } from "../src/log/log.ts";
+import { startService } from "../src/service/service.ts";
 import { domainXml } from "./upload_scaling.ts";
 
 const PROJECT_DIR = decodeURIComponent(new URL("..", import.meta.url).pathname)

@@ -16,11 +16,11 @@
  */
 
 import { join } from "node:path";
-import { loadConfig } from "../src/config.ts";
-import { startDnsmasq } from "../src/dnsmasq.ts";
-import { silentLogger } from "../src/log.ts";
-import { registerDomainXml } from "../src/registration.ts";
-import { createStore } from "../src/service.ts";
+import { loadConfig } from "../src/config/mod.ts";
+import { startDnsmasq } from "../src/dnsmasq/mod.ts";
+import { silentLogger } from "../src/log/log.ts";
+import { registerDomainXml } from "../src/store/registration.ts";
+import { createStore } from "../src/service/service.ts";
 
 /** The numbers of one window of uploads. */
 export interface WindowStats {

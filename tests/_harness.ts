@@ -7,9 +7,9 @@
  */
 
 import { join } from "node:path";
-import { type Config, loadConfig } from "../src/config.ts";
-import { silentLogger } from "../src/log.ts";
-import { openKv, type RunningService, startService } from "../src/service.ts";
+import { type Config, loadConfig } from "../src/config/mod.ts";
+import { silentLogger } from "../src/log/log.ts";
+import { openKv, type RunningService, startService } from "../src/service/service.ts";
 
 /** A running test service and ways to talk to it. */
 export interface TestService {

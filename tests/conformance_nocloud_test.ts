@@ -5,7 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { parse } from "yaml";
-import { nocloudSerial, smbiosSnippet } from "../src/smbios.ts";
+import { nocloudSerial, smbiosSnippet } from "../src/seed/smbios.ts";
 import { startTestService, type TestDomain, type TestService } from "./_harness.ts";
 import { cloudInitClients, runDriver } from "./_cloudinit.ts";
 

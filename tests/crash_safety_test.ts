@@ -7,10 +7,10 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { loadConfig } from "../src/config.ts";
-import { dnsmasqPaths, recordFileName, renderDhcpHost, renderHostsEntry } from "../src/dnsmasq.ts";
-import type { Instance } from "../src/instance.ts";
-import { parseIpv4 } from "../src/ipam.ts";
+import { loadConfig } from "../src/config/mod.ts";
+import { dnsmasqPaths, recordFileName, renderDhcpHost, renderHostsEntry } from "../src/dnsmasq/mod.ts";
+import type { Instance } from "../src/store/instance.ts";
+import { parseIpv4 } from "../src/ipam/ipv4.ts";
 import { domainXml } from "./_harness.ts";
 import { spawnServer, waitForHealth, writeProcessConfig } from "./_process.ts";
 

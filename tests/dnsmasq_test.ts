@@ -8,10 +8,10 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { loadConfig } from "../src/config.ts";
-import { dnsmasqPaths, writeDnsmasqConfig } from "../src/dnsmasq.ts";
-import { silentLogger } from "../src/log.ts";
-import { type RunningService, startService } from "../src/service.ts";
+import { loadConfig } from "../src/config/mod.ts";
+import { dnsmasqPaths, writeDnsmasqConfig } from "../src/dnsmasq/mod.ts";
+import { silentLogger } from "../src/log/log.ts";
+import { type RunningService, startService } from "../src/service/service.ts";
 import { dig, freePort, missingRequirement, mustRun, NamespacePair, poll, requirementTest, run } from "./_netns.ts";
 import { domainXml } from "./_harness.ts";
 

@@ -1,19 +1,19 @@
 /**
  * Seeded property-based tests: the metadata and admin handlers, called
  * directly with generated requests, never answer 5xx and never throw; the
- * domain XML reader only ever throws SyntaxError or TypeError; the INI
+ * domain XML reader only ever throws its own two error classes; the INI
  * reader only ever throws SyntaxError. Seeds are fixed and printed, so a
  * failure names the case that reproduces it.
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { loadConfig } from "../src/config.ts";
-import { parseDomainXml } from "../src/domain_xml.ts";
-import { createAdminHandler } from "../src/http/admin.ts";
-import { createMetadataHandler, type Handler } from "../src/http/metadata.ts";
-import { parseIni } from "../src/ini.ts";
-import { silentLogger } from "../src/log.ts";
-import { createStore } from "../src/service.ts";
+import { loadConfig } from "../src/config/mod.ts";
+import { InvalidDomainError, InvalidDomainXmlError, parseDomainXml } from "../src/domain/mod.ts";
+import { createAdminHandler, createMetadataHandler, type Handler } from "../src/http/mod.ts";
+import { parseIni } from "../src/config/ini.ts";
+import { Metrics, silentLogger } from "../src/log/mod.ts";
+import { createStore } from "../src/service/mod.ts";
+import { AccessRecorder } from "../src/store/mod.ts";
 import { BUILTIN_USER_DATA, TemplateRenderer } from "../src/user_data/mod.ts";
 import { baseConfigText, domainXml } from "./_harness.ts";
 
@@ -204,8 +204,16 @@ async function fixture(): Promise<Fixture> {
       suffixes: config.mdserver.userdataSuffixes,
       defaultTemplate: null,
     }, { builtinTemplate: BUILTIN_USER_DATA });
-    metadata.push(createMetadataHandler({ config, store, renderer, log: silentLogger }));
-    admin.push(createAdminHandler({ config, store, renderer, log: silentLogger }));
+    const deps = {
+      config,
+      store,
+      renderer,
+      log: silentLogger,
+      access: new AccessRecorder(kv, { log: silentLogger }),
+      metrics: new Metrics(),
+    };
+    metadata.push(createMetadataHandler(deps));
+    admin.push(createAdminHandler(deps));
   }
   // Real tokens, so that valid, foreign and mangled ones are all tried.
   const tokens: string[] = ["", "v1.", "v1.x.y", "not-a-token"];
@@ -406,7 +414,7 @@ function mutate(random: Random, text: string, pieces: readonly string[]): string
   return out;
 }
 
-Deno.test("parseDomainXml() throws only SyntaxError or TypeError on mutated and random documents", () => {
+Deno.test("parseDomainXml() throws only InvalidDomainXmlError or InvalidDomainError on mutated and random documents", () => {
   const seed = 4242;
   const cases = 6000;
   console.log(`XML fuzz: seed ${seed}, ${cases} cases`);
@@ -421,7 +429,7 @@ Deno.test("parseDomainXml() throws only SyntaxError or TypeError on mutated and 
     </mdserver:instance>`,
   });
   assert.equal(parseDomainXml(valid).name, "web01");
-  const outcomes = { parsed: 0, SyntaxError: 0, TypeError: 0 };
+  const outcomes = { parsed: 0, InvalidDomainXmlError: 0, InvalidDomainError: 0 };
   for (let n = 0; n < cases; n++) {
     const input = random.chance(0.8) ? mutate(random, valid, XML_PIECES) : random.string(XML_PIECES, 60);
     try {
@@ -430,16 +438,21 @@ Deno.test("parseDomainXml() throws only SyntaxError or TypeError on mutated and 
       assert.match(info.uuid, /^[0-9a-f-]{36}$/);
       outcomes.parsed++;
     } catch (error) {
-      const name = (error as Error)?.constructor?.name;
-      if (name !== "SyntaxError" && name !== "TypeError") {
-        assert.fail(`case ${n} (seed ${seed}): ${name}: ${(error as Error).stack}\ninput: ${JSON.stringify(input)}`);
+      // Any other class (a TypeError from a bug) would be a 500, not a 400.
+      const name = error instanceof InvalidDomainXmlError
+        ? "InvalidDomainXmlError"
+        : error instanceof InvalidDomainError
+        ? "InvalidDomainError"
+        : null;
+      if (name === null) {
+        assert.fail(`case ${n} (seed ${seed}): ${(error as Error).stack}\ninput: ${JSON.stringify(input)}`);
       }
       assert.ok((error as Error).message.length > 0 && !(error as Error).message.includes("\n"), `case ${n}`);
-      outcomes[name as "SyntaxError" | "TypeError"]++;
+      outcomes[name]++;
     }
   }
   console.log(`XML fuzz outcomes: ${JSON.stringify(outcomes)}`);
-  assert.ok(outcomes.parsed > 0 && outcomes.SyntaxError > 0 && outcomes.TypeError > 0);
+  assert.ok(outcomes.parsed > 0 && outcomes.InvalidDomainXmlError > 0 && outcomes.InvalidDomainError > 0);
 });
 
 // ------------------------------------------------------------------ INI

@@ -8,8 +8,8 @@
 
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { runCtl } from "../src/ctl.ts";
-import { HookExistsError, installHook, WRAPPER_MARKER } from "../src/hook_install.ts";
+import { runCtl } from "../src/cli/ctl.ts";
+import { HookExistsError, installHook, WRAPPER_MARKER } from "../src/hook/install.ts";
 import { domainXml, startTestService, type TestService } from "./_harness.ts";
 
 const PROJECT_DIR = decodeURIComponent(new URL("..", import.meta.url).pathname)

@@ -4,9 +4,9 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { loadConfig } from "../src/config.ts";
-import { silentLogger } from "../src/log.ts";
-import { startService } from "../src/service.ts";
+import { loadConfig } from "../src/config/mod.ts";
+import { silentLogger } from "../src/log/log.ts";
+import { startService } from "../src/service/service.ts";
 
 const FIXTURE = decodeURIComponent(new URL("./fixtures/md_server/", import.meta.url).pathname);
 

@@ -6,8 +6,8 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import type { Instance } from "../src/instance.ts";
-import { parseIpv4 } from "../src/ipam.ts";
+import type { Instance } from "../src/store/instance.ts";
+import { parseIpv4 } from "../src/ipam/ipv4.ts";
 import { domainXml } from "./_harness.ts";
 import { type ServerProcess, spawnServer, waitForHealth, writeProcessConfig } from "./_process.ts";
 

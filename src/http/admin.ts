@@ -19,42 +19,50 @@
  * @module
  */
 
-import { type AccessRecorder, bootState, knownHostsLines } from "../access.ts";
-import type { Config } from "../config.ts";
-import { hostNames, orderedNames } from "../hostname.ts";
-import { peerIpv4 } from "../identity.ts";
-import type { Instance } from "../instance.ts";
-import { parseIpv4, poolContains } from "../ipam.ts";
-import type { Logger } from "../log.ts";
+import type { Config } from "../config/config.ts";
+import { hostNames, orderedNames } from "../domain/mod.ts";
 import {
   type DocumentDeps,
+  ec2MetadataTree,
   nocloudFile,
   openstackFile,
+  peerIpv4,
   renderUserData,
   renderVendorData,
-} from "../metadata/documents.ts";
-import { ec2MetadataTree } from "../metadata/ec2.ts";
-import type { TreeDirectory } from "../metadata/tree.ts";
-import type { Metrics } from "../metrics.ts";
-import { readBody, registerDomainXml, uploadSummary } from "../registration.ts";
-import type { InstanceStore } from "../store.ts";
-import type { TemplateExtras } from "../template_data.ts";
+  type TemplateExtras,
+  treeToJson,
+} from "../guest_api/mod.ts";
+import { parseIpv4, poolContains } from "../ipam/ipv4.ts";
+import type { Logger } from "../log/log.ts";
+import type { Metrics } from "../log/metrics.ts";
+import { type AccessRecorder, bootState, type Instance, type InstanceStore, knownHostsLines } from "../store/mod.ts";
 import type { TemplateRenderer } from "../user_data/mod.ts";
 import { errorToResponse, HttpError, jsonResponse, textResponse } from "./errors.ts";
+import { answerUpload } from "./_upload.ts";
 
 /** What the admin handler needs. */
 export interface AdminDeps {
+  /** The effective configuration. */
   config: Config;
+  /** The instance store. */
   store: InstanceStore;
+  /** Where each request's line goes. */
   log: Logger;
-  renderer?: TemplateRenderer;
-  access?: AccessRecorder;
-  metrics?: Metrics;
+  /** Renders previews exactly as guests get them. */
+  renderer: TemplateRenderer;
+  /** Boot tracking, shown with each instance. */
+  access: AccessRecorder;
+  /** Counts requests; served at /metrics. */
+  metrics: Metrics;
+  /** Template values known at start (the phone-home URL). */
   extras?: TemplateExtras;
 }
 
+/** A request handler as Deno.serve runs it, on TCP or the unix socket. */
+export type AdminHandler = (request: Request, info: { remoteAddr: Deno.Addr }) => Promise<Response>;
+
 /** Builds the admin listener's handler. */
-export function createAdminHandler(deps: AdminDeps) {
+export function createAdminHandler(deps: AdminDeps): AdminHandler {
   return async (request: Request, info: { remoteAddr: Deno.Addr }): Promise<Response> => {
     const started = performance.now();
     const url = new URL(request.url);
@@ -67,7 +75,7 @@ export function createAdminHandler(deps: AdminDeps) {
       response = errorToResponse(error, deps.log, `admin ${request.method} ${url.pathname}`);
     }
     const seconds = (performance.now() - started) / 1000;
-    if (url.pathname !== "/metrics") deps.metrics?.observeRequest("admin", response.status, seconds);
+    if (url.pathname !== "/metrics") deps.metrics.observeRequest("admin", response.status, seconds);
     deps.log.info(
       `admin ${source} ${request.method} ${url.pathname} ${response.status} ${(seconds * 1000).toFixed(1)}ms`,
     );
@@ -94,7 +102,7 @@ function decodeSegment(segment: string): string {
 
 /** An instance with what boot tracking knows of it. */
 async function withAccess(instance: Instance, deps: AdminDeps) {
-  const access = deps.access ? await deps.access.get(instance.uuid) : null;
+  const access = await deps.access.get(instance.uuid);
   return { ...instance, bootState: bootState(instance, access), access };
 }
 
@@ -105,7 +113,6 @@ async function route(request: Request, url: URL, deps: AdminDeps): Promise<Respo
     return jsonResponse({ status: "ok", instances: await deps.store.allocatedCount() });
   }
   if (url.pathname === "/metrics" && method === "GET") {
-    if (!deps.metrics) throw new HttpError(404, "metrics are off");
     return textResponse(await deps.metrics.render(), 200, { "content-type": "text/plain; version=0.0.4" });
   }
   if (url.pathname === "/v1/known-hosts" && method === "GET") return await knownHosts(deps);
@@ -119,15 +126,7 @@ async function route(request: Request, url: URL, deps: AdminDeps): Promise<Respo
       for await (const instance of deps.store.list()) instances.push(await withAccess(instance, deps));
       return jsonResponse(instances);
     }
-    if (method === "POST") {
-      const result = await registerDomainXml(await readBody(request), deps);
-      deps.log.info(
-        `upload: ${result.instance.name} ${result.instance.mac} ${result.instance.ipv4} ${
-          result.created ? "created" : "updated"
-        }`,
-      );
-      return jsonResponse(uploadSummary(result), result.created ? 201 : 200);
-    }
+    if (method === "POST") return await answerUpload(request, deps);
     throw new HttpError(405, `method ${method} not allowed on /v1/instances`);
   }
   const instance = await deps.store.find(ref);
@@ -156,7 +155,6 @@ async function preview(
   file: string | undefined,
   deps: AdminDeps,
 ): Promise<Response> {
-  if (!deps.renderer) throw new HttpError(404, "rendering is not available here");
   const documents: DocumentDeps = {
     config: deps.config,
     renderer: deps.renderer,
@@ -186,16 +184,10 @@ async function preview(
   throw new HttpError(404, `nothing to show as "${action}"`);
 }
 
-function treeToJson(node: TreeDirectory): Record<string, unknown> {
-  const out: Record<string, unknown> = {};
-  for (const [name, child] of node.children) out[name] = typeof child === "string" ? child : treeToJson(child);
-  return out;
-}
-
 async function knownHosts(deps: AdminDeps): Promise<Response> {
   const entries = [];
   for await (const instance of deps.store.list()) {
-    const access = deps.access ? await deps.access.get(instance.uuid) : null;
+    const access = await deps.access.get(instance.uuid);
     if (!access || Object.keys(access.hostKeys).length === 0) continue;
     const names = hostNames(instance.name, deps.config.dnsmasq.prefix, deps.config.dnsmasq.domain);
     entries.push({

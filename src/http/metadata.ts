@@ -9,46 +9,64 @@
  * @module
  */
 
-import { type AccessRecorder, hostKeysFromPhoneHome } from "../access.ts";
-import type { Config } from "../config.ts";
-import { identifyGuest, isLoopback, peerIpv4 } from "../identity.ts";
-import type { Instance } from "../instance.ts";
-import { parseIpv4, poolContains } from "../ipam.ts";
-import type { Logger } from "../log.ts";
-import type { Metrics } from "../metrics.ts";
-import { ipNeighLookup, type NeighbourLookup } from "../neighbours.ts";
-import { PHONE_HOME_PATH } from "../guest_urls.ts";
-import type { TemplateExtras } from "../template_data.ts";
-import { ec2DynamicTree, ec2MetadataTree, isEc2Version, versionListing } from "../metadata/ec2.ts";
-import { type Document, nocloudFile, openstackFile, renderUserData, userDataTarget } from "../metadata/documents.ts";
-import { NOCLOUD_FILES } from "../metadata/nocloud.ts";
-import { isOpenstackVersion, OPENSTACK_FILES, openstackVersionListing } from "../metadata/openstack.ts";
-import { lookupPath, type TreeDirectory } from "../metadata/tree.ts";
+import type { Config } from "../config/config.ts";
 import {
   checkToken,
   createTokenSigner,
+  type Document,
+  ec2DynamicTree,
+  ec2MetadataTree,
+  identifyGuest,
+  ipNeighLookup,
+  isEc2Version,
+  isLoopback,
+  isOpenstackVersion,
   issueToken,
+  lookupPath,
+  type NeighbourLookup,
+  NOCLOUD_FILES,
+  nocloudFile,
+  OPENSTACK_FILES,
+  openstackFile,
+  openstackVersionListing,
   parseTokenTtl,
+  peerIpv4,
+  renderUserData,
+  type TemplateExtras,
   TOKEN_HEADER,
   TOKEN_TTL_HEADER,
   type TokenSigner,
-} from "../imds_tokens.ts";
-import { readBody, registerDomainXml, uploadSummary } from "../registration.ts";
-import type { InstanceStore } from "../store.ts";
+  type TreeDirectory,
+  UnknownGuestError,
+  userDataTarget,
+  versionListing,
+} from "../guest_api/mod.ts";
+import { parseIpv4, poolContains } from "../ipam/ipv4.ts";
+import type { Logger } from "../log/log.ts";
+import type { Metrics } from "../log/metrics.ts";
+import { type AccessRecorder, hostKeysFromPhoneHome, type Instance, type InstanceStore } from "../store/mod.ts";
 import type { TemplateRenderer } from "../user_data/mod.ts";
-import { errorToResponse, HttpError, jsonResponse, textResponse } from "./errors.ts";
+import { readBody } from "./body.ts";
+import { errorToResponse, HttpError, textResponse } from "./errors.ts";
+import { answerUpload } from "./_upload.ts";
+import { PHONE_HOME_PATH } from "../guest_api/guest_urls.ts";
 
 /** What the metadata handler needs. */
 export interface MetadataDeps {
+  /** The effective configuration. */
   config: Config;
+  /** The instance store: guests are looked up by address. */
   store: InstanceStore;
+  /** Renders user-data and vendor-data. */
   renderer: TemplateRenderer;
+  /** Where each request's line goes. */
   log: Logger;
   /** Signs IMDSv2 tokens; default: a fresh random key per handler and the wall clock. */
   tokens?: TokenSigner;
-  /** Boot tracking; none in tests that do not look at it. */
-  access?: AccessRecorder;
-  metrics?: Metrics;
+  /** Boot tracking: metadata and user-data fetches, phone-home. */
+  access: AccessRecorder;
+  /** Counts requests and template errors. */
+  metrics: Metrics;
   /** Template values known at start (the phone-home URL); read on every render. */
   extras?: TemplateExtras;
   /** The neighbour table for `verify_mac`; default: the kernel's (`ip neigh`). */
@@ -99,10 +117,8 @@ export function createMetadataHandler(deps: MetadataDeps): Handler {
   const { log } = deps;
   // The key lives only in this handler: tokens die with the process.
   const signer: Promise<TokenSigner> = deps.tokens ? Promise.resolve(deps.tokens) : createTokenSigner();
-  const onTemplateError = deps.metrics
-    ? () =>
-      deps.metrics!.increment("mdserver_template_errors_total", "User-data and vendor-data templates that failed.")
-    : undefined;
+  const onTemplateError = () =>
+    deps.metrics.increment("mdserver_template_errors_total", "User-data and vendor-data templates that failed.");
   const trees = ec2Trees(deps.config);
   // One neighbour table reader per handler, so concurrent requests share reads (verify_mac).
   const neighbours = deps.neighbours ?? ipNeighLookup();
@@ -119,14 +135,14 @@ export function createMetadataHandler(deps: MetadataDeps): Handler {
         tokens: await signer,
         notes,
         trees,
-        ...(onTemplateError ? { onTemplateError } : {}),
+        onTemplateError,
       };
       response = await route(request, url, source, context);
     } catch (error) {
       response = errorToResponse(error, log, `${request.method} ${url.pathname} from ${source}`);
     }
     const seconds = (performance.now() - started) / 1000;
-    deps.metrics?.observeRequest(notes.api, response.status, seconds);
+    deps.metrics.observeRequest(notes.api, response.status, seconds);
     log.info(
       `${source} ${notes.instance?.name ?? "-"} ${request.method} ${url.pathname} ${response.status} ${
         (seconds * 1000).toFixed(1)
@@ -194,12 +210,7 @@ async function tokenEndpoint(request: Request, source: string, deps: Context): P
   if (request.headers.has("x-forwarded-for")) {
     throw new HttpError(403, "token requests through a proxy (X-Forwarded-For) are refused");
   }
-  let ttl: number;
-  try {
-    ttl = parseTokenTtl(request.headers.get(TOKEN_TTL_HEADER));
-  } catch (error) {
-    throw new HttpError(400, (error as Error).message);
-  }
+  const ttl = parseTokenTtl(request.headers.get(TOKEN_TTL_HEADER));
   const instance = await requireGuest(source, deps);
   const token = await issueToken(deps.tokens, { uuid: instance.uuid, address: source }, ttl);
   return textResponse(token, 200, { [TOKEN_TTL_HEADER]: String(ttl) });
@@ -247,7 +258,7 @@ async function openstackEndpoint(rest: string[], path: string, source: string, d
   }
   const document = path.endsWith("/") ? null : await openstackFile(deps, instance, name);
   if (document === null) throw new HttpError(404, `not found: ${path}`);
-  if (name === "user_data") deps.access?.noteUserData(instance.uuid);
+  if (name === "user_data") deps.access.noteUserData(instance.uuid);
   return documentResponse(document);
 }
 
@@ -264,7 +275,7 @@ async function nocloudEndpoint(rest: string[], path: string, source: string, dep
   if (name === undefined) return textResponse(NOCLOUD_FILES.join("\n"));
   const document = path.endsWith("/") ? null : await nocloudFile(deps, instance, name, "dhcp");
   if (document === null) throw new HttpError(404, `not found: ${path}`);
-  if (name === "user-data") deps.access?.noteUserData(instance.uuid);
+  if (name === "user-data") deps.access.noteUserData(instance.uuid);
   return documentResponse(document);
 }
 
@@ -281,10 +292,10 @@ async function requireGuest(source: string, deps: Context): Promise<Instance> {
     ...(deps.neighbours ? { neighbours: deps.neighbours } : {}),
   });
   if (instance === null) {
-    throw new HttpError(404, `unknown client ${source}: no instance has this address`);
+    throw new UnknownGuestError(source);
   }
   deps.notes.instance = instance;
-  deps.access?.noteMetadata(instance.uuid);
+  deps.access.noteMetadata(instance.uuid);
   return instance;
 }
 
@@ -301,7 +312,7 @@ async function phoneHome(request: Request, source: string, deps: Context): Promi
     throw new HttpError(409, `phone_home instance_id ${reported} is not ${instance.instanceId}`);
   }
   const hostKeys = hostKeysFromPhoneHome(fields);
-  if (deps.access) await deps.access.recordBoot(instance.uuid, fields.get("hostname"), hostKeys);
+  await deps.access.recordBoot(instance.uuid, fields.get("hostname"), hostKeys);
   deps.log.info(`booted: ${instance.name} ${instance.ipv4} (${Object.keys(hostKeys).length} host keys)`);
   return textResponse("ok");
 }
@@ -328,7 +339,7 @@ async function ec2Endpoint(
 
 async function userDataResponse(instance: Instance, deps: Context): Promise<Response> {
   const rendered = await renderUserData(deps, instance);
-  deps.access?.noteUserData(instance.uuid);
+  deps.access.noteUserData(instance.uuid);
   if (rendered === null) {
     throw new HttpError(
       404,
@@ -345,14 +356,7 @@ async function handleUpload(request: Request, source: string, deps: MetadataDeps
   if (fromPool || !trusted) {
     throw new HttpError(403, `uploads are accepted only from this host, not from ${source}`);
   }
-  const xml = await readBody(request);
-  const result = await registerDomainXml(xml, { store, config });
-  deps.log.info(
-    `upload: ${result.instance.name} ${result.instance.mac} ${result.instance.ipv4} ${
-      result.created ? "created" : "updated"
-    }`,
-  );
-  return jsonResponse(uploadSummary(result), result.created ? 201 : 200);
+  return await answerUpload(request, deps);
 }
 
 const SERVICE_KEYS = ["name", "type", "version", "location", "ec2_versions"] as const;

@@ -7,7 +7,8 @@
 
 import { Eta } from "eta";
 import { translateBottle } from "./_bottle.ts";
-import { iterate, publicKeyLines, truthy, yamlScalar } from "./_helpers.ts";
+import { publicKeyLines } from "../config/public_keys.ts";
+import { iterate, truthy, yamlScalar } from "./_helpers.ts";
 import { TemplateError } from "./errors.ts";
 
 /** A compiled template. */

@@ -1,7 +1,7 @@
 /**
  * Functions templates reach as `__mds.*` (and `defined`, `get`, `yaml`):
- * Python truthiness and iteration for Bottle lines, public-key lines, and
- * YAML-safe scalars.
+ * Python truthiness and iteration for Bottle lines, and YAML-safe scalars
+ * (the public-key lines come from config/public_keys.ts).
  *
  * @module
  */
@@ -30,15 +30,6 @@ export function iterate(value: unknown): Iterable<unknown> {
   }
   if (typeof value === "object") return Object.keys(value);
   throw new TypeError(`cannot iterate ${typeof value}`);
-}
-
-/** Every key line in public_keys (an object name → key), in order. */
-export function publicKeyLines(keys: unknown): string[] {
-  if (keys === null || keys === undefined) return [];
-  const values = typeof keys === "object" ? Object.values(keys) : [keys];
-  return values.flatMap((value) => String(value).split("\n"))
-    .map((line) => line.trim())
-    .filter((line) => line !== "" && !line.startsWith("#"));
 }
 
 /** value as a YAML flow node that is valid whatever it contains. */

@@ -48,8 +48,8 @@ export interface YamlWarning {
 }
 
 // PyYAML's Reader.NON_PRINTABLE, as a JavaScript class over UTF-16 (lone surrogates included).
-// deno-lint-ignore no-control-regex
 const NON_PRINTABLE =
+  // deno-lint-ignore no-control-regex
   /[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x84\x86-\x9f\ufffe\uffff]|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
 const UNICODE_BREAKS = /[\x85\u2028\u2029]/g;
 

@@ -5,9 +5,9 @@
  * parts joined into MIME multipart.
  *
  * Owns: template lookup, the template dialect, the cloud-config check and
- * multipart assembly. Imports only the file system (templates are files)
- * and its npm libraries; it knows nothing of instances, HTTP or the store —
- * callers pass the template data in.
+ * multipart assembly. Imports the file system (templates are files), its
+ * npm libraries and config/'s public-key lines; it knows nothing of
+ * instances, HTTP or the store — callers pass the template data in.
  *
  * @example
  * ```ts
@@ -23,7 +23,6 @@ export { BUILTIN_USER_DATA } from "./builtin.ts";
 export { checkCloudConfig, type CloudConfigKind, cloudConfigKind, type YamlWarning } from "./cloud_config.ts";
 export { TemplateError, TemplateNotFoundError } from "./errors.ts";
 export type { TemplateSource, UserDataTarget } from "./_lookup.ts";
-export { publicKeyLines } from "./_helpers.ts";
 export {
   type RenderedTemplate,
   TemplateRenderer,

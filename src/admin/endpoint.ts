@@ -1,0 +1,204 @@
+/**
+ * Where the admin API listens, read from the mdserver configuration file,
+ * and one request to it. Shared by the libvirt hook and `ctl`, so it depends
+ * on nothing but `config/ini.ts` and `config/files.ts` (the include rules):
+ * the hook starts a process per domain start and must not load the npm
+ * packages the service uses.
+ *
+ * It reads `[admin] listen_address`, `port` and `socket` from the main file
+ * and its `[_include_]`s, the way `loadConfig` does (directories' `*.conf`
+ * in lexical order, then files; missing paths skipped; the last value wins;
+ * a relative socket path is relative to the folder of the file naming it).
+ * It does not validate anything else: the service does that.
+ *
+ * @module
+ */
+
+import { DEFAULT_CONFIG_FILE, includedFiles, parentDir, resolvePath } from "../config/files.ts";
+import { type IniEntry, parseIni } from "../config/ini.ts";
+
+export { DEFAULT_CONFIG_FILE };
+
+/** The admin address when the configuration does not set one. */
+export const DEFAULT_ADMIN_ADDRESS = "127.0.0.1";
+
+/** The admin port when the configuration does not set one. */
+export const DEFAULT_ADMIN_PORT = 8774;
+
+/** The admin API's address: TCP always, a unix socket when configured. */
+export interface AdminEndpoint {
+  /** Host to connect to ("127.0.0.1", "::1"…). */
+  address: string;
+  /** TCP port. */
+  port: number;
+  /** Unix socket path, or null. */
+  socket: string | null;
+  /** Files read, in order. */
+  files: string[];
+}
+
+/** What reading the configuration needs from the file system. */
+export interface EndpointFileSystem {
+  /** The text of a file; throws Deno.errors.NotFound when it is missing. */
+  readTextFile(path: string): Promise<string>;
+  /** File names in a folder. */
+  readDir(path: string): Promise<string[]>;
+}
+
+/** The real file system. */
+export const realEndpointFileSystem: EndpointFileSystem = {
+  readTextFile: (path) => Deno.readTextFile(path),
+  async readDir(path) {
+    const names: string[] = [];
+    for await (const entry of Deno.readDir(path)) {
+      if (entry.isFile || entry.isSymlink) names.push(entry.name);
+    }
+    return names;
+  },
+};
+
+/**
+ * Reads the admin endpoint from a configuration file and its includes.
+ * Throws when the main file cannot be read or a file cannot be parsed;
+ * the messages name the file.
+ */
+export async function readAdminEndpoint(
+  file: string,
+  fs: EndpointFileSystem = realEndpointFileSystem,
+): Promise<AdminEndpoint> {
+  const values = new Map<string, IniEntry>();
+  const files = [file];
+  const main = parseIni(await readConfigText(file, fs), file);
+  for (const entry of main.entries) {
+    values.set(`${entry.section}.${entry.key}`, entry);
+  }
+
+  const included = await includedFiles(file, {
+    directories: values.get("_include_.directories")?.value,
+    files: values.get("_include_.files")?.value,
+  }, {
+    listDirectory: (path) => ignoreMissing(fs.readDir(path)),
+    // Read (or found missing) below: one system call per file.
+    acceptFile: () => Promise.resolve(true),
+  });
+  for (const path of included) {
+    const text = await ignoreMissing(fs.readTextFile(path));
+    if (text === null) continue;
+    files.push(path);
+    for (const entry of parseIni(text, path).entries) {
+      if (entry.section === "admin") values.set(`admin.${entry.key}`, entry);
+    }
+  }
+
+  const address = unset(values.get("admin.listen_address")?.value) ??
+    DEFAULT_ADMIN_ADDRESS;
+  const portText = unset(values.get("admin.port")?.value);
+  const port = portText === null ? DEFAULT_ADMIN_PORT : Number(portText);
+  if (!/^\d+$/.test(portText ?? "0") || port < 1 || port > 65535) {
+    const entry = values.get("admin.port")!;
+    throw new SyntaxError(
+      `Cannot use config "${entry.file}": line ${entry.line}: [admin] port "${portText}" is not a port number`,
+    );
+  }
+  const socketEntry = values.get("admin.socket");
+  const socket = unset(socketEntry?.value);
+  return {
+    // A wildcard listener is reached on loopback.
+    address: address === "0.0.0.0" ? "127.0.0.1" : address === "::" ? "::1" : address,
+    port,
+    socket: socket === null ? null : resolvePath(parentDir(socketEntry!.file), socket),
+    files,
+  };
+}
+
+/** The base URL of the admin API over TCP, e.g. `http://127.0.0.1:8774`. */
+export function adminBaseUrl(endpoint: AdminEndpoint): string {
+  const host = endpoint.address.includes(":") ? `[${endpoint.address}]` : endpoint.address;
+  return `http://${host}:${endpoint.port}`;
+}
+
+/** Options of one admin request. */
+export interface AdminRequestInit {
+  /** HTTP method; default GET. */
+  method?: string;
+  /** Request body. */
+  body?: string;
+  /** Request headers. */
+  headers?: Record<string, string>;
+  /** Aborts the request (and the unix-socket attempt before TCP). */
+  signal?: AbortSignal;
+}
+
+/**
+ * Sends one request to the admin API: over the unix socket when one is
+ * configured, falling back to TCP when the socket cannot be reached (absent,
+ * refused, or not allowed by the permission set); over TCP otherwise. An
+ * HTTP answer of any status is returned as is; an abort is thrown as is.
+ */
+export async function adminRequest(
+  endpoint: AdminEndpoint,
+  path: string,
+  init: AdminRequestInit = {},
+): Promise<Response> {
+  const url = `${adminBaseUrl(endpoint)}${path}`;
+  const request: RequestInit = {
+    method: init.method ?? "GET",
+    headers: init.headers ?? {},
+    ...(init.body !== undefined ? { body: init.body } : {}),
+    ...(init.signal ? { signal: init.signal } : {}),
+  };
+  if (endpoint.socket !== null) {
+    let client: Deno.HttpClient | null = null;
+    try {
+      client = Deno.createHttpClient({
+        proxy: { transport: "unix", path: endpoint.socket },
+      });
+      // The URL names the TCP address too, so the permission set needs no
+      // extra host; the connection goes to the socket.
+      const response = await fetch(url, { ...request, client });
+      const body = await response.arrayBuffer();
+      return new Response(body, {
+        status: response.status,
+        headers: response.headers,
+      });
+    } catch (error) {
+      if (init.signal?.aborted) throw error;
+      // Fall through to TCP.
+    } finally {
+      client?.close();
+    }
+  }
+  return await fetch(url, request);
+}
+
+/** Reads the configuration file, with a message naming it. */
+async function readConfigText(
+  file: string,
+  fs: EndpointFileSystem,
+): Promise<string> {
+  try {
+    return await fs.readTextFile(file);
+  } catch (error) {
+    throw new Error(
+      `cannot read configuration "${file}": ${(error as Error).message}`,
+    );
+  }
+}
+
+async function ignoreMissing<T>(promise: Promise<T>): Promise<T | null> {
+  try {
+    return await promise;
+  } catch (error) {
+    if (
+      error instanceof Deno.errors.NotFound ||
+      error instanceof Deno.errors.NotADirectory
+    ) return null;
+    throw error;
+  }
+}
+
+function unset(value: string | undefined): string | null {
+  if (value === undefined) return null;
+  const text = value.trim();
+  return text === "" || text.toLowerCase() === "none" ? null : text;
+}

@@ -1,0 +1,234 @@
+/**
+ * The typed, validated configuration built from the raw `section.key`
+ * values: every check that a value is usable, with the problem located.
+ *
+ * @module
+ */
+
+import type { IniEntry } from "./ini.ts";
+import { type Ipv4Network, networkContains, parseIpv4, prefixMask } from "../ipam/ipv4.ts";
+import type { Config } from "./config.ts";
+import { type ConfigProblem, located, splitId } from "./problems.ts";
+import { parseBool, splitCommas } from "./schema.ts";
+
+/** What building adds to the raw values: files read, warnings, and where problems go. */
+export interface BuildState {
+  files: string[];
+  warnings: string[];
+  problems: ConfigProblem[];
+}
+
+/** The typed configuration of raw values; problems are pushed to `state.problems`. */
+export function buildConfig(
+  raw: Map<string, string>,
+  values: Map<string, IniEntry>,
+  state: BuildState,
+): Config {
+  const { problems } = state;
+  const mainFile = state.files[0]!;
+  const get = (id: string): string => raw.get(id) ?? "";
+  const optional = (id: string): string | null => {
+    const value = raw.get(id);
+    return value === undefined || value === "" || value.toLowerCase() === "none" ? null : value;
+  };
+  const fail = (id: string, message: string) => {
+    const [section, key] = splitId(id);
+    problems.push(located(values, section, key, message, mainFile));
+  };
+  const bool = (id: string): boolean => {
+    const value = parseBool(get(id));
+    if (value === null) fail(id, `expected yes or no, got "${get(id)}"`);
+    return value ?? false;
+  };
+  const int = (id: string, min: number, max: number): number => {
+    const text = get(id);
+    const value = /^\d+$/.test(text) ? Number(text) : NaN;
+    if (!(value >= min && value <= max)) {
+      fail(id, `expected a whole number from ${min} to ${max}, got "${text}"`);
+      return min;
+    }
+    return value;
+  };
+  const address = (id: string): string => {
+    const text = get(id);
+    if (parseIpv4(text) === null) fail(id, `"${text}" is not an IPv4 address`);
+    return text;
+  };
+  const boolOrValue = (id: string): string | null => {
+    const text = get(id);
+    const asBool = parseBool(text);
+    if (asBool === false || text === "") return null;
+    if (asBool === true) {
+      fail(id, `expected a name or "no", got "${text}"`);
+      return null;
+    }
+    return text;
+  };
+
+  const netPrefix = int("dnsmasq.net_prefix", 8, 30);
+  const netAddress = address("dnsmasq.net_address");
+  const network: Ipv4Network = { address: parseIpv4(netAddress) ?? 0, prefix: netPrefix };
+  const netBase = parseIpv4(netAddress);
+  if (netBase !== null && problems.length === 0) {
+    if (((netBase & prefixMask(netPrefix)) >>> 0) !== netBase) {
+      fail("dnsmasq.net_address", `"${netAddress}" has host bits set for prefix /${netPrefix}`);
+    }
+  }
+  const within = (id: string, value: string | null) => {
+    if (value === null) return;
+    const parsed = parseIpv4(value);
+    if (parsed === null) fail(id, `"${value}" is not an IPv4 address`);
+    else if (!networkContains(network, parsed)) {
+      fail(id, `"${value}" is outside the network ${netAddress}/${netPrefix}`);
+    }
+  };
+  const gateway = address("dnsmasq.gateway");
+  within("dnsmasq.gateway", gateway);
+  const poolStart = optional("dnsmasq.pool_start");
+  const poolEnd = optional("dnsmasq.pool_end");
+  within("dnsmasq.pool_start", poolStart);
+  within("dnsmasq.pool_end", poolEnd);
+  const dnsmasqListen = optional("dnsmasq.listen_address");
+  if (dnsmasqListen !== null && parseIpv4(dnsmasqListen) === null) {
+    fail("dnsmasq.listen_address", `"${dnsmasqListen}" is not an IPv4 address`);
+  }
+
+  const imdsTokens = get("mdserver.imds_tokens");
+  if (imdsTokens !== "optional" && imdsTokens !== "required") {
+    fail("mdserver.imds_tokens", `expected "optional" or "required", got "${imdsTokens}"`);
+  }
+  const listenAddress = address("mdserver.listen_address");
+  const adminListen = get("admin.listen_address");
+  if (parseIpv4(adminListen) === null && adminListen !== "::1") {
+    fail("admin.listen_address", `"${adminListen}" is not an IPv4 address or ::1`);
+  }
+  for (const id of ["loglevels.base", "loglevels.stream", "loglevels.file"]) {
+    if (!LOG_LEVELS.includes(get(id).toLowerCase())) {
+      fail(id, `expected one of ${LOG_LEVELS.join(", ")}, got "${get(id)}"`);
+    }
+  }
+
+  const entryOrder = splitCommas(get("dnsmasq.entry_order")).map((item) => item.toLowerCase());
+  for (const item of entryOrder) {
+    if (!["base", "prefix", "domain", "fqdn"].includes(item)) {
+      fail("dnsmasq.entry_order", `unknown entry "${item}"; use base, prefix, domain or fqdn`);
+    }
+  }
+  const domain = boolOrValue("dnsmasq.domain");
+  if (domain !== null && !/^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$/i.test(domain)) {
+    fail("dnsmasq.domain", `"${domain}" is not a valid DNS domain`);
+  }
+  const prefix = boolOrValue("dnsmasq.prefix");
+  if (prefix !== null && !/^[a-z0-9-]+$/i.test(prefix)) {
+    fail("dnsmasq.prefix", `"${prefix}" may hold only letters, digits and "-"`);
+  }
+
+  const publicKeys = new Map<string, string>();
+  for (const [id, value] of raw) {
+    if (id.startsWith("public-keys.")) publicKeys.set(id.slice("public-keys.".length), value);
+  }
+  const templateData = resolveTemplateData(raw, values, mainFile, problems);
+  const ec2Versions = splitCommas(get("service.ec2_versions"));
+
+  return {
+    files: state.files,
+    warnings: state.warnings,
+    mdserver: {
+      listenAddress,
+      port: int("mdserver.port", 0, 65535),
+      userdataDir: get("mdserver.userdata_dir"),
+      userdataSuffixes: get("mdserver.userdata_suffixes").split(":"),
+      password: optional("mdserver.password"),
+      defaultTemplate: optional("mdserver.default_template"),
+      vendordataTemplate: optional("mdserver.vendordata_template"),
+      dbFile: get("mdserver.db_file"),
+      kvFile: get("mdserver.kv_file"),
+      debug: bool("mdserver.debug"),
+      debugUserdata: bool("mdserver.debug_userdata"),
+      logfile: optional("mdserver.logfile"),
+      imdsTokens: imdsTokens === "required" ? "required" : "optional",
+      verifyMac: bool("mdserver.verify_mac"),
+    },
+    loglevels: {
+      base: get("loglevels.base").toLowerCase(),
+      stream: get("loglevels.stream").toLowerCase(),
+      file: get("loglevels.file").toLowerCase(),
+    },
+    admin: {
+      listenAddress: adminListen,
+      port: int("admin.port", 0, 65535),
+      socket: optional("admin.socket"),
+    },
+    publicKeys,
+    dnsmasq: {
+      user: get("dnsmasq.user"),
+      baseDir: get("dnsmasq.base_dir"),
+      runDir: get("dnsmasq.run_dir"),
+      netName: get("dnsmasq.net_name"),
+      network,
+      gateway,
+      poolStart,
+      poolEnd,
+      useDns: bool("dnsmasq.use_dns"),
+      interface: get("dnsmasq.interface"),
+      listenAddress: dnsmasqListen,
+      dnsPort: int("dnsmasq.dns_port", 0, 65535),
+      leaseLen: int("dnsmasq.lease_len", 120, 2 ** 31),
+      prefix,
+      domain,
+      entryOrder,
+      manage: bool("dnsmasq.manage"),
+      binary: get("dnsmasq.binary"),
+    },
+    templateData,
+    service: {
+      name: get("service.name"),
+      type: get("service.type"),
+      version: get("service.version"),
+      releaseDate: get("service.release_date"),
+      hostname: get("service.hostname"),
+      location: get("service.location"),
+      region: optional("service.region") ?? get("service.location"),
+      ec2Versions: ec2Versions.length > 0 ? ec2Versions : ["2009-04-04"],
+    },
+    raw,
+  };
+}
+
+const LOG_LEVELS = ["debug", "info", "warning", "error", "critical"];
+
+function resolveTemplateData(
+  raw: Map<string, string>,
+  values: Map<string, IniEntry>,
+  mainFile: string,
+  problems: ConfigProblem[],
+): Record<string, string> {
+  const data: Record<string, string> = {};
+  for (const [id, value] of raw) {
+    if (!id.startsWith("template-data.")) continue;
+    const key = id.slice("template-data.".length);
+    if (key !== "_config_items_") data[key] = value;
+  }
+  const items = raw.get("template-data._config_items_");
+  if (items !== undefined) {
+    // md_server's README quotes the list; configparser kept the quotes.
+    for (const item of splitCommas(items.replace(/^['"]|['"]$/g, ""))) {
+      const value = raw.get(item);
+      const key = item.split(".")[1];
+      if (value === undefined || key === undefined) {
+        problems.push(
+          located(
+            values,
+            "template-data",
+            "_config_items_",
+            `"${item}" is not a configuration key (use section.key)`,
+            mainFile,
+          ),
+        );
+        continue;
+      }
+      if (!(key in data)) data[key] = value;
+    }
+  }
+  return data;
+}

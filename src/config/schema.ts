@@ -1,0 +1,102 @@
+/**
+ * Every known section and key with its default, and how values are read
+ * (md_server's yes/no words).
+ *
+ * @module
+ */
+
+import { RELEASE_DATE, VERSION } from "./config.ts";
+
+/** Sections → keys → default (`null`: unset); `"any"` takes every key. */
+export type Schema = Record<string, Record<string, string | null> | "any">;
+
+/**
+ * Every known section and key with its default. `null` means "unset".
+ * md_server's keys keep md_server's defaults; the new keys are documented in
+ * config/mdserver.conf.
+ */
+export function schema(hostname: string): Schema {
+  return {
+    mdserver: {
+      port: "80",
+      listen_address: "169.254.169.254",
+      loglevel: null, // md_server's old name for loglevels.base
+      debug: "no",
+      debug_userdata: "no",
+      logfile: null,
+      userdata_dir: "/etc/mdserver/userdata",
+      userdata_suffixes: ":.yaml",
+      password: null,
+      default_template: null,
+      vendordata_template: null,
+      db_file: "/var/lib/mdserver/db_file.json",
+      kv_file: "/var/lib/mdserver/mdserver.kv",
+      hostname_prefix: "vm",
+      "hostname-prefix": null, // spelled so in md_server's test configuration
+      imds_tokens: "optional",
+      verify_mac: "no",
+    },
+    loglevels: { base: "info", stream: "info", file: "debug" },
+    admin: { listen_address: "127.0.0.1", port: "8774", socket: null },
+    "public-keys": "any",
+    dnsmasq: {
+      user: "mdserver",
+      base_dir: "/var/lib/mdserver/dnsmasq",
+      run_dir: "/var/run/mdserver",
+      net_name: "mds",
+      net_address: "10.122.0.0",
+      net_prefix: "16",
+      gateway: "10.122.0.1",
+      pool_start: null,
+      pool_end: null,
+      use_dns: "no",
+      interface: "br-mds",
+      listen_address: null,
+      dns_port: "53",
+      lease_len: "86400",
+      prefix: "no",
+      domain: "no",
+      entry_order: "base",
+      manage: "no",
+      binary: "dnsmasq",
+    },
+    "template-data": "any",
+    service: {
+      name: "mdserver",
+      type: "mdserver",
+      version: VERSION,
+      release_date: RELEASE_DATE,
+      hostname,
+      location: hostname.split(".")[0] ?? hostname,
+      region: null,
+      ec2_versions: "2009-04-04",
+    },
+    _include_: { files: null, directories: null },
+  };
+}
+
+/** Keys whose values are file system paths, resolved against their file's folder. */
+export const PATH_KEYS = new Set([
+  "mdserver.userdata_dir",
+  "mdserver.default_template",
+  "mdserver.vendordata_template",
+  "mdserver.db_file",
+  "mdserver.kv_file",
+  "mdserver.logfile",
+  "admin.socket",
+  "dnsmasq.base_dir",
+  "dnsmasq.run_dir",
+]);
+
+/** md_server's strtobool: yes/no words, or null when the text is neither. */
+export function parseBool(text: string): boolean | null {
+  const value = text.trim().toLowerCase();
+  if (["y", "yes", "t", "true", "on", "1"].includes(value)) return true;
+  if (["n", "no", "f", "false", "off", "0"].includes(value)) return false;
+  return null;
+}
+
+/** A `,`-separated list, trimmed, empty items dropped. */
+export function splitCommas(value: string): string[] {
+  return value.split(",").map((item) => item.trim()).filter((item) => item !== "");
+}

@@ -1,0 +1,174 @@
+/**
+ * The libvirt qemu hook's work, run by hook.ts: which operations upload or
+ * report a stop, reading the domain XML from stdin, the request to the
+ * admin API, and the one line of stderr on failure. It imports only
+ * admin/endpoint.ts and io/read_text.ts, which import only the INI reader
+ * and the include rules: the hook starts a process per domain start.
+ *
+ * @module
+ */
+
+import { type AdminEndpoint, adminRequest, DEFAULT_CONFIG_FILE, readAdminEndpoint } from "../admin/endpoint.ts";
+import { NotUtf8Error, readText, TextTooLargeError } from "../io/read_text.ts";
+
+/** Everything the hook does, from process start, fits in this many milliseconds. */
+export const HOOK_BUDGET_MS = 2000;
+
+/** Largest domain XML read from stdin; the admin API refuses larger bodies too. */
+export const MAX_XML_BYTES = 1024 * 1024;
+
+/** What the hook does for an operation. */
+export type HookAction = "upload" | "stopped" | "ignore";
+
+/** The action for libvirt's `<operation> <sub-operation>`. */
+export function hookAction(
+  operation: string | undefined,
+  subOperation: string | undefined,
+): HookAction {
+  if (
+    subOperation === "begin" &&
+    (operation === "prepare" || operation === "migrate" ||
+      operation === "restore")
+  ) {
+    return "upload";
+  }
+  if (operation === "release" && subOperation === "end") return "stopped";
+  return "ignore";
+}
+
+/** What runHook needs from the outside world. */
+export interface HookDeps {
+  /** The configuration file to read the admin endpoint from. */
+  configFile: string;
+  /** The domain XML (libvirt's stdin); read only for uploads. */
+  stdin: ReadableStream<Uint8Array>;
+  /** Aborts when the budget is spent. */
+  signal: AbortSignal;
+  /** Reads the admin endpoint; default readAdminEndpoint. */
+  readEndpoint?: (file: string) => Promise<AdminEndpoint>;
+}
+
+/**
+ * Runs the hook for libvirt's arguments. Resolves to null when there is
+ * nothing to report, or to the one-line reason the call failed; never throws.
+ */
+export async function runHook(
+  args: string[],
+  deps: HookDeps,
+): Promise<string | null> {
+  const [domain, operation, subOperation] = args;
+  const action = hookAction(operation, subOperation);
+  if (action === "ignore") return null;
+  const what = `${domain ?? "?"} ${operation} ${subOperation}`;
+  if (!domain) return `${what}: no domain name in the arguments`;
+  try {
+    const endpoint = await (deps.readEndpoint ?? readAdminEndpoint)(
+      deps.configFile,
+    );
+    let response: Response;
+    if (action === "upload") {
+      const xml = await readXml(deps.stdin, deps.signal);
+      response = await adminRequest(endpoint, "/v1/instances", {
+        method: "POST",
+        body: xml,
+        headers: { "content-type": "application/xml" },
+        signal: deps.signal,
+      });
+    } else {
+      response = await adminRequest(
+        endpoint,
+        `/v1/instances/${encodeURIComponent(domain)}/stopped`,
+        {
+          method: "POST",
+          signal: deps.signal,
+        },
+      );
+    }
+    const body = await response.text();
+    if (response.ok) return null;
+    const reason = body.trim().split("\n")[0] || response.statusText;
+    return `${what}: ${action === "upload" ? "not uploaded" : "stop not reported"}: ${response.status} ${reason}`;
+  } catch (error) {
+    return `${what}: ${action === "upload" ? "not uploaded" : "stop not reported"}: ${describe(error, deps.signal)}`;
+  }
+}
+
+/** Reads the domain XML from stdin, up to MAX_XML_BYTES; throws with a short reason. */
+async function readXml(
+  stdin: ReadableStream<Uint8Array>,
+  signal: AbortSignal,
+): Promise<string> {
+  let xml: string;
+  try {
+    xml = await readText(stdin, { limit: MAX_XML_BYTES, what: "domain XML on stdin", signal });
+  } catch (error) {
+    if (error instanceof TextTooLargeError) throw new Error(`domain XML on stdin is over ${MAX_XML_BYTES} bytes`);
+    if (error instanceof NotUtf8Error) throw new Error("stdin is not UTF-8 text");
+    throw error;
+  }
+  // Not worth a round trip: the server checks the XML itself.
+  if (xml.trim() === "") throw new Error("no domain XML on stdin");
+  if (!xml.trimStart().startsWith("<")) {
+    throw new Error("stdin is not domain XML");
+  }
+  return xml;
+}
+
+/** A failure as one short line; fetch's message is only shortened here, never used to decide anything. */
+function describe(error: unknown, signal: AbortSignal): string {
+  if (signal.aborted) return `timed out after ${HOOK_BUDGET_MS} ms`;
+  if (!(error instanceof Error)) return String(error);
+  // fetch wraps the useful part: "error sending request for url (U): client
+  // error (Connect): tcp connect error: Connection refused (os error 111)".
+  const cause = (error as { cause?: unknown }).cause;
+  const message = (cause instanceof Error ? cause.message : error.message)
+    .replace(/\s+/g, " ").trim();
+  const url = /for url \((.*?)\)/.exec(message)?.[1];
+  return url ? `${message.split(": ").at(-1)} (${url})` : message;
+}
+
+/** Runs the hook for this process's arguments and stdin within the budget, then exits 0. */
+export function main(): Promise<never> {
+  const encoder = new TextEncoder();
+  let reported = false;
+  const report = (line: string | null) => {
+    if (line === null || reported) return;
+    reported = true;
+    const text = line.replace(/[\r\n]+/g, " ");
+    Deno.stderr.writeSync(encoder.encode(`mdserver-hook: ${text}\n`));
+  };
+  // The budget counts from process start, runtime start-up included. Work
+  // is aborted a little early so that reporting and exiting fit in it too.
+  const remaining = HOOK_BUDGET_MS - performance.now();
+  const controller = new AbortController();
+  const budget = setTimeout(
+    () => controller.abort(),
+    Math.max(1, remaining - 150),
+  );
+  // If something does not heed the abort, leave anyway.
+  const watchdog = setTimeout(() => {
+    report(
+      `${Deno.args.slice(0, 3).join(" ")}: timed out after ${HOOK_BUDGET_MS} ms`,
+    );
+    Deno.exit(0);
+  }, Math.max(1, remaining));
+
+  let configFile = DEFAULT_CONFIG_FILE;
+  try {
+    configFile = Deno.env.get("MDSERVER_CONFIG") || DEFAULT_CONFIG_FILE;
+  } catch {
+    // No env permission: use the default.
+  }
+  return runHook(Deno.args, {
+    configFile,
+    stdin: Deno.stdin.readable,
+    signal: controller.signal,
+  })
+    .catch((error) => `${Deno.args.slice(0, 3).join(" ")}: ${describe(error, controller.signal)}`)
+    .then((line) => {
+      report(line);
+      clearTimeout(budget);
+      clearTimeout(watchdog);
+      return Deno.exit(0);
+    });
+}

@@ -1,0 +1,10 @@
+/**
+ * Waiting a while.
+ *
+ * @module
+ */
+
+/** Resolves after `ms` milliseconds. */
+export function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}

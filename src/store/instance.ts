@@ -1,0 +1,47 @@
+/**
+ * The instance record: what mdserver knows of one libvirt domain.
+ *
+ * @module
+ */
+
+import type { InstanceState } from "./boot_state.ts";
+
+/** One domain known to mdserver, as stored in KV. */
+export interface Instance {
+  /** Domain UUID, lower case; the primary key. */
+  uuid: string;
+  /** Domain name. */
+  name: string;
+  /** EC2-style id derived from the UUID; never changes while the domain exists. */
+  instanceId: string;
+  /** MAC of the interface on the managed network, lower case. */
+  mac: string;
+  /** Allocated IPv4 address on the managed network. */
+  ipv4: string;
+  /** vCPUs from the domain XML, or null. */
+  vcpus: number | null;
+  /** Memory in MiB from the domain XML, or null. */
+  memoryMiB: number | null;
+  /** `mdserver:` metadata from the domain XML. */
+  metadata: Record<string, string>;
+  /** Tags from `<mdserver:tags>`. */
+  tags: Record<string, string>;
+  /** `[service] location` of the mdserver that registered it. */
+  location: string;
+  /** `registered` or `stopped` (see boot_state.ts). */
+  state: InstanceState;
+  /** ISO timestamps. */
+  createdAt: string;
+  /** When the record was last written (ISO). */
+  updatedAt: string;
+  /** When the hook reported the domain stopped, or null. */
+  stoppedAt: string | null;
+}
+
+/**
+ * The instance-id of a domain: "i-" and the first 17 hex digits of its UUID,
+ * so it is stable across uploads, restarts and address changes.
+ */
+export function instanceIdFromUuid(uuid: string): string {
+  return `i-${uuid.replaceAll("-", "").toLowerCase().slice(0, 17)}`;
+}
