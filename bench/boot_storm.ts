@@ -125,7 +125,9 @@ export interface BenchSetup {
   remove(): Promise<void>;
 }
 
-const PUBLIC_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBenchmarkKeyOnlyNotARealKeyxxxxxxxxxxxxxx bench@mdserver";
+/** The SSH key every bench configuration gives its instances (not a real key). */
+export const PUBLIC_KEY =
+  "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBenchmarkKeyOnlyNotARealKeyxxxxxxxxxxxxxx bench@mdserver";
 
 /**
  * Writes a configuration (pool 127.90.0.0/16 on loopback, the sample
@@ -242,12 +244,18 @@ export async function settle(server: ServerProcess): Promise<number> {
 /**
  * Runs a load against a server and reads its CPU time around it, from an
  * idle server to an idle server, so that work done in the background for
- * these requests counts, and no other.
+ * these requests counts, and no other. A request unanswered after
+ * `timeoutMs` counts as an error.
  */
-export async function measure(server: ServerProcess, guests: GuestPlan[], connection: Connection): Promise<Measured> {
+export async function measure(
+  server: ServerProcess,
+  guests: GuestPlan[],
+  connection: Connection,
+  timeoutMs?: number,
+): Promise<Measured> {
   const cpuBefore = await settle(server);
   const linesBefore = server.logLines();
-  const sample = await runLoad({ baseUrl: server.url, guests, connection });
+  const sample = await runLoad({ baseUrl: server.url, guests, connection, timeoutMs });
   const cpuSeconds = (await settle(server)) - cpuBefore;
   return { sample, cpuSeconds, logLines: server.logLines() - linesBefore };
 }

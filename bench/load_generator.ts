@@ -9,7 +9,7 @@
  * 2. version probes `GET /<ver>/meta-data/instance-id` for 2021-03-23,
  *    2018-09-24, 2016-09-02 until one answers;
  * 3. `GET /<ver>/user-data`;
- * 4. `GET /<ver>/meta-data` and a depth-first crawl: at each level the
+ * 4. `GET /<ver>/meta-data/` and a depth-first crawl: at each level the
  *    sub-directories first (with a trailing "/"), then the leaves, `N=name`
  *    keys read as `N/openssh-key` (its `MetadataMaterializer`).
  *
@@ -32,6 +32,8 @@ export interface LoadOptions {
   guests: GuestPlan[];
   /** `close`: a new connection per request, as cloud-init; `keep-alive`: one connection per guest. */
   connection: "close" | "keep-alive";
+  /** A request not answered within this many ms fails (counted as an error); default: no limit. */
+  timeoutMs?: number;
 }
 
 /** The raw measurements of one load run. */
@@ -89,7 +91,8 @@ export async function cloudInitEc2Paths(read: (path: string) => Promise<string |
     }
   }
   paths.push(`/${version}/user-data`);
-  const root = `/${version}/meta-data`;
+  // cloud-init joins "meta-data/" to the version: the listing is asked with its slash.
+  const root = `/${version}/meta-data/`;
   const listing = await get(root);
   if (listing === null) throw new Error(`${root} did not answer`);
   await materialize(listing, root, get);
@@ -180,7 +183,8 @@ export async function runLoad(options: LoadOptions): Promise<LoadSample> {
       for (const path of guest.paths) {
         const before = performance.now();
         try {
-          const response = await fetch(`${options.baseUrl}${path}`, { client, headers });
+          const signal = options.timeoutMs === undefined ? undefined : AbortSignal.timeout(options.timeoutMs);
+          const response = await fetch(`${options.baseUrl}${path}`, { client, headers, signal });
           await response.arrayBuffer();
           if (response.status !== 200) fail(`${guest.address} GET ${path}: ${response.status}`);
         } catch (error) {

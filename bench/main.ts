@@ -7,12 +7,15 @@
  *   the rendering comparison (user-data against a static leaf);
  * - upload: 10,000 uploads, the last thousand against the first (bench/upload_scaling.ts);
  * - hook: the libvirt hook's wall time against bash + curl (bench/hook_latency.ts);
- * - memory: mdserver's resident set with 10,000 instances after they all booted (bench/memory.ts).
+ * - memory: mdserver's resident set with 10,000 instances after they all booted (bench/memory.ts);
+ * - md_server, with `--md-server PATH` (a checkout of md_server 0.6.x): the same guests uploaded to
+ *   mdserver and md_server, then the storm's requests md_server serves, sent to the ceiling, mdserver and
+ *   md_server (bench/md_server_storm.ts).
  *
  *   deno task bench
- *   deno task bench -- --only storm[,upload,hook,memory] [--instances 500] [--rounds 2]
+ *   deno task bench -- --only storm[,md_server,upload,hook,memory] [--instances 500] [--rounds 2]
  *     [--connection close|keep-alive] [--uploads 10000] [--hook-calls 50] [--memory-instances 10000]
- *     [--out FILE] [--cpu-prof]
+ *     [--md-server PATH] [--out FILE] [--cpu-prof]
  *
  * Prints the machine, a table with each target and whether it is met, and
  * the results as JSON, which it also writes to bench/results/latest.json.
@@ -27,9 +30,16 @@ import { type HookLatencyResult, runHookLatency } from "./hook_latency.ts";
 import { type MemoryResult, runMemory } from "./memory.ts";
 import { PROJECT_DIR, readProcFile } from "./server_process.ts";
 import { runUploadScaling, type UploadScalingResult } from "./upload_scaling.ts";
+import {
+  comparisonRows,
+  type MdServerComparison,
+  perPathRows,
+  runMdServerComparison,
+  unservedSummary,
+} from "./md_server_storm.ts";
 
 /** The benchmarks, in the order they run. */
-export const BENCHMARKS = ["storm", "upload", "hook", "memory"] as const;
+export const BENCHMARKS = ["storm", "md_server", "upload", "hook", "memory"] as const;
 
 /** One benchmark's name. */
 export type BenchmarkName = typeof BENCHMARKS[number];
@@ -58,6 +68,7 @@ export interface BenchResults {
   machine: Machine;
   seconds: number;
   storm?: BootStormResult;
+  md_server?: MdServerComparison;
   upload?: UploadScalingResult;
   hook?: HookLatencyResult;
   memory?: MemoryResult;
@@ -165,6 +176,7 @@ export function summaryRows(results: BenchResults): string[][] {
       "",
     ]);
   }
+  if (results.md_server) rows.push(...mdServerRows(results.md_server));
   if (upload) {
     rows.push([
       `upload, ${upload.count}: mean ms, last vs first ${upload.window}`,
@@ -206,6 +218,64 @@ export function summaryRows(results: BenchResults): string[][] {
   return rows;
 }
 
+/** The rows of the md_server comparison in the summary table: md_server's values are marked as such. */
+export function mdServerRows(result: MdServerComparison): string[][] {
+  const { ceiling, mdserver, md_server: theirs, upload } = result;
+  const name = `md_server ${result.version}`;
+  const milliseconds = (run: { p50Ms: number; p99Ms: number }) => `${run.p50Ms.toFixed(1)} / ${run.p99Ms.toFixed(1)}`;
+  const ceilingRatio = (value: number, of: number) => `${Math.round((value / of) * 100) / 100}`;
+  const side = (values: UploadSideCells) => `${values.firstMeanMs} / ${values.lastMeanMs}, ${values.cpuPerUploadMs}`;
+  return [
+    [
+      `beside ${name}: ${result.instances} guests × ${result.served.length} requests × ${result.rounds}, ` +
+      `the ${result.served.length} of cloud-init's ${result.planRequests} it answers: CPU µs/request`,
+      String(mdserver.cpuPerRequestUs),
+      String(ceiling.cpuPerRequestUs),
+      ceilingRatio(mdserver.cpuPerRequestUs, ceiling.cpuPerRequestUs),
+      "(reported)",
+    ],
+    [
+      `… ${name} (one Python thread, bottle's WSGIRefServer): CPU µs/request`,
+      `md_server ${theirs.cpuPerRequestUs}`,
+      String(ceiling.cpuPerRequestUs),
+      ceilingRatio(theirs.cpuPerRequestUs, ceiling.cpuPerRequestUs),
+      `${result.cpuRatio}× mdserver`,
+    ],
+    [
+      `… p50 / p99 ms`,
+      `${milliseconds(mdserver)}; md_server ${milliseconds(theirs)}`,
+      milliseconds(ceiling),
+      ceilingRatio(theirs.p99Ms, ceiling.p99Ms),
+      `p99 ${result.p99Ratio}× mdserver`,
+    ],
+    [
+      `… requests/s, errors; connections dropped at a full accept queue`,
+      `${mdserver.requestsPerSecond}, ${mdserver.errors}; md_server ${theirs.requestsPerSecond}, ${theirs.errors}, ` +
+      `${theirs.listenOverflows} dropped`,
+      `${ceiling.requestsPerSecond}, ${ceiling.errors}`,
+      "",
+      "",
+    ],
+    [
+      `… upload over HTTP, ${upload.count} domains into empty databases: mean ms first / last ${upload.window}, ` +
+      `CPU ms/upload`,
+      `${side(upload.mdserver)}; md_server ${side(upload.md_server)}`,
+      "",
+      `last/first ${upload.mdserver.ratio}; md_server ${upload.md_server.ratio}`,
+      "",
+    ],
+    [
+      `… not answered by ${name} (asked for the same guest, left out above)`,
+      `${result.unserved.length} of ${result.planRequests}`,
+      "",
+      "",
+      "",
+    ],
+  ];
+}
+
+type UploadSideCells = MdServerComparison["upload"]["mdserver"];
+
 /** Markdown of rows, header first. */
 export function markdownTable(rows: string[][]): string {
   const line = (row: string[]) => `| ${row.map((cell) => cell.replaceAll("|", "\\|")).join(" | ")} |`;
@@ -229,15 +299,24 @@ export async function main(rawArgs: string[]): Promise<number> {
   if (line.options.has("help")) {
     console.log(`usage: deno task bench -- [--only ${BENCHMARKS.join(",")}] [--instances 500] [--rounds 2]
   [--connection close|keep-alive] [--uploads 10000] [--hook-calls 50] [--memory-instances 10000] [--out FILE]
-  [--cpu-prof]   profile mdserver during the storm: V8 .cpuprofile files in bench/results/profiles/`);
+  [--cpu-prof]   profile mdserver during the storm: V8 .cpuprofile files in bench/results/profiles/
+  [--md-server PATH]   also run md_server 0.6.x from this checkout beside mdserver (benchmark md_server;
+                       /usr/bin/python3 with python3-bottle and python3-xmltodict)`);
     return 0;
   }
+  const mdServerPath = line.options.get("md-server");
+  if (mdServerPath === "" || mdServerPath === true) throw new TypeError("--md-server needs the path of a checkout");
   const onlyOption = line.options.get("only");
-  const only = typeof onlyOption === "string" ? onlyOption.split(",").map((name) => name.trim()) : [...BENCHMARKS];
+  const only = typeof onlyOption === "string"
+    ? onlyOption.split(",").map((name) => name.trim())
+    : BENCHMARKS.filter((name) => name !== "md_server" || mdServerPath !== undefined);
   for (const name of only) {
     if (!(BENCHMARKS as readonly string[]).includes(name)) {
       throw new TypeError(`--only takes ${BENCHMARKS.join(", ")}; not "${name}"`);
     }
+  }
+  if (only.includes("md_server") && mdServerPath === undefined) {
+    throw new TypeError("the md_server benchmark needs --md-server PATH (a checkout of md_server 0.6.x)");
   }
   const connection = line.options.get("connection") ?? "close";
   if (connection !== "close" && connection !== "keep-alive") {
@@ -259,6 +338,15 @@ export async function main(rawArgs: string[]): Promise<number> {
       rounds: positive(line.options.get("rounds"), "rounds", 2),
       connection: connection as Connection,
       mdserverFlags: line.options.has("cpu-prof") ? ["--cpu-prof", `--cpu-prof-dir=${profileDir}`] : [],
+      progress,
+    });
+  }
+  if (only.includes("md_server") && typeof mdServerPath === "string") {
+    results.md_server = await runMdServerComparison({
+      checkout: mdServerPath,
+      instances: positive(line.options.get("instances"), "instances", 500),
+      rounds: positive(line.options.get("rounds"), "rounds", 2),
+      connection: connection as Connection,
       progress,
     });
   }
@@ -298,6 +386,12 @@ export async function main(rawArgs: string[]): Promise<number> {
       rows.push([`render (${run.connection}): static leaf`, ...runCells(run.staticLeaf)]);
     }
     console.log(formatTable(rows));
+  }
+  if (results.md_server) {
+    console.log(`\nbeside md_server ${results.md_server.version}, every run:`);
+    console.log(formatTable(comparisonRows(results.md_server)));
+    console.log(`\n${formatTable(perPathRows(results.md_server))}`);
+    console.log(`\nnot answered by md_server (left out of its storm): ${unservedSummary(results.md_server)}`);
   }
   console.log("\ntargets:");
   for (const verdict of results.verdicts) {

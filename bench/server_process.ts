@@ -77,8 +77,9 @@ function round1(value: number): number {
  * metadata listener. `denoFlags` go to `deno run` (e.g. `--cpu-prof` when profiling).
  */
 export async function startMdserver(configFile: string, denoFlags: string[] = []): Promise<ServerProcess> {
-  return await startProcess(
-    [
+  return await startServerProcess({
+    command: "deno",
+    args: [
       "run",
       "-q",
       "-P=bench",
@@ -87,25 +88,48 @@ export async function startMdserver(configFile: string, denoFlags: string[] = []
       join(PROJECT_DIR, "deno.json"),
       join(PROJECT_DIR, "main.ts"),
       "serve",
+      "--config",
+      configFile,
     ],
-    configFile,
-    /metadata listening on (http:\/\/[^ ]+?)\/?$/,
-  );
+    ready: /metadata listening on (http:\/\/[^ ]+?)\/?$/,
+  });
 }
 
 /** Starts the ceiling server (bench/ceiling_server.ts) and waits for it to listen. */
 export async function startCeiling(): Promise<ServerProcess> {
-  return await startProcess(
-    ["run", "-q", "-P=bench", "--config", join(PROJECT_DIR, "deno.json"), join(PROJECT_DIR, "bench/ceiling_server.ts")],
-    null,
-    /listening on (http:\/\/[^ ]+?)\/?$/,
-  );
+  return await startServerProcess({
+    command: "deno",
+    args: [
+      "run",
+      "-q",
+      "-P=bench",
+      "--config",
+      join(PROJECT_DIR, "deno.json"),
+      join(PROJECT_DIR, "bench/ceiling_server.ts"),
+    ],
+    ready: /listening on (http:\/\/[^ ]+?)\/?$/,
+  });
 }
 
-async function startProcess(args: string[], configFile: string | null, ready: RegExp): Promise<ServerProcess> {
-  const child = new Deno.Command("deno", {
-    args: configFile ? [...args, "--config", configFile] : args,
-    cwd: PROJECT_DIR,
+/** How to start a server under test and how to tell it listens. */
+export interface ServerCommand {
+  command: string;
+  args: string[];
+  /** Working directory; default the project. */
+  cwd?: string;
+  /** Variables added to the environment. */
+  env?: Record<string, string>;
+  /** A line of its output that says it listens; group 1 is its base URL. */
+  ready: RegExp;
+}
+
+/** Starts a server process, counts its output lines and waits for its `ready` line (at most 120 s). */
+export async function startServerProcess(spec: ServerCommand): Promise<ServerProcess> {
+  const { command, args, ready } = spec;
+  const child = new Deno.Command(command, {
+    args,
+    cwd: spec.cwd ?? PROJECT_DIR,
+    env: spec.env,
     stdin: "null",
     stdout: "piped",
     stderr: "piped",
@@ -135,10 +159,15 @@ async function startProcess(args: string[], configFile: string | null, ready: Re
   };
   const watching = Promise.all([watch(child.stdout), watch(child.stderr)]);
   const exited = child.status.then((status) => {
-    rejectUrl(new Error(`deno ${args.at(-1)} exited (${status.code}) before listening:\n${recent.join("\n")}`));
+    rejectUrl(
+      new Error(`${command} ${args.join(" ")} exited (${status.code}) before listening:\n${recent.join("\n")}`),
+    );
     return status;
   });
-  const timer = setTimeout(() => rejectUrl(new Error(`deno ${args.at(-1)} did not listen within 120 s`)), 120_000);
+  const timer = setTimeout(
+    () => rejectUrl(new Error(`${command} ${args.join(" ")} did not listen within 120 s`)),
+    120_000,
+  );
   let base: string;
   try {
     base = await url;
