@@ -81,7 +81,7 @@ const HOOK_MODULES = [
 ];
 
 /** Files that only unit tests import. */
-const UNIT_TEST_HELPERS = ["src/_temp_dir.ts", "src/_fixtures.ts"];
+const UNIT_TEST_HELPERS = ["src/_temp_dir.ts", "src/_fixtures.ts", "src/user_data/_test_helpers.ts"];
 
 /** Import edges between files of the project (relative paths), and to anything else (npm:, node:). */
 interface Graph {
