@@ -36,14 +36,30 @@ export interface ConnectionContext {
   onError(error: unknown): void;
 }
 
-/** Index just past the first CRLF CRLF in `buffer[from, end)`, or -1. */
-function headEnd(buffer: Uint8Array, from: number, end: number): number {
-  let i = buffer.indexOf(CR, from);
-  while (i >= 0 && i + 3 < end) {
-    if (buffer[i + 1] === LF && buffer[i + 2] === CR && buffer[i + 3] === LF) return i + 4;
-    i = buffer.indexOf(CR, i + 1);
+/** headEnd(): a line ends in LF without CR before it. */
+const BARE_LF = -2;
+
+/**
+ * Index just past the first CRLF CRLF in `buffer[start, end)`, looking at
+ * line ends from `from` on; -1 when there is none yet, BARE_LF when a line
+ * ends in a bare LF (refused at once rather than left to the head timeout).
+ */
+function headEnd(buffer: Uint8Array, start: number, from: number, end: number): number {
+  let i = buffer.indexOf(LF, from);
+  while (i >= 0 && i < end) {
+    if (i === start || buffer[i - 1] !== CR) return BARE_LF;
+    if (i - 3 >= start && buffer[i - 2] === LF && buffer[i - 3] === CR) return i + 1;
+    i = buffer.indexOf(LF, i + 1);
   }
   return -1;
+}
+
+/** 414 when the request line alone passes the cap, else 431. */
+function headTooLarge(conn: BufferedConn, maxHeadBytes: number): HeadRefusal {
+  const lineEnds = conn.buffer.subarray(conn.start, conn.start + maxHeadBytes).indexOf(LF) >= 0;
+  return lineEnds
+    ? { status: 431, reason: "head_too_large", message: "request head too large" }
+    : { status: 414, reason: "head_too_large", message: "request line too long" };
 }
 
 /** Serves one connection until it closes; never throws. */
@@ -67,16 +83,15 @@ export async function serveConnection(conn: BufferedConn, context: ConnectionCon
           conn.start += 2;
           scanned = 0;
         }
-        end = headEnd(conn.buffer, conn.start + scanned, conn.end);
+        end = headEnd(conn.buffer, conn.start, conn.start + scanned, conn.end);
         if (end >= 0) break;
+        if (end === BARE_LF) {
+          await refuse({ status: 400, reason: "malformed", message: "bare LF in head" });
+          return;
+        }
         scanned = Math.max(0, conn.buffered - 3);
         if (conn.buffered >= limits.maxHeadBytes) {
-          const lineEnds = conn.buffer.subarray(conn.start, conn.end).indexOf(LF) >= 0;
-          await refuse({
-            status: lineEnds ? 431 : 414,
-            reason: "head_too_large",
-            message: lineEnds ? "request head too large" : "request line too long",
-          });
+          await refuse(headTooLarge(conn, limits.maxHeadBytes));
           return;
         }
         const count = await conn.readMore(limits.maxHeadBytes);
@@ -87,7 +102,7 @@ export async function serveConnection(conn: BufferedConn, context: ConnectionCon
         if (conn.phase === Phase.Idle) conn.enter(Phase.Head, limits.headTimeoutMs);
       }
       if (end - conn.start > limits.maxHeadBytes) {
-        await refuse({ status: 431, reason: "head_too_large", message: "request head too large" });
+        await refuse(headTooLarge(conn, limits.maxHeadBytes));
         return;
       }
       const head = parseHead(conn.buffer, conn.start, end, limits.maxHeaders);
