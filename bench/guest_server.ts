@@ -19,7 +19,7 @@ import { type GuestPlan, type LoadSample, runLoad, summarize } from "./load_gene
 import { processCpuSeconds, processMemory, PROJECT_DIR } from "./server_process.ts";
 
 /** A constant server as its own process. */
-interface ConstantServer {
+export interface ConstantServer {
   name: string;
   pid: number;
   url: string;
@@ -39,10 +39,10 @@ export interface ConstantRun {
   rssMiB: number;
 }
 
-/** Starts `deno run -P=bench FILE` and waits for its `listening on URL` line. */
-async function startConstant(name: string, file: string): Promise<ConstantServer> {
+/** Starts `deno run -P=bench FILE ARGS…` and waits for its `listening on URL` line. */
+export async function startConstant(name: string, file: string, args: string[] = []): Promise<ConstantServer> {
   const child = new Deno.Command("deno", {
-    args: ["run", "-q", "-P=bench", "--config", join(PROJECT_DIR, "deno.json"), join(PROJECT_DIR, file)],
+    args: ["run", "-q", "-P=bench", "--config", join(PROJECT_DIR, "deno.json"), join(PROJECT_DIR, file), ...args],
     cwd: PROJECT_DIR,
     stdin: "null",
     stdout: "piped",
