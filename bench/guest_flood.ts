@@ -24,6 +24,9 @@
 import { startConstant } from "./guest_server.ts";
 import { processMemory } from "./server_process.ts";
 
+/** The bound the server's RSS stays under with the default limits, MiB (README, docs/http_server.md). */
+export const RSS_BOUND_MIB = 100;
+
 /** What one phase measured. */
 export interface FloodPhase {
   phase: string;
@@ -232,6 +235,15 @@ async function main(): Promise<void> {
   const widths = rows[0]!.map((_, column) => Math.max(...rows.map((row) => row[column]!.length)));
   console.log(rows.map((row) => row.map((cell, column) => cell.padEnd(widths[column]!)).join("  ")).join("\n"));
   for (const phase of phases) console.log(`${phase.phase}: server stats ${JSON.stringify(phase.stats)}`);
+  const [defaults] = phases;
+  const verdict = (ok: boolean) => ok ? "met" : "NOT MET";
+  console.log(
+    `default limits: RSS peak ${defaults!.rssPeakMiB} MiB ≤ ${RSS_BOUND_MIB} MiB ${
+      verdict(defaults!.rssPeakMiB <= RSS_BOUND_MIB)
+    }; other source answered within 1 s ${
+      verdict(defaults!.probeFailures === 0 && defaults!.probeMaxMs < 1000)
+    }; every flood connection closed ${verdict(defaults!.closedByEnd === defaults!.opened)}`,
+  );
   console.log(JSON.stringify({ benchmark: "guest_flood", phases }));
 }
 

@@ -42,12 +42,31 @@ export class BufferedConn {
   expired: Expiry | null = null;
   requests = 0;
   readonly conn: Deno.TcpConn;
+  /** The peer's address (read once: each read of `conn.remoteAddr` makes a new object). */
+  readonly remoteAddr: Deno.NetAddr;
+  /** The peer's IP address, the key of the per-source cap. */
   readonly source: string;
   #closed = false;
+  #noDelay = false;
 
-  constructor(conn: Deno.TcpConn, source: string) {
+  constructor(conn: Deno.TcpConn, remoteAddr: Deno.NetAddr) {
     this.conn = conn;
-    this.source = source;
+    this.remoteAddr = remoteAddr;
+    this.source = remoteAddr.hostname;
+  }
+
+  /**
+   * Turns Nagle's algorithm off before a response of several writes (a
+   * stream); a response in one write needs no such call.
+   */
+  noDelay(): void {
+    if (this.#noDelay) return;
+    this.#noDelay = true;
+    try {
+      this.conn.setNoDelay(true);
+    } catch {
+      // the peer has gone; the write will say so
+    }
   }
 
   /** Unread bytes in the buffer. */
@@ -82,7 +101,7 @@ export class BufferedConn {
     } else if (this.start === this.end) {
       this.start = this.end = 0;
     }
-    const count = await this.conn.read(this.buffer.subarray(this.end));
+    const count = await this.conn.read(this.end === 0 ? this.buffer : this.buffer.subarray(this.end));
     if (count === null) return null;
     this.end += count;
     return count;

@@ -65,7 +65,7 @@ function headTooLarge(conn: BufferedConn, maxHeadBytes: number): HeadRefusal {
 /** Serves one connection until it closes; never throws. */
 export async function serveConnection(conn: BufferedConn, context: ConnectionContext): Promise<void> {
   const { limits, counters } = context;
-  const info = { remoteAddr: conn.conn.remoteAddr as Deno.NetAddr };
+  const info = { remoteAddr: conn.remoteAddr };
   const refuse = async (refusal: HeadRefusal) => {
     counters.refuse(refusal.reason, conn.source);
     await conn.writeAll(plainResponse(refusal.status, refusal.message), limits.writeTimeoutMs);

@@ -77,19 +77,29 @@ export interface ResponseFraming {
 }
 
 /**
- * Deno keeps a string body of a Response aside until it is read (its own
- * server's fast path). Reading `response.body` would make a stream of it;
- * when the symbol is found, a Response holding a string there is read with
- * `bytes()` instead. Only its presence is looked at; when a Deno version
- * keeps it elsewhere, every body takes the stream path, slower but the same.
+ * Whether a Response's body is known whole (a string or bytes, not a
+ * stream), so that `bytes()` hands it over at once and no stream is made.
+ * Reading `response.body` would turn a whole body into a stream; Deno's
+ * own server looks at the Response's internal slots instead, and so does
+ * this, looking only: a string kept aside (`lazy static body`), or an inner
+ * body whose source is not a ReadableStream. When a Deno version keeps them
+ * elsewhere, every body takes the stream path: slower, the same bytes.
  */
-const LAZY_STRING_BODY: symbol | undefined = Object.getOwnPropertySymbols(new Response("")).find((symbol) =>
-  symbol.description === "lazy static body"
-);
+const RESPONSE_SLOTS = (() => {
+  const symbols = Object.getOwnPropertySymbols(new Response(""));
+  return {
+    lazyString: symbols.find((symbol) => symbol.description === "lazy static body"),
+    inner: symbols.find((symbol) => symbol.description === "response"),
+  };
+})();
 
-function hasStringBody(response: Response): boolean {
-  return LAZY_STRING_BODY !== undefined &&
-    typeof (response as unknown as Record<symbol, unknown>)[LAZY_STRING_BODY] === "string";
+function hasWholeBody(response: Response): boolean {
+  const slots = response as unknown as Record<symbol, unknown>;
+  if (RESPONSE_SLOTS.lazyString !== undefined && typeof slots[RESPONSE_SLOTS.lazyString] === "string") return true;
+  if (RESPONSE_SLOTS.inner === undefined) return false;
+  const inner = slots[RESPONSE_SLOTS.inner] as { body?: { streamOrStatic?: unknown } | null } | undefined;
+  const source = inner?.body?.streamOrStatic;
+  return typeof source === "object" && source !== null && !(source instanceof ReadableStream);
 }
 
 /** Whether a status never has a body. */
@@ -140,15 +150,16 @@ export async function writeResponse(
   framing: ResponseFraming,
   writeTimeoutMs: number,
 ): Promise<boolean> {
-  const stream = hasStringBody(response) ? undefined : response.body;
+  const stringBody = hasWholeBody(response);
+  const stream = stringBody ? undefined : response.body;
   if (stream === null || bodiless(response.status)) {
     if (stream) await stream.cancel().catch(() => {});
     const length = bodiless(response.status) ? null : "content-length: 0\r\n";
     await conn.writeAll(encode(headText(response, framing, length), null), writeTimeoutMs);
     return framing.close;
   }
-  if (hasStringBody(response)) {
-    // A string body: bytes() hands it over without a stream.
+  if (stringBody) {
+    // A whole body: bytes() hands it over without a stream.
     const body = await response.bytes();
     const text = headText(response, framing, `content-length: ${body.length}\r\n`);
     await conn.writeAll(encode(text, framing.head ? null : body), writeTimeoutMs);
@@ -178,6 +189,7 @@ export async function writeResponse(
     return framing.close;
   }
   // A stream: chunked for HTTP/1.1, delimited by the close for HTTP/1.0.
+  conn.noDelay();
   const chunked = framing.minor === 1;
   const streamFraming = chunked ? framing : { ...framing, close: true, keepAlive10: false };
   await conn.writeAll(

@@ -159,7 +159,8 @@ export function serveGuests(options: GuestServerOptions, handler: GuestHandler):
         continue;
       }
       counters.acceptedConnections++;
-      const source = (conn.remoteAddr as Deno.NetAddr).hostname;
+      const remoteAddr = conn.remoteAddr as Deno.NetAddr;
+      const source = remoteAddr.hostname;
       if (open.size >= limits.maxConnections) {
         refuseConnection(conn, "global_cap", source);
         continue;
@@ -168,12 +169,7 @@ export function serveGuests(options: GuestServerOptions, handler: GuestHandler):
         refuseConnection(conn, "source_cap", source);
         continue;
       }
-      try {
-        conn.setNoDelay(true);
-      } catch {
-        // the peer has gone already; the read will say so
-      }
-      run(new BufferedConn(conn, source));
+      run(new BufferedConn(conn, remoteAddr));
     }
   })();
 
