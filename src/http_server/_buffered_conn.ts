@@ -29,10 +29,18 @@ export type Expiry = RefusalReason | "idle" | "shutdown";
 /** Bytes the read buffer starts with: a cloud-init request head is a few hundred bytes. */
 const INITIAL_BUFFER_BYTES = 2048;
 
+const EMPTY = new Uint8Array(0);
+
+/** Buffers of closed connections kept for new ones (a connection per request is cloud-init's way). */
+const spareBuffers: Uint8Array[] = [];
+
+/** Most spare buffers kept. */
+const MAX_SPARE_BUFFERS = 256;
+
 /** An accepted connection, its buffer and its deadline. */
 export class BufferedConn {
   /** Unread bytes are `buffer[start, end)`. */
-  buffer: Uint8Array = new Uint8Array(INITIAL_BUFFER_BYTES);
+  buffer: Uint8Array = spareBuffers.pop() ?? new Uint8Array(INITIAL_BUFFER_BYTES);
   start = 0;
   end = 0;
   phase: Phase = Phase.Head;
@@ -131,6 +139,15 @@ export class BufferedConn {
     } catch {
       // already closed by the peer's reset
     }
+  }
+
+  /** Hands the buffer back for another connection; called once no read is pending. */
+  release(): void {
+    if (this.buffer.length === INITIAL_BUFFER_BYTES && spareBuffers.length < MAX_SPARE_BUFFERS) {
+      spareBuffers.push(this.buffer);
+    }
+    this.buffer = EMPTY;
+    this.start = this.end = 0;
   }
 
   /** Whether the socket was closed here. */

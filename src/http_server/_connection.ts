@@ -168,5 +168,6 @@ export async function serveConnection(conn: BufferedConn, context: ConnectionCon
     else if (error instanceof IncompleteBody || conn.phase === Phase.Body) counters.refuse("incomplete", conn.source);
   } finally {
     conn.close();
+    conn.release();
   }
 }

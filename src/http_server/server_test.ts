@@ -230,3 +230,48 @@ Deno.test("serveGuests() gives the handler an instanceof Request whose members a
     await server.shutdown({ deadlineMs: 500 });
   }
 });
+
+Deno.test("serveGuests() writes every header a handler sets, whichever way the Response was made", async () => {
+  const responses: Record<string, () => Response> = {
+    "/string": () => new Response("x"),
+    "/json": () => Response.json({ a: 1 }),
+    "/headers": () => {
+      const response = new Response("x", { status: 404, headers: [["X-A", "1"], ["set-cookie", "a=1"]] });
+      response.headers.append("set-cookie", "b=2");
+      response.headers.set("content-length", "999");
+      return response;
+    },
+    "/bytes": () => new Response(encoder.encode("x"), { headers: { "content-type": "application/octet-stream" } }),
+  };
+  const server = serveGuests(
+    { hostname: "127.0.0.1", port: 0 },
+    (request) => responses[new URL(request.url).pathname]!(),
+  );
+  try {
+    const head = async (path: string) => {
+      const { text } = await exchange(server.addr.port, `GET ${path} HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n`);
+      return text.slice(0, text.indexOf("\r\n\r\n")).toLowerCase().split("\r\n").filter((line) =>
+        !line.startsWith("date:")
+      );
+    };
+    assertEquals(await head("/string"), [
+      "http/1.1 200 ok",
+      "content-type: text/plain;charset=utf-8",
+      "content-length: 1",
+      "connection: close",
+    ]);
+    assertEquals((await head("/json"))[1], "content-type: application/json");
+    assertEquals(await head("/headers"), [
+      "http/1.1 404 not found",
+      "x-a: 1",
+      "set-cookie: a=1",
+      "content-type: text/plain;charset=utf-8",
+      "set-cookie: b=2",
+      "content-length: 1",
+      "connection: close",
+    ]);
+    assertEquals((await head("/bytes"))[1], "content-type: application/octet-stream");
+  } finally {
+    await server.shutdown({ deadlineMs: 500 });
+  }
+});
