@@ -175,3 +175,32 @@ Deno.test("maxRequestsPerConnection closes the connection after its last respons
     await server.shutdown({ deadlineMs: 500 });
   }
 });
+
+Deno.test("a guest that does not read its answer is closed after writeTimeoutMs", async () => {
+  const chunk = new Uint8Array(64 * 1024);
+  let sent = 0;
+  const server = serveGuests({ hostname: "127.0.0.1", port: 0, limits: { writeTimeoutMs: 300 } }, () =>
+    new Response(
+      new ReadableStream<Uint8Array>({
+        pull(controller) {
+          // At most 256 MiB, far more than the socket buffers hold.
+          if (sent++ < 4096) controller.enqueue(chunk);
+          else controller.close();
+        },
+      }),
+    ));
+  try {
+    const conn = await connect(server.addr.port);
+    await send(conn, "GET / HTTP/1.1\r\nHost: a\r\n\r\n");
+    const deadline = performance.now() + 5000;
+    while (server.stats().refused.write_timeout !== 1 && performance.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    assertEquals(server.stats().refused.write_timeout, 1);
+    assertEquals(server.stats().openConnections, 0);
+    assert(sent < 4096);
+    conn.close();
+  } finally {
+    await server.shutdown({ deadlineMs: 500 });
+  }
+});
