@@ -116,12 +116,16 @@ export class BufferedConn {
   }
 
   /** Writes all of `bytes`, each write under the given timeout. */
-  async writeAll(bytes: Uint8Array, timeoutMs: number): Promise<void> {
+  writeAll(bytes: Uint8Array, timeoutMs: number): Promise<void> {
     this.enter(Phase.Write, timeoutMs);
-    let written = 0;
-    while (written < bytes.length) {
-      written += await this.conn.write(written === 0 ? bytes : bytes.subarray(written));
-    }
+    // Most answers go out in one write: no further async step for them.
+    return this.conn.write(bytes).then((written) =>
+      written < bytes.length ? this.#writeRest(bytes, written) : undefined
+    );
+  }
+
+  async #writeRest(bytes: Uint8Array, written: number): Promise<void> {
+    while (written < bytes.length) written += await this.conn.write(bytes.subarray(written));
   }
 
   /** Closes the connection from outside its loop, remembering why. */

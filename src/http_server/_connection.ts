@@ -142,7 +142,8 @@ export async function serveConnection(conn: BufferedConn, context: ConnectionCon
       counters.requests++;
       let response: Response;
       try {
-        response = await context.handler(request as Request, info);
+        const answer = context.handler(request as Request, info);
+        response = answer instanceof Response ? answer : await answer;
         if (!(response instanceof Response)) throw new TypeError("the handler did not return a Response");
       } catch (error) {
         context.onError(error);
