@@ -18,6 +18,7 @@ const LAYERS: Record<string, number> = {
   "io": 0,
   "log": 0,
   "ipam": 0,
+  "http_server": 0,
   "config": 1,
   "domain": 1,
   "admin": 2,
@@ -81,7 +82,12 @@ const HOOK_MODULES = [
 ];
 
 /** Files that only unit tests import. */
-const UNIT_TEST_HELPERS = ["src/_temp_dir.ts", "src/_fixtures.ts", "src/user_data/_test_helpers.ts"];
+const UNIT_TEST_HELPERS = [
+  "src/_temp_dir.ts",
+  "src/_fixtures.ts",
+  "src/user_data/_test_helpers.ts",
+  "src/http_server/_raw_client_test_helper.ts",
+];
 
 /** Import edges between files of the project (relative paths), and to anything else (npm:, node:). */
 interface Graph {

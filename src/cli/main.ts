@@ -130,16 +130,18 @@ async function serve(line: CommandLine, deps: CliDeps): Promise<number> {
     `mdserver ${config.service.version} using ${config.files.join(", ")}`,
   );
   const service = await deps.startService(config, { log });
+  const signalled = Promise.withResolvers<void>();
   let stopping = false;
   const stop = (signal: Deno.Signal) => {
     if (stopping) return; // a second signal (e.g. from the task runner too) changes nothing
     stopping = true;
     log.info(`shutting down on ${signal}`);
-    service.shutdown();
+    signalled.resolve();
   };
   deps.onSignal("SIGTERM", () => stop("SIGTERM"));
   deps.onSignal("SIGINT", () => stop("SIGINT"));
-  await service.finished;
+  await Promise.race([service.finished, signalled.promise]);
+  // Bounded by [limits] shutdown_timeout, whatever clients still hold open.
   await service.shutdown();
   return 0;
 }

@@ -159,6 +159,18 @@ export function buildConfig(
       port: int("admin.port", 0, 65535),
       socket: optional("admin.socket"),
     },
+    limits: {
+      maxConnections: int("limits.max_connections", 1, 1_000_000),
+      maxConnectionsPerSource: int("limits.max_connections_per_source", 1, 1_000_000),
+      maxHeadBytes: int("limits.max_head_size", 1024, 1024 * 1024),
+      maxHeaders: int("limits.max_headers", 8, 1000),
+      maxBodyBytes: int("limits.max_body_size", 1024, 64 * 1024 * 1024),
+      headTimeoutMs: int("limits.head_timeout", 1, 3600) * 1000,
+      bodyTimeoutMs: int("limits.body_timeout", 1, 3600) * 1000,
+      idleTimeoutMs: int("limits.idle_timeout", 1, 3600) * 1000,
+      writeTimeoutMs: int("limits.write_timeout", 1, 3600) * 1000,
+      shutdownTimeoutMs: int("limits.shutdown_timeout", 1, 8) * 1000,
+    },
     publicKeys,
     dnsmasq: {
       user: get("dnsmasq.user"),

@@ -36,6 +36,20 @@ export interface Config {
   loglevels: { base: string; stream: string; file: string };
   /** `[admin]`: where the admin API listens. */
   admin: { listenAddress: string; port: number; socket: string | null };
+  /** `[limits]`: what one guest may hold on the metadata listener (sizes in bytes, times in ms). */
+  limits: {
+    maxConnections: number;
+    maxConnectionsPerSource: number;
+    maxHeadBytes: number;
+    maxHeaders: number;
+    maxBodyBytes: number;
+    headTimeoutMs: number;
+    bodyTimeoutMs: number;
+    idleTimeoutMs: number;
+    writeTimeoutMs: number;
+    /** How long SIGTERM lets requests in flight finish before every connection is closed. */
+    shutdownTimeoutMs: number;
+  };
   /** `[public-keys]` in file order: name → key. */
   publicKeys: Map<string, string>;
   /** `[dnsmasq]`: the managed network and dnsmasq's files. */

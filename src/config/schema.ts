@@ -38,6 +38,18 @@ export function schema(hostname: string): Schema {
     },
     loglevels: { base: "info", stream: "info", file: "debug" },
     admin: { listen_address: "127.0.0.1", port: "8774", socket: null },
+    limits: {
+      max_connections: "1000",
+      max_connections_per_source: "32",
+      max_head_size: "8192",
+      max_headers: "64",
+      max_body_size: "65536",
+      head_timeout: "5",
+      body_timeout: "10",
+      idle_timeout: "15",
+      write_timeout: "10",
+      shutdown_timeout: "5",
+    },
     "public-keys": "any",
     dnsmasq: {
       user: "mdserver",

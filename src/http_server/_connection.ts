@@ -34,6 +34,8 @@ export interface ConnectionContext {
   shuttingDown(): boolean;
   /** A handler threw or returned something other than a Response (answered 500). */
   onError(error: unknown): void;
+  /** The body cap for a source: `limits.maxBodyBytes`, or more for the host's own (trusted) addresses. */
+  maxBodyBytesFor(source: string): number;
 }
 
 /** headEnd(): a line ends in LF without CR before it. */
@@ -66,6 +68,7 @@ function headTooLarge(conn: BufferedConn, maxHeadBytes: number): HeadRefusal {
 export async function serveConnection(conn: BufferedConn, context: ConnectionContext): Promise<void> {
   const { limits, counters } = context;
   const info = { remoteAddr: conn.remoteAddr };
+  const maxBodyBytes = context.maxBodyBytesFor(conn.source);
   const refuse = async (refusal: HeadRefusal) => {
     counters.refuse(refusal.reason, conn.source);
     await conn.writeAll(plainResponse(refusal.status, refusal.message), limits.writeTimeoutMs);
@@ -114,8 +117,8 @@ export async function serveConnection(conn: BufferedConn, context: ConnectionCon
 
       // The body, whole, before the handler runs.
       let body: Uint8Array<ArrayBuffer> | null = null;
-      if (head.contentLength > limits.maxBodyBytes) {
-        await refuse({ status: 413, reason: "body_too_large", message: "request body too large" });
+      if (head.contentLength > maxBodyBytes) {
+        await refuse({ status: 413, reason: "body_too_large", message: `request body over ${maxBodyBytes} bytes` });
         return;
       }
       if (head.contentLength > 0 || head.chunked) {
@@ -123,7 +126,7 @@ export async function serveConnection(conn: BufferedConn, context: ConnectionCon
         if (head.expectContinue && conn.buffered === 0) await conn.writeAll(CONTINUE, limits.writeTimeoutMs);
         conn.enter(Phase.Body, limits.bodyTimeoutMs);
         if (head.chunked) {
-          const read = await readChunkedBody(conn, limits.maxBodyBytes, limits.maxHeadBytes);
+          const read = await readChunkedBody(conn, maxBodyBytes, limits.maxHeadBytes);
           if (!(read instanceof Uint8Array)) {
             await refuse(read);
             return;

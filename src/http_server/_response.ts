@@ -93,27 +93,6 @@ const RESPONSE_SLOTS = (() => {
   };
 })();
 
-/**
- * The Response's header list as Deno keeps it (pairs in the order given,
- * values already checked by Headers), or null when it is not found or not
- * complete; the Headers iterator would sort and combine a copy of it for
- * each response.
- */
-function headerList(response: Response): [string, string][] | null {
-  if (RESPONSE_SLOTS.inner === undefined) return null;
-  const slots = response as unknown as Record<symbol, unknown>;
-  // A string body kept aside has its Content-Type kept aside too: only the Headers know it.
-  if (RESPONSE_SLOTS.lazyString === undefined || typeof slots[RESPONSE_SLOTS.lazyString] === "string") return null;
-  const inner = slots[RESPONSE_SLOTS.inner] as { headerList?: unknown } | undefined;
-  const list = inner?.headerList;
-  if (!Array.isArray(list)) return null;
-  for (let i = 0; i < list.length; i++) {
-    const pair = list[i];
-    if (!Array.isArray(pair) || typeof pair[0] !== "string" || typeof pair[1] !== "string") return null;
-  }
-  return list as [string, string][];
-}
-
 function hasWholeBody(response: Response): boolean {
   const slots = response as unknown as Record<symbol, unknown>;
   if (RESPONSE_SLOTS.lazyString !== undefined && typeof slots[RESPONSE_SLOTS.lazyString] === "string") return true;
@@ -131,16 +110,10 @@ function bodiless(status: number): boolean {
 function headText(response: Response, framing: ResponseFraming, length: string | null): string {
   const status = response.status;
   let text = `HTTP/1.1 ${status} ${REASONS[status] ?? (response.statusText || "Unknown")}\r\n${date()}`;
-  const list = headerList(response);
-  if (list !== null) {
-    for (let i = 0; i < list.length; i++) {
-      const [name, value] = list[i]!;
-      if (!OWN_HEADERS.has(name.toLowerCase())) text += `${name}: ${value}\r\n`;
-    }
-  } else {
-    for (const [name, value] of response.headers) {
-      if (!OWN_HEADERS.has(name)) text += `${name}: ${value}\r\n`;
-    }
+  // The public Headers only: Deno keeps some headers (a string body's Content-Type among them) outside its
+  // internal header list, so reading that list lost them.
+  for (const [name, value] of response.headers) {
+    if (!OWN_HEADERS.has(name)) text += `${name}: ${value}\r\n`;
   }
   if (length !== null) text += length;
   if (framing.close) text += "connection: close\r\n";

@@ -12,6 +12,9 @@ import { plainResponse } from "./_response.ts";
 import { DEFAULT_SHUTDOWN_DEADLINE_MS, resolveLimits, type ServerLimits } from "./options.ts";
 import { type RefusalReason, type RefusalReport, ServerCounters, type ServerStats } from "./stats.ts";
 
+/** Default body cap for trusted sources: 1 MiB, enough for any libvirt domain XML. */
+const TRUSTED_BODY_BYTES = 1024 * 1024;
+
 /** Options of {@linkcode serveGuests}. */
 export interface GuestServerOptions {
   /** Address to bind, e.g. `169.254.169.254`. */
@@ -28,6 +31,15 @@ export interface GuestServerOptions {
   reportIntervalMs?: number;
   /** Called when the handler throws or returns no Response (the request is answered 500). */
   onError?: (error: unknown) => void;
+  /**
+   * Whether a source address is the host's own (loopback, the listen
+   * address: md_server's `/instance-upload` callers): trusted sources are
+   * not held to `maxConnectionsPerSource` (the global cap still holds) and
+   * may send bodies up to `trustedBodyBytes`. Default: none is trusted.
+   */
+  trusted?: (address: string) => boolean;
+  /** The body cap of a trusted source, bytes; default 1 MiB (a libvirt domain's XML). */
+  trustedBodyBytes?: number;
 }
 
 /** What `shutdown()` did. */
@@ -99,6 +111,8 @@ export function serveGuests(options: GuestServerOptions, handler: GuestHandler):
   const host = addr.hostname.includes(":") ? `[${addr.hostname}]` : addr.hostname;
   const open = new Set<BufferedConn>();
   const perSource = new Map<string, number>();
+  const trusted = options.trusted ?? (() => false);
+  const trustedBodyBytes = options.trustedBodyBytes ?? TRUSTED_BODY_BYTES;
   let shuttingDown = false;
   let allClosed: (() => void) | null = null;
 
@@ -109,6 +123,7 @@ export function serveGuests(options: GuestServerOptions, handler: GuestHandler):
     urlBase: options.urlBase ?? `http://${host}:${addr.port}`,
     shuttingDown: () => shuttingDown,
     onError: options.onError ?? (() => {}),
+    maxBodyBytesFor: (source) => trusted(source) ? trustedBodyBytes : limits.maxBodyBytes,
   };
 
   const sweeper = setInterval(() => {
@@ -165,7 +180,7 @@ export function serveGuests(options: GuestServerOptions, handler: GuestHandler):
         refuseConnection(conn, "global_cap", source);
         continue;
       }
-      if ((perSource.get(source) ?? 0) >= limits.maxConnectionsPerSource) {
+      if ((perSource.get(source) ?? 0) >= limits.maxConnectionsPerSource && !trusted(source)) {
         refuseConnection(conn, "source_cap", source);
         continue;
       }

@@ -242,6 +242,8 @@ Deno.test("serveGuests() writes every header a handler sets, whichever way the R
       return response;
     },
     "/bytes": () => new Response(encoder.encode("x"), { headers: { "content-type": "application/octet-stream" } }),
+    // A string body with a Content-Type of its own (the OpenStack and admin JSON answers).
+    "/typed-string": () => new Response("{}\n", { headers: { "content-type": "application/json" } }),
   };
   const server = serveGuests(
     { hostname: "127.0.0.1", port: 0 },
@@ -262,15 +264,17 @@ Deno.test("serveGuests() writes every header a handler sets, whichever way the R
     ]);
     assertEquals((await head("/json"))[1], "content-type: application/json");
     assertEquals(await head("/headers"), [
+      // In the Headers' own (sorted) order; the two cookies stay apart, in order.
       "http/1.1 404 not found",
-      "x-a: 1",
-      "set-cookie: a=1",
       "content-type: text/plain;charset=utf-8",
+      "set-cookie: a=1",
       "set-cookie: b=2",
+      "x-a: 1",
       "content-length: 1",
       "connection: close",
     ]);
     assertEquals((await head("/bytes"))[1], "content-type: application/octet-stream");
+    assertEquals((await head("/typed-string"))[1], "content-type: application/json");
   } finally {
     await server.shutdown({ deadlineMs: 500 });
   }

@@ -7,9 +7,11 @@
 
 import { dirname } from "node:path";
 import type { Config } from "../config/config.ts";
+import { sleep } from "../io/mod.ts";
 import { type DnsmasqHandle, startDnsmasq } from "../dnsmasq/mod.ts";
-import { createTemplateRenderer, guestUrls, type TemplateExtras } from "../guest_api/mod.ts";
-import { createAdminHandler, createMetadataHandler, RequestGate } from "../http/mod.ts";
+import { createTemplateRenderer, guestUrls, isLoopback, type TemplateExtras } from "../guest_api/mod.ts";
+import { createAdminHandler, createMetadataHandler, MAX_BODY_BYTES, RequestGate } from "../http/mod.ts";
+import { formatRefusalReport, type GuestServer, serveGuests } from "../http_server/mod.ts";
 import { buildPool, poolSize } from "../ipam/ipv4.ts";
 import type { Logger } from "../log/log.ts";
 import { Metrics } from "../log/metrics.ts";
@@ -87,20 +89,28 @@ export async function startService(config: Config, options: StartOptions): Promi
   const metadataHandler = createMetadataHandler({ config, store, renderer, log, access, metrics, extras });
   const adminHandler = createAdminHandler({ config, store, log, renderer, access, metrics, extras });
   const servers: Deno.HttpServer[] = [];
+  let metadata: GuestServer | null = null;
   const gate = new RequestGate();
   const quiet = () => {};
-  // Every listener's requests go through the gate, so a shutdown drains them all.
+  // The admin listeners' requests go through the gate, so a shutdown drains them.
   const gated =
     <Info>(handler: (request: Request, info: Info) => Promise<Response>) => (request: Request, info: Info) =>
       gate.run(() => handler(request, info));
   let metadataPort = 0;
   let adminPort: number | null = null;
   try {
-    const metadata = Deno.serve(
-      { hostname: config.mdserver.listenAddress, port: config.mdserver.port, onListen: quiet },
-      gated(metadataHandler),
-    );
-    servers.push(metadata);
+    // Guests get the bounded server: every connection limited in bytes, time and number (see [limits]).
+    const { shutdownTimeoutMs: _, ...limits } = config.limits;
+    metadata = serveGuests({
+      hostname: config.mdserver.listenAddress,
+      port: config.mdserver.port,
+      limits,
+      onRefusals: (report) => log.warning(formatRefusalReport(report)),
+      onError: (error) => log.error(`metadata handler failed: ${error instanceof Error ? error.stack : error}`),
+      // The host itself (md_server's /instance-upload callers) is not a guest.
+      trusted: (address) => isLoopback(address) || address === config.mdserver.listenAddress,
+      trustedBodyBytes: MAX_BODY_BYTES,
+    }, metadataHandler);
     metadataPort = metadata.addr.port;
     Object.assign(extras, guestUrls(config, metadata.addr.port));
     log.info(`metadata listening on ${extras.metadataUrl}/`);
@@ -124,7 +134,7 @@ export async function startService(config: Config, options: StartOptions): Promi
   } catch (error) {
     // A listener that cannot bind (address in use, not configured on any
     // interface…) stops the start: undo what was started.
-    await Promise.all(servers.map((server) => server.shutdown()));
+    await Promise.all([...servers.map((server) => server.shutdown()), metadata?.shutdown({ deadlineMs: 0 })]);
     await dnsmasq?.stop();
     if (!options.kv) kv.close();
     throw error;
@@ -133,10 +143,18 @@ export async function startService(config: Config, options: StartOptions): Promi
   let stopping: Promise<void> | null = null;
   const shutdown = () => {
     stopping ??= (async () => {
-      // Deno's server.shutdown() cuts off request bodies still arriving, so
-      // in-flight requests are drained first; new ones meanwhile get a 503.
-      await gate.drain(DRAIN_TIMEOUT_MS);
-      await Promise.all(servers.map((server) => server.shutdown()));
+      // Within shutdown_timeout whatever clients do: the guest server closes
+      // every connection at its deadline; the admin listeners' requests are
+      // drained first (Deno's server.shutdown() cuts off request bodies still
+      // arriving; new ones meanwhile get a 503), and their shutdown is not
+      // waited for past the deadline.
+      const deadlineMs = config.limits.shutdownTimeoutMs;
+      const deadline = Date.now() + deadlineMs;
+      await Promise.all([metadata?.shutdown({ deadlineMs }), gate.drain(deadlineMs)]);
+      await Promise.race([
+        Promise.all(servers.map((server) => server.shutdown())),
+        sleep(Math.max(0, deadline - Date.now())),
+      ]);
       await dnsmasq?.stop();
       await access.flush();
       if (!options.kv) kv.close();
@@ -144,12 +162,9 @@ export async function startService(config: Config, options: StartOptions): Promi
     })();
     return stopping;
   };
-  const finished = Promise.all(servers.map((server) => server.finished)).then(() => {});
+  const finished = Promise.all([...servers.map((server) => server.finished), metadata.finished]).then(() => {});
   return { store, metadataPort, adminPort, shutdown, finished, dnsmasq, access, metrics };
 }
-
-/** Longest wait for in-flight requests at shutdown. */
-const DRAIN_TIMEOUT_MS = 15_000;
 
 function registerGauges(metrics: Metrics, store: InstanceStore, access: AccessRecorder, restarts: () => number) {
   metrics.gauge("mdserver_instances", "Instances by boot state.", async () => {
