@@ -249,9 +249,10 @@ export function mdServerRows(result: MdServerComparison): string[][] {
       `p99 ${result.p99Ratio}× mdserver`,
     ],
     [
-      `… requests/s, errors; connections dropped at a full accept queue`,
+      `… requests/s, errors (${result.timeoutSeconds} s timeout); md_server's connections dropped at a full ` +
+      `accept queue, requests unsent when the run's ${result.boundSeconds} s passed`,
       `${mdserver.requestsPerSecond}, ${mdserver.errors}; md_server ${theirs.requestsPerSecond}, ${theirs.errors}, ` +
-      `${theirs.listenOverflows} dropped`,
+      `${theirs.listenOverflows} dropped, ${theirs.unsent} unsent`,
       `${ceiling.requestsPerSecond}, ${ceiling.errors}`,
       "",
       "",
