@@ -266,6 +266,14 @@ export function mdServerRows(result: MdServerComparison): string[][] {
       "",
     ],
     [
+      `… VmRSS MiB after the storms (VmHWM)`,
+      `${result.memory.mdserver.rssMiB} (${result.memory.mdserver.hwmMiB}); md_server ${result.memory.md_server.rssMiB} ` +
+      `(${result.memory.md_server.hwmMiB})`,
+      "",
+      "",
+      "",
+    ],
+    [
       `… not answered by ${name} (asked for the same guest, left out above)`,
       `${result.unserved.length} of ${result.planRequests}`,
       "",
