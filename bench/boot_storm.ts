@@ -245,17 +245,17 @@ export async function settle(server: ServerProcess): Promise<number> {
  * Runs a load against a server and reads its CPU time around it, from an
  * idle server to an idle server, so that work done in the background for
  * these requests counts, and no other. A request unanswered after
- * `timeoutMs` counts as an error.
+ * `timeoutMs` counts as an error; after `boundMs` no more are sent.
  */
 export async function measure(
   server: ServerProcess,
   guests: GuestPlan[],
   connection: Connection,
-  timeoutMs?: number,
+  limits: { timeoutMs?: number; boundMs?: number } = {},
 ): Promise<Measured> {
   const cpuBefore = await settle(server);
   const linesBefore = server.logLines();
-  const sample = await runLoad({ baseUrl: server.url, guests, connection, timeoutMs });
+  const sample = await runLoad({ baseUrl: server.url, guests, connection, ...limits });
   const cpuSeconds = (await settle(server)) - cpuBefore;
   return { sample, cpuSeconds, logLines: server.logLines() - linesBefore };
 }

@@ -34,6 +34,8 @@ export interface LoadOptions {
   connection: "close" | "keep-alive";
   /** A request not answered within this many ms fails (counted as an error); default: no limit. */
   timeoutMs?: number;
+  /** After this many ms from the start no guest sends another request (those are counted as unsent); default: none. */
+  boundMs?: number;
 }
 
 /** The raw measurements of one load run. */
@@ -41,6 +43,8 @@ export interface LoadSample {
   guests: number;
   requests: number;
   errors: number;
+  /** Requests of the plan not sent because the run's time bound had passed. */
+  unsent: number;
   firstError: string | null;
   seconds: number;
   /** Latency of every request, ms, in completion order. */
@@ -53,6 +57,8 @@ export interface LoadResult {
   requests: number;
   /** Requests that failed or did not answer 200. */
   errors: number;
+  /** Requests of the plan not sent because the run's time bound had passed. */
+  unsent: number;
   /** The first error, for the report. */
   firstError: string | null;
   seconds: number;
@@ -154,6 +160,7 @@ export function summarize(samples: LoadSample[]): LoadResult {
     guests: Math.max(0, ...samples.map((sample) => sample.guests)),
     requests,
     errors: samples.reduce((sum, sample) => sum + sample.errors, 0),
+    unsent: samples.reduce((sum, sample) => sum + sample.unsent, 0),
     firstError: samples.find((sample) => sample.firstError !== null)?.firstError ?? null,
     seconds: round(seconds),
     requestsPerSecond: Math.round(requests / seconds),
@@ -170,6 +177,7 @@ export async function runLoad(options: LoadOptions): Promise<LoadSample> {
   const latencies = new Float64Array(total);
   let next = 0;
   let errors = 0;
+  let unsent = 0;
   let firstError: string | null = null;
   const headers: HeadersInit = options.connection === "close" ? { connection: "close" } : {};
   const fail = (message: string) => {
@@ -180,8 +188,12 @@ export async function runLoad(options: LoadOptions): Promise<LoadSample> {
   const runGuest = async (guest: GuestPlan) => {
     const client = Deno.createHttpClient({ localAddress: guest.address });
     try {
-      for (const path of guest.paths) {
+      for (const [index, path] of guest.paths.entries()) {
         const before = performance.now();
+        if (options.boundMs !== undefined && before - started > options.boundMs) {
+          unsent += guest.paths.length - index;
+          break;
+        }
         try {
           const signal = options.timeoutMs === undefined ? undefined : AbortSignal.timeout(options.timeoutMs);
           const response = await fetch(`${options.baseUrl}${path}`, { client, headers, signal });
@@ -200,5 +212,5 @@ export async function runLoad(options: LoadOptions): Promise<LoadSample> {
   const started = performance.now();
   await Promise.all(options.guests.map(runGuest));
   const seconds = (performance.now() - started) / 1000;
-  return { guests: options.guests.length, requests: next, errors, firstError, seconds, latencies };
+  return { guests: options.guests.length, requests: next, errors, unsent, firstError, seconds, latencies };
 }

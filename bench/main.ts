@@ -249,9 +249,10 @@ export function mdServerRows(result: MdServerComparison): string[][] {
       `p99 ${result.p99Ratio}× mdserver`,
     ],
     [
-      `… requests/s, errors; connections dropped at a full accept queue`,
+      `… requests/s, errors (${result.timeoutSeconds} s timeout); md_server's connections dropped at a full ` +
+      `accept queue, requests unsent when the run's ${result.boundSeconds} s passed`,
       `${mdserver.requestsPerSecond}, ${mdserver.errors}; md_server ${theirs.requestsPerSecond}, ${theirs.errors}, ` +
-      `${theirs.listenOverflows} dropped`,
+      `${theirs.listenOverflows} dropped, ${theirs.unsent} unsent`,
       `${ceiling.requestsPerSecond}, ${ceiling.errors}`,
       "",
       "",
@@ -262,6 +263,14 @@ export function mdServerRows(result: MdServerComparison): string[][] {
       `${side(upload.mdserver)}; md_server ${side(upload.md_server)}`,
       "",
       `last/first ${upload.mdserver.ratio}; md_server ${upload.md_server.ratio}`,
+      "",
+    ],
+    [
+      `… VmRSS MiB after the storms (VmHWM)`,
+      `${result.memory.mdserver.rssMiB} (${result.memory.mdserver.hwmMiB}); md_server ${result.memory.md_server.rssMiB} ` +
+      `(${result.memory.md_server.hwmMiB})`,
+      "",
+      "",
       "",
     ],
     [

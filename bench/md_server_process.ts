@@ -58,15 +58,18 @@ export async function inspectMdServer(path: string): Promise<MdServerCheckout> {
     "print(version.VERSION)",
     "print(pwd.getpwuid(os.getuid()).pw_name)",
   ].join("\n");
-  const output = await new Deno.Command(PYTHON, {
-    args: ["-c", script],
-    cwd: path,
-    env: { PYTHONPATH: path, PYTHONDONTWRITEBYTECODE: "1" },
-    stdout: "piped",
-    stderr: "piped",
-  }).output().catch((error) => {
-    throw new Error(`cannot run ${PYTHON} for md_server: ${(error as Error).message}`);
-  });
+  let output: Deno.CommandOutput;
+  try {
+    output = await new Deno.Command(PYTHON, {
+      args: ["-c", script],
+      cwd: path,
+      env: { PYTHONPATH: path, PYTHONDONTWRITEBYTECODE: "1" },
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+  } catch (error) {
+    throw new Error(`cannot run ${PYTHON} in ${path} for md_server: ${(error as Error).message}`);
+  }
   if (!output.success) {
     throw new Error(
       `${path} is not a usable md_server checkout (it needs its mdserver/ package and ` +
