@@ -9,9 +9,12 @@
 import { dirname, isAbsolute, join, resolve } from "node:path";
 import { type IniEntry, parseIni } from "./ini.ts";
 import { type Ipv4Network, networkContains, parseIpv4 } from "./ipam.ts";
+import { type Ipv6Prefix, parseIpv6Prefix } from "./ipv6.ts";
 
 /** Where the configuration is looked for when no `--config` is given. */
 export const DEFAULT_CONFIG_FILE = "/etc/mdserver/mdserver.conf";
+/** `[dnsmasq] ipv6_prefix` by default: a unique local (RFC 4193) /64 that config/mds-network.xml carries. */
+export const DEFAULT_IPV6_PREFIX = "fd07:5fd4:b385::/64";
 
 /** How IMDSv2 session tokens are treated. */
 export type ImdsTokens = "optional" | "required";
@@ -61,6 +64,8 @@ export interface Config {
     entryOrder: string[];
     manage: boolean;
     binary: string;
+    /** The network's IPv6 side (router advertisements, DHCPv6), or null when `ipv6_prefix = no`. */
+    ipv6: Ipv6Prefix | null;
   };
   /** `[template-data]` with `_config_items_` resolved: name → value. */
   templateData: Record<string, string>;
@@ -157,6 +162,7 @@ function schema(hostname: string): Schema {
       entry_order: "base",
       manage: "no",
       binary: "dnsmasq",
+      ipv6_prefix: DEFAULT_IPV6_PREFIX,
     },
     "template-data": "any",
     service: {
@@ -471,6 +477,14 @@ function buildConfig(
     fail("dnsmasq.listen_address", `"${dnsmasqListen}" is not an IPv4 address`);
   }
 
+  const ipv6Text = get("dnsmasq.ipv6_prefix");
+  let ipv6: Ipv6Prefix | null = null;
+  if (parseBool(ipv6Text) !== false && ipv6Text !== "") {
+    const parsed = parseIpv6Prefix(ipv6Text);
+    if (typeof parsed === "string") fail("dnsmasq.ipv6_prefix", `${parsed}; or "no" for no IPv6`);
+    else ipv6 = parsed;
+  }
+
   const imdsTokens = get("mdserver.imds_tokens");
   if (imdsTokens !== "optional" && imdsTokens !== "required") {
     fail("mdserver.imds_tokens", `expected "optional" or "required", got "${imdsTokens}"`);
@@ -557,6 +571,7 @@ function buildConfig(
       entryOrder,
       manage: bool("dnsmasq.manage"),
       binary: get("dnsmasq.binary"),
+      ipv6,
     },
     templateData,
     service: {
