@@ -25,7 +25,7 @@
 set -euo pipefail
 
 # Bump when anything below changes the image other than the package list.
-BUILD_VERSION=6
+BUILD_VERSION=7
 MIRROR=${E2E_DEBIAN_MIRROR:-http://deb.debian.org/debian}
 DISK_SIZE=3G
 PACKAGES=(
@@ -114,6 +114,17 @@ printf 'debian\n' >"$ROOTFS/etc/hostname"
 printf '127.0.0.1 localhost\n::1 localhost ip6-localhost ip6-loopback\n' >"$ROOTFS/etc/hosts"
 printf 'source /etc/network/interfaces.d/*\n' >"$ROOTFS/etc/network/interfaces"
 mkdir -p "$ROOTFS/etc/network/interfaces.d"
+# networking.service brings the interfaces up (ifup -a) before cloud-init's
+# network stage. On a new instance that stage renders the datasource's
+# network configuration and, by default, runs `ifup <nic>` again; ifup then
+# says "interface … already configured" on stderr, which cloud-init 23.x
+# and later log as a WARNING: a recoverable error, so every first boot
+# through a network datasource (NoCloud over HTTP, Ec2) would end "degraded
+# done". Without activation the configuration is still written, and
+# networking.service applies it at the next boot.
+mkdir -p "$ROOTFS/etc/cloud/cloud.cfg.d"
+printf '%s\n' "# ifupdown has brought the interfaces up already (networking.service)." \
+  "disable_network_activation: true" >"$ROOTFS/etc/cloud/cloud.cfg.d/90_ifupdown-activation.cfg"
 sed -i 's/^# *\(en_US.UTF-8 UTF-8\)/\1/' "$ROOTFS/etc/locale.gen"
 in_root locale-gen >"$WORK/locale.log" 2>&1 || { cat "$WORK/locale.log" >&2; die "locale-gen failed"; }
 printf 'LANG=C.UTF-8\n' >"$ROOTFS/etc/default/locale"

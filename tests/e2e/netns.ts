@@ -16,8 +16,8 @@ export interface HypervisorNetwork {
   bridge: string;
   /** Gateway address with prefix, e.g. "10.122.0.1/16". */
   gateway: string;
-  /** The host's IPv6 address with prefix on the bridge, e.g. "fd07:5fd4:b385::1/64". */
-  gateway6: string;
+  /** The host's IPv6 address with prefix on the bridge, e.g. "fd07:5fd4:b385::1/64"; null for none. */
+  gateway6: string | null;
   /** The metadata address, e.g. "169.254.169.254". */
   metadataAddress: string;
 }
@@ -43,7 +43,7 @@ export async function createHypervisor(net: HypervisorNetwork): Promise<void> {
   await ip("addr", "add", net.gateway, "dev", net.bridge);
   await ip("addr", "add", `${net.metadataAddress}/32`, "dev", net.bridge);
   // Usable at once, without duplicate address detection: nothing else is on the bridge yet.
-  await ip("addr", "add", net.gateway6, "dev", net.bridge, "nodad");
+  if (net.gateway6 !== null) await ip("addr", "add", net.gateway6, "dev", net.bridge, "nodad");
   await ip("link", "set", net.bridge, "up");
 }
 
