@@ -13,6 +13,8 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { parse as parseYaml } from "yaml";
 import { domainXml, startTestService, type TestService } from "./_harness.ts";
+import { parseIpv4 } from "../src/ipam/ipv4.ts";
+import { ipv6ForIpv4 } from "../src/ipam/ipv6.ts";
 
 const CORPUS = new URL("./hostile/", import.meta.url);
 
@@ -286,9 +288,10 @@ Deno.test("hostile but legal names are stored, reach dnsmasq only as DNS labels 
 
       // dnsmasq's records hold the address, the MAC and the label: nothing else.
       const dhcp = await Deno.readTextFile(join(t.config.dnsmasq.baseDir, dhcpHostsDir, uploaded.uuid));
-      assert.equal(dhcp, `${uploaded.mac},id:*,${ip},${label},${t.config.dnsmasq.leaseLen}\n`, file);
+      const ipv6 = ipv6ForIpv4(t.config.dnsmasq.ipv6!, parseIpv4(ip)!);
+      assert.equal(dhcp, `${uploaded.mac},id:*,${ip},[${ipv6}],${label},${t.config.dnsmasq.leaseLen}\n`, file);
       const hosts = await Deno.readTextFile(join(t.config.dnsmasq.baseDir, hostsDir, uploaded.uuid));
-      assert.match(hosts, /^[0-9.]+( [a-z0-9-]+(\.[a-z0-9-]+)*)+\n$/, file);
+      assert.match(hosts, /^[0-9.]+( [a-z0-9-]+(\.[a-z0-9-]+)*)+\n[0-9a-f:]+( [a-z0-9-]+(\.[a-z0-9-]+)*)+\n$/, file);
       assert.ok(hosts.startsWith(`${ip} ${label}`), `${file}: ${hosts}`);
     }
     // Nothing ran the names through a shell.

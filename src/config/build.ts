@@ -7,6 +7,7 @@
 
 import type { IniEntry } from "./ini.ts";
 import { type Ipv4Network, networkContains, parseIpv4, prefixMask } from "../ipam/ipv4.ts";
+import { type Ipv6Prefix, parseIpv6Prefix } from "../ipam/ipv6.ts";
 import type { Config } from "./config.ts";
 import { type ConfigProblem, located, splitId } from "./problems.ts";
 import { parseBool, splitCommas } from "./schema.ts";
@@ -91,6 +92,14 @@ export function buildConfig(
   const dnsmasqListen = optional("dnsmasq.listen_address");
   if (dnsmasqListen !== null && parseIpv4(dnsmasqListen) === null) {
     fail("dnsmasq.listen_address", `"${dnsmasqListen}" is not an IPv4 address`);
+  }
+
+  const ipv6Text = get("dnsmasq.ipv6_prefix");
+  let ipv6: Ipv6Prefix | null = null;
+  if (parseBool(ipv6Text) !== false && ipv6Text !== "") {
+    const parsed = parseIpv6Prefix(ipv6Text);
+    if (typeof parsed === "string") fail("dnsmasq.ipv6_prefix", `${parsed}; or "no" for no IPv6`);
+    else ipv6 = parsed;
   }
 
   const imdsTokens = get("mdserver.imds_tokens");
@@ -191,6 +200,7 @@ export function buildConfig(
       entryOrder,
       manage: bool("dnsmasq.manage"),
       binary: get("dnsmasq.binary"),
+      ipv6,
     },
     templateData,
     service: {

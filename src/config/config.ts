@@ -5,6 +5,7 @@
  */
 
 import type { Ipv4Network } from "../ipam/ipv4.ts";
+import type { Ipv6Prefix } from "../ipam/ipv6.ts";
 
 /** How IMDSv2 session tokens are treated. */
 export type ImdsTokens = "optional" | "required";
@@ -72,6 +73,8 @@ export interface Config {
     entryOrder: string[];
     manage: boolean;
     binary: string;
+    /** The network's IPv6 side (router advertisements, DHCPv6), or null when `ipv6_prefix = no`. */
+    ipv6: Ipv6Prefix | null;
   };
   /** `[template-data]` with `_config_items_` resolved: name → value. */
   templateData: Record<string, string>;
@@ -92,5 +95,8 @@ export interface Config {
 
 /** The version this build reports as `service.version`. */
 export const VERSION = "0.1.0";
+
+/** `[dnsmasq] ipv6_prefix` by default: a unique local (RFC 4193) /64 that config/mds-network.xml carries. */
+export const DEFAULT_IPV6_PREFIX = "fd07:5fd4:b385::/64";
 /** The release date this build reports as `service.release_date`. */
 export const RELEASE_DATE = "2026-11-21";

@@ -5,7 +5,7 @@
  * @module
  */
 
-import { RELEASE_DATE, VERSION } from "./config.ts";
+import { DEFAULT_IPV6_PREFIX, RELEASE_DATE, VERSION } from "./config.ts";
 
 /** Sections → keys → default (`null`: unset); `"any"` takes every key. */
 export type Schema = Record<string, Record<string, string | null> | "any">;
@@ -71,6 +71,7 @@ export function schema(hostname: string): Schema {
       entry_order: "base",
       manage: "no",
       binary: "dnsmasq",
+      ipv6_prefix: DEFAULT_IPV6_PREFIX,
     },
     "template-data": "any",
     service: {

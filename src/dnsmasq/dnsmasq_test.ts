@@ -125,6 +125,7 @@ Deno.test("renderDnsmasqOpts() routes the metadata address and the default route
       "option:classless-static-route,169.254.169.254/32,10.122.0.1,0.0.0.0/0,10.122.0.1",
       "249,169.254.169.254/32,10.122.0.1,0.0.0.0/0,10.122.0.1",
       "option:dns-server,10.122.0.1",
+      "option6:dns-server,[fd07:5fd4:b385::1]",
       "",
     ].join("\n"),
   );
@@ -133,7 +134,8 @@ Deno.test("renderDnsmasqOpts() routes the metadata address and the default route
 Deno.test("renderDnsmasqOpts() advertises no DNS server without use_dns", async () => {
   const opts = renderDnsmasqOpts(await configFrom("use_dns = no")).split("\n");
   assert.ok(opts.includes("option:dns-server"));
-  assert.ok(!opts.some((line) => line.startsWith("option:dns-server,")));
+  assert.ok(opts.includes("option6:dns-server"));
+  assert.ok(!opts.some((line) => /^option6?:dns-server,/.test(line)));
 });
 
 Deno.test("renderDnsmasqOpts() gives only the default route when the metadata address is on the network", async () => {
@@ -153,9 +155,9 @@ Deno.test("renderHostsEntry() lists the names in entry_order with prefix and dom
   );
   assert.equal(
     renderHostsEntry(config, instance()),
-    "10.122.0.2 vm-web-01.mds.test vm-web-01 web-01\n",
+    "10.122.0.2 vm-web-01.mds.test vm-web-01 web-01\nfd07:5fd4:b385::a7a:2 vm-web-01.mds.test vm-web-01 web-01\n",
   );
-  const plain = await configFrom("");
+  const plain = await configFrom("ipv6_prefix = no");
   assert.equal(renderHostsEntry(plain, instance()), "10.122.0.2 web-01\n");
 });
 
@@ -165,8 +167,41 @@ Deno.test("renderDhcpHost() reserves the address for the MAC under the canonical
   );
   assert.equal(
     renderDhcpHost(config, instance({ mac: "52:54:00:AB:CD:EF" })),
-    "52:54:00:ab:cd:ef,id:*,10.122.0.2,vm-web-01,7200\n",
+    "52:54:00:ab:cd:ef,id:*,10.122.0.2,[fd07:5fd4:b385::a7a:2],vm-web-01,7200\n",
   );
+  const ipv4Only = await configFrom("ipv6_prefix = no");
+  assert.equal(renderDhcpHost(ipv4Only, instance()), "52:54:00:12:34:56,id:*,10.122.0.2,web-01,86400\n");
+  const own = await configFrom("ipv6_prefix = 2001:db8:0:7::/64");
+  assert.equal(
+    renderDhcpHost(own, instance()),
+    "52:54:00:12:34:56,id:*,10.122.0.2,[2001:db8:0:7::a7a:2],web-01,86400\n",
+  );
+});
+
+Deno.test("renderDnsmasqConf() serves the IPv6 prefix by router advertisement and DHCPv6, reservations only, no default route", async () => {
+  const conf = renderDnsmasqConf(await configFrom("lease_len = 7200")).split("\n");
+  assert.ok(conf.includes("enable-ra"), conf.join("\n"));
+  assert.ok(conf.includes("ra-param=br-mds,0,0"));
+  assert.ok(conf.includes("dhcp-range=fd07:5fd4:b385::,static,64,7200"));
+  // The same refusal of unknown clients covers DHCPv6.
+  assert.ok(conf.includes("dhcp-ignore=tag:!known"));
+
+  const off = renderDnsmasqConf(await configFrom("ipv6_prefix = no"));
+  assert.ok(!/enable-ra|ra-param|::/.test(off), off);
+});
+
+Deno.test("[dnsmasq] ipv6_prefix refuses what is not a unicast /64", async () => {
+  for (
+    const [value, why] of [
+      ["fd07:5fd4:b385::/48", /prefix length must be 64/],
+      ["fd07:5fd4:b385::1/64", /host bits/],
+      ["fe80::/64", /not a unicast prefix/],
+      ["fd07::zz/64", /not an IPv6 address/],
+      ["fd07:5fd4:b385::", /not an IPv6 prefix/],
+    ] as const
+  ) {
+    await assert.rejects(configFrom(`ipv6_prefix = ${value}`), why, value);
+  }
 });
 
 Deno.test("renderDhcpHost() refuses a MAC or address that could break the file", async () => {
@@ -227,7 +262,7 @@ Deno.test("writeHostRecord() writes one file per instance and leaves no temporar
     );
     assert.equal(
       await Deno.readTextFile(join(paths.hostsDir, first.uuid)),
-      "10.122.0.2 vm-web-01.mds.test vm-web-01 web-01\n",
+      "10.122.0.2 vm-web-01.mds.test vm-web-01 web-01\nfd07:5fd4:b385::a7a:2 vm-web-01.mds.test vm-web-01 web-01\n",
     );
     assert.deepEqual(
       await writeHostRecord(config, paths, { ...first, name: "web02" }),

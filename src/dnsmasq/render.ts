@@ -5,8 +5,15 @@
  * Layout under `[dnsmasq] base_dir`:
  * - `<net_name>.conf`: the configuration dnsmasq runs with (`--conf-file`)
  * - `<net_name>.opts`: DHCP options (router, classless routes, DNS server)
- * - `dhcp-hosts/<uuid>`: one `dhcp-hostsdir` record per instance: `MAC,id:*,address,name,lease`
- * - `hosts/<uuid>`: one `hostsdir` record per instance: `address name…`
+ * - `dhcp-hosts/<uuid>`: one `dhcp-hostsdir` record per instance: `MAC,id:*,address,[ipv6],name,lease`
+ * - `hosts/<uuid>`: one `hostsdir` record per instance: `address name…` (and its IPv6 line)
+ *
+ * With `ipv6_prefix` set, dnsmasq also serves the network's IPv6 side:
+ * router advertisements that send clients to DHCPv6 for their address,
+ * and DHCPv6 for the reservations (each instance's IPv6 address is derived
+ * from its IPv4 one, see src/ipam/ipv6.ts), so that a guest whose network
+ * configuration asks for DHCPv6 gets its answer at once instead of waiting
+ * for a timeout.
  *
  * dnsmasq reads new and changed files in both folders by itself (inotify),
  * so an upload needs no signal. A DHCP record that is changed stays in
@@ -25,6 +32,7 @@ import type { Config } from "../config/config.ts";
 import { hostNames, orderedNames } from "../domain/mod.ts";
 import type { Instance } from "../store/instance.ts";
 import { formatCidr, formatIpv4, formatNetmask, networkContains, parseIpv4 } from "../ipam/ipv4.ts";
+import { formatIpv6Network, ipv6ForIpv4 } from "../ipam/ipv6.ts";
 
 /** Where the generated files live. */
 export interface DnsmasqPaths {
@@ -106,7 +114,26 @@ export function renderDnsmasqConf(config: Config): string {
     `dhcp-hostsdir=${paths.dhcpHostsDir}`,
     `hostsdir=${paths.hostsDir}`,
   );
+  lines.push(...renderIpv6Lines(config));
   return lines.join("\n") + "\n";
+}
+
+/**
+ * The IPv6 lines of the dnsmasq configuration (none without `ipv6_prefix`):
+ * router advertisements with the managed flag (addresses come from DHCPv6,
+ * no SLAAC) and a router lifetime of 0, so that guests get no default route
+ * through this host (the prefix is for the link, not a way out); DHCPv6 for
+ * reservations only, like IPv4. dnsmasq serves them on the interface that
+ * carries an address in the prefix (config/mds-network.xml puts `::1` on the bridge).
+ */
+export function renderIpv6Lines(config: Config): string[] {
+  const d = config.dnsmasq;
+  if (d.ipv6 === null) return [];
+  return [
+    "enable-ra",
+    `ra-param=${d.interface},0,0`,
+    `dhcp-range=${formatIpv6Network(d.ipv6)},static,${d.ipv6.length},${d.leaseLen}`,
+  ];
 }
 
 /** The DHCP options file: router, routes to the metadata address, DNS server. */
@@ -127,6 +154,8 @@ export function renderDnsmasqOpts(config: Config): string {
     `249,${routes}`,
     // dnsmasq advertises itself unless told otherwise; an empty option sends none.
     d.useDns ? `option:dns-server,${gateway}` : "option:dns-server",
+    // The same for DHCPv6 and the router advertisements' RDNSS.
+    ...(d.ipv6 === null ? [] : [d.useDns ? `option6:dns-server,[${d.ipv6.gateway}]` : "option6:dns-server"]),
   ].join("\n") + "\n";
 }
 
@@ -152,7 +181,7 @@ export function instanceHostNames(
   return orderedNames(hostNames(instance.name, prefix, domain), entryOrder);
 }
 
-function checkedRecordFields(instance: Instance) {
+function checkedRecordFields(config: Config, instance: Instance) {
   const mac = instance.mac.toLowerCase();
   if (!/^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/.test(mac)) {
     throw new TypeError(
@@ -165,26 +194,32 @@ function checkedRecordFields(instance: Instance) {
       `Cannot write a dnsmasq record for "${instance.name}": bad address "${instance.ipv4}"`,
     );
   }
-  return { mac, ipv4: formatIpv4(address) };
+  const ipv6 = config.dnsmasq.ipv6 === null ? null : ipv6ForIpv4(config.dnsmasq.ipv6, address);
+  return { mac, ipv4: formatIpv4(address), ipv6 };
 }
 
 /**
  * The `dhcp-hostsdir` record of an instance. `id:*` makes the MAC alone
  * count, since a guest's initramfs and its OS send different client ids.
+ * The IPv6 address (with `ipv6_prefix`) is what makes dnsmasq answer the
+ * guest's DHCPv6 at all: a record with an IPv4 address only does not make
+ * a DHCPv6 client "known".
  */
 export function renderDhcpHost(config: Config, instance: Instance): string {
-  const { mac, ipv4 } = checkedRecordFields(instance);
+  const { mac, ipv4, ipv6 } = checkedRecordFields(config, instance);
   const names = instanceHostNames(config, instance);
   const label = (names[0] ?? "").split(".")[0];
   const fields = [mac, "id:*", ipv4];
+  if (ipv6 !== null) fields.push(`[${ipv6}]`);
   if (label) fields.push(label);
   fields.push(String(config.dnsmasq.leaseLen));
   return fields.join(",") + "\n";
 }
 
-/** The `hostsdir` record of an instance: its address and names; empty when it has no names. */
+/** The `hostsdir` record of an instance: its addresses and names; empty when it has no names. */
 export function renderHostsEntry(config: Config, instance: Instance): string {
-  const { ipv4 } = checkedRecordFields(instance);
+  const { ipv4, ipv6 } = checkedRecordFields(config, instance);
   const names = instanceHostNames(config, instance);
-  return names.length === 0 ? "" : `${ipv4} ${names.join(" ")}\n`;
+  if (names.length === 0) return "";
+  return `${ipv4} ${names.join(" ")}\n` + (ipv6 === null ? "" : `${ipv6} ${names.join(" ")}\n`);
 }

@@ -1,18 +1,22 @@
 #!/usr/bin/env bash
-# Builds the Debian bookworm guest of the end-to-end test, or finds it in the
-# cache: a plain base image with Debian's cloud-init and openssh-server, the
+# Builds a Debian guest of the end-to-end test (bookworm or trixie), or finds
+# it in the cache: a plain base image with Debian's cloud-init and openssh-server, the
 # Debian cloud kernel and its initrd. Nothing in it knows about mdserver:
 # cloud-init gets its configuration from the metadata service at boot.
 #
-#   tests/e2e/build_image.sh [CACHE_DIR]      (default: .cache/e2e)
+#   tests/e2e/build_image.sh SUITE [CACHE_DIR]   (SUITE bookworm or trixie; default .cache/e2e)
 #
-# The image lives in CACHE_DIR/image-<key>/ (vmlinuz, initrd.img, disk.raw,
-# manifest.json); <key> hashes the package list and BUILD_VERSION, so the
-# image is rebuilt only when one of them changes. The last line on stdout is
+# The image lives in CACHE_DIR/image-<suite>-<key>/ (vmlinuz, initrd.img,
+# disk.raw, manifest.json); <key> hashes the suite, the package list and
+# BUILD_VERSION, so the image is rebuilt only when one of them changes.
+# Both suites get the same packages: ifupdown and isc-dhcp-client, so that
+# cloud-init renders /etc/network/interfaces.d (on trixie its fallback asks
+# for DHCPv6 there, `iface … inet6 dhcp`). The last line on stdout is
 # that folder; progress goes to stderr. Needs root (debootstrap, chroot).
 #
 # Steps (measured: 2–4 minutes on a fresh cache):
-#   1. host tools: installed with apt-get when missing (CI machines are new);
+#   1. host tools: installed with apt-get when missing (host_tools.sh; CI
+#      machines are new);
 #   2. debootstrap --variant=minbase, then apt-get install inside the chroot
 #      (debootstrap --include=cloud-init cannot resolve the virtual packages
 #      python3-cryptography needs);
@@ -21,8 +25,7 @@
 set -euo pipefail
 
 # Bump when anything below changes the image other than the package list.
-BUILD_VERSION=5
-SUITE=bookworm
+BUILD_VERSION=7
 MIRROR=${E2E_DEBIAN_MIRROR:-http://deb.debian.org/debian}
 DISK_SIZE=3G
 PACKAGES=(
@@ -31,18 +34,19 @@ PACKAGES=(
   ifupdown isc-dhcp-client iproute2 netbase e2fsprogs
   cloud-init openssh-server sudo locales
 )
-HOST_PACKAGES=(debootstrap qemu-system-x86 qemu-utils e2fsprogs openssh-client dnsmasq-base iproute2)
 
 log() { printf 'build_image: %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
 
-CACHE_DIR=${1:-.cache/e2e}
+SUITE=${1:-}
+[[ $SUITE == bookworm || $SUITE == trixie ]] || die "usage: build_image.sh bookworm|trixie [CACHE_DIR]"
+CACHE_DIR=${2:-.cache/e2e}
 mkdir -p "$CACHE_DIR"
 CACHE_DIR=$(cd "$CACHE_DIR" && pwd)
 
 KEY=$(printf '%s\n' "version=$BUILD_VERSION" "suite=$SUITE" "disk=$DISK_SIZE" "${PACKAGES[@]}" |
   sha256sum | cut -c1-16)
-IMAGE_DIR=$CACHE_DIR/image-$KEY
+IMAGE_DIR=$CACHE_DIR/image-$SUITE-$KEY
 
 if [[ -f $IMAGE_DIR/manifest.json ]]; then
   log "cached: $IMAGE_DIR"
@@ -53,7 +57,7 @@ fi
 [[ $(id -u) == 0 ]] || die "building the image needs root (debootstrap, chroot)"
 
 # One build at a time; a second caller waits and then finds the cache.
-exec 9>"$CACHE_DIR/build.lock"
+exec 9>"$CACHE_DIR/build-$SUITE.lock"
 flock 9
 if [[ -f $IMAGE_DIR/manifest.json ]]; then
   log "cached: $IMAGE_DIR"
@@ -61,27 +65,9 @@ if [[ -f $IMAGE_DIR/manifest.json ]]; then
   exit 0
 fi
 
-install_host_tools() {
-  local missing=()
-  command -v debootstrap >/dev/null || missing+=(debootstrap)
-  command -v qemu-system-x86_64 >/dev/null || missing+=(qemu-system-x86)
-  command -v qemu-img >/dev/null || missing+=(qemu-utils)
-  command -v mke2fs >/dev/null && command -v debugfs >/dev/null || missing+=(e2fsprogs)
-  command -v ssh >/dev/null && command -v ssh-keygen >/dev/null && command -v ssh-keyscan >/dev/null ||
-    missing+=(openssh-client)
-  command -v dnsmasq >/dev/null || missing+=(dnsmasq-base)
-  command -v ip >/dev/null || missing+=(iproute2)
-  ((${#missing[@]} == 0)) && return 0
-  command -v apt-get >/dev/null || die "missing host tools (${missing[*]}) and no apt-get to install them"
-  log "installing host tools: ${missing[*]}"
-  export DEBIAN_FRONTEND=noninteractive
-  local apt_log=$CACHE_DIR/host-tools.log
-  { apt-get install -y "${missing[@]}" || { apt-get update && apt-get install -y "${missing[@]}"; }; } >"$apt_log" 2>&1 ||
-    { tail -n 30 "$apt_log" >&2; die "apt-get install ${missing[*]} failed (log: $apt_log)"; }
-}
-install_host_tools
+"$(dirname "${BASH_SOURCE[0]}")/host_tools.sh" "$CACHE_DIR"
 
-WORK=$(mktemp -d "$CACHE_DIR/build-$KEY.XXXXXX")
+WORK=$(mktemp -d "$CACHE_DIR/build-$SUITE-$KEY.XXXXXX")
 ROOTFS=$WORK/rootfs
 MOUNTS=()
 cleanup() {
@@ -128,6 +114,17 @@ printf 'debian\n' >"$ROOTFS/etc/hostname"
 printf '127.0.0.1 localhost\n::1 localhost ip6-localhost ip6-loopback\n' >"$ROOTFS/etc/hosts"
 printf 'source /etc/network/interfaces.d/*\n' >"$ROOTFS/etc/network/interfaces"
 mkdir -p "$ROOTFS/etc/network/interfaces.d"
+# networking.service brings the interfaces up (ifup -a) before cloud-init's
+# network stage. On a new instance that stage renders the datasource's
+# network configuration and, by default, runs `ifup <nic>` again; ifup then
+# says "interface … already configured" on stderr, which cloud-init 23.x
+# and later log as a WARNING: a recoverable error, so every first boot
+# through a network datasource (NoCloud over HTTP, Ec2) would end "degraded
+# done". Without activation the configuration is still written, and
+# networking.service applies it at the next boot.
+mkdir -p "$ROOTFS/etc/cloud/cloud.cfg.d"
+printf '%s\n' "# ifupdown has brought the interfaces up already (networking.service)." \
+  "disable_network_activation: true" >"$ROOTFS/etc/cloud/cloud.cfg.d/90_ifupdown-activation.cfg"
 sed -i 's/^# *\(en_US.UTF-8 UTF-8\)/\1/' "$ROOTFS/etc/locale.gen"
 in_root locale-gen >"$WORK/locale.log" 2>&1 || { cat "$WORK/locale.log" >&2; die "locale-gen failed"; }
 printf 'LANG=C.UTF-8\n' >"$ROOTFS/etc/default/locale"
@@ -179,9 +176,10 @@ cat >"$OUT/manifest.json" <<EOF
 EOF
 rm -rf "$IMAGE_DIR"
 mv "$OUT" "$IMAGE_DIR"
-# Older images are dead weight once the key has changed.
-for old in "$CACHE_DIR"/image-*; do
-  [[ $old == "$IMAGE_DIR" ]] || rm -rf "$old"
+# Older images of this suite are dead weight once the key has changed (and
+# those named image-<key>, from before the suite was part of the name).
+for old in "$CACHE_DIR"/image-"$SUITE"-* "$CACHE_DIR"/image-????????????????; do
+  [[ -e $old && $old != "$IMAGE_DIR" ]] && rm -rf "$old"
 done
 log "built $IMAGE_DIR in $((SECONDS - started)) s (cloud-init $cloud_init_version)"
 printf '%s\n' "$IMAGE_DIR"

@@ -16,6 +16,8 @@ export interface HypervisorNetwork {
   bridge: string;
   /** Gateway address with prefix, e.g. "10.122.0.1/16". */
   gateway: string;
+  /** The host's IPv6 address with prefix on the bridge, e.g. "fd07:5fd4:b385::1/64"; null for none. */
+  gateway6: string | null;
   /** The metadata address, e.g. "169.254.169.254". */
   metadataAddress: string;
 }
@@ -31,7 +33,7 @@ export async function namespaceExists(namespace: string): Promise<boolean> {
   return result.stdout.split("\n").some((line) => line.split(" ")[0] === namespace);
 }
 
-/** Creates the namespace, its loopback and the bridge with both addresses. */
+/** Creates the namespace, its loopback and the bridge with its addresses (as libvirt does for the network XML). */
 export async function createHypervisor(net: HypervisorNetwork): Promise<void> {
   const ip = (...args: string[]) => mustRun("ip", ["-n", net.namespace, ...args]);
   await mustRun("ip", ["netns", "add", net.namespace]);
@@ -40,6 +42,8 @@ export async function createHypervisor(net: HypervisorNetwork): Promise<void> {
   await ip("link", "add", net.bridge, "type", "bridge", "stp_state", "0", "forward_delay", "0");
   await ip("addr", "add", net.gateway, "dev", net.bridge);
   await ip("addr", "add", `${net.metadataAddress}/32`, "dev", net.bridge);
+  // Usable at once, without duplicate address detection: nothing else is on the bridge yet.
+  if (net.gateway6 !== null) await ip("addr", "add", net.gateway6, "dev", net.bridge, "nodad");
   await ip("link", "set", net.bridge, "up");
 }
 

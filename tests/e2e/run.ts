@@ -1,12 +1,17 @@
 #!/usr/bin/env -S deno run -P=e2e
 /**
- * End to end with a real guest: a Debian bookworm cloud image boots under
- * QEMU on a bridge in a network namespace that plays the hypervisor, gets
- * its address from the dnsmasq that mdserver runs, and is configured by
- * Debian's own cloud-init from mdserver, once through NoCloud (SMBIOS
- * serial seed) and once through the EC2 datasource.
+ * End to end with real guests: Debian bookworm (cloud-init 22.4) and trixie
+ * (cloud-init 25.1) cloud images boot under QEMU on a bridge in a network
+ * namespace that plays the hypervisor, get their addresses (IPv4 and IPv6)
+ * from the dnsmasq that mdserver runs, and are configured by Debian's own
+ * cloud-init from mdserver, each once through NoCloud (SMBIOS serial seed)
+ * and once through the EC2 datasource. Inside each guest, over SSH,
+ * `cloud-init status` must say done without recoverable errors.
  *
- *   deno task e2e [--accel auto|kvm|tcg] [--only nocloud|ec2] [--boot-timeout SECONDS]
+ *   deno task e2e [--accel auto|kvm|tcg] [--only FILTER[,FILTER…]] [--boot-timeout SECONDS] [--no-ipv6]
+ *
+ * A filter is a suite (bookworm, trixie), a datasource (nocloud, ec2) or
+ * one run (trixie-ec2).
  *
  * Needs root (namespaces, taps, debootstrap). Everything it starts runs in
  * the namespace `mds-e2e` and is stopped on any exit, including failure,
@@ -36,6 +41,10 @@ import {
 import { type Background, mustRun, runCommand, startBackground, waitFor } from "./process.ts";
 import { type AccelChoice, chooseAccel, customizedDisk, overlayDisk, qemuArgs } from "./qemu.ts";
 import { message, Report, ReportedError } from "./report.ts";
+import { judgeCloudInitStatus } from "./cloud_init_status.ts";
+import { DEFAULT_IPV6_PREFIX } from "../../src/config/mod.ts";
+import { ipv6ForIpv4, type Ipv6Prefix, parseIpv6Prefix } from "../../src/ipam/ipv6.ts";
+import { parseIpv4 } from "../../src/ipam/ipv4.ts";
 
 const ROOT = decodeURIComponent(new URL("../../", import.meta.url).pathname).replace(/\/$/, "");
 const CACHE_DIR = `${ROOT}/.cache/e2e`;
@@ -47,10 +56,13 @@ const LOCK_FILE = `${BASE}/lock`;
 const HOST_STATE = `${BASE}/host-state.json`;
 const ADMIN_SOCKET = `${WORK}/admin.sock`;
 const NAMESPACE = "mds-e2e";
+/** mdserver's default IPv6 prefix, which the shipped config/mds-network.xml puts on the bridge. */
+const IPV6 = parseIpv6Prefix(DEFAULT_IPV6_PREFIX) as Ipv6Prefix;
 const NET: HypervisorNetwork = {
   namespace: NAMESPACE,
   bridge: "br-mds",
   gateway: "10.122.0.1/16",
+  gateway6: `${IPV6.gateway}/64`,
   metadataAddress: "169.254.169.254",
 };
 /** The configuration path inside the namespace (bound from /etc/netns/mds-e2e/mdserver). */
@@ -60,12 +72,31 @@ const GUEST_VCPUS = 2;
 const MARKER = "MDSERVER-E2E-MARKER";
 
 type GuestKind = "nocloud" | "ec2";
+type Suite = "bookworm" | "trixie";
+const SUITES: Suite[] = ["bookworm", "trixie"];
+const KINDS: GuestKind[] = ["nocloud", "ec2"];
+
+/** One guest boot: a Debian suite through one datasource. */
+interface GuestRun {
+  suite: Suite;
+  kind: GuestKind;
+  /** "trixie-ec2": the report's run column, the guest's name after "e2e-". */
+  label: string;
+}
 
 /** Command line options. */
 interface Options {
   accel: "auto" | "kvm" | "tcg";
-  runs: GuestKind[];
+  runs: GuestRun[];
   bootTimeoutS: number | null;
+  /** --no-ipv6: the network without its IPv6 side (`ipv6_prefix = no`), to measure what it saves. */
+  ipv6: boolean;
+}
+
+/** A built (or cached) guest image. */
+interface Image {
+  imageDir: string;
+  manifest: Manifest;
 }
 
 /** The image build script's manifest. */
@@ -96,18 +127,25 @@ interface Context {
   report: Report;
   cleanup: Cleanup;
   signal: AbortSignal;
-  imageDir: string;
-  manifest: Manifest;
+  images: Map<Suite, Image>;
   accel: AccelChoice;
+  /** Whether the network has its IPv6 side (not --no-ipv6). */
+  ipv6: boolean;
   keyFile: string;
   mdserver: Background;
   bootTimeoutMs: number;
 }
 
-const USAGE = "usage: deno task e2e [--accel auto|kvm|tcg] [--only nocloud|ec2] [--boot-timeout SECONDS]";
+const USAGE = "usage: deno task e2e [--accel auto|kvm|tcg] [--only bookworm|trixie|nocloud|ec2|SUITE-KIND[,…]] " +
+  "[--boot-timeout SECONDS] [--no-ipv6]";
+
+/** Every run, bookworm first: its boot is the yardstick for trixie's. */
+function allRuns(): GuestRun[] {
+  return SUITES.flatMap((suite) => KINDS.map((kind) => ({ suite, kind, label: `${suite}-${kind}` })));
+}
 
 function parseOptions(args: string[]): Options {
-  const options: Options = { accel: "auto", runs: ["nocloud", "ec2"], bootTimeoutS: null };
+  const options: Options = { accel: "auto", runs: allRuns(), bootTimeoutS: null, ipv6: true };
   for (let i = 0; i < args.length; i++) {
     const arg = args[i]!;
     const [name, inline] = arg.split(/=(.*)/s, 2) as [string, string | undefined];
@@ -121,13 +159,19 @@ function parseOptions(args: string[]): Options {
       if (accel !== "auto" && accel !== "kvm" && accel !== "tcg") throw new TypeError(`--accel "${accel}"`);
       options.accel = accel;
     } else if (name === "--only") {
-      const kind = value();
-      if (kind !== "nocloud" && kind !== "ec2") throw new TypeError(`--only "${kind}"`);
-      options.runs = [kind];
+      const filters = value().split(",").map((filter) => filter.trim()).filter(Boolean);
+      const known = new Set<string>([...SUITES, ...KINDS, ...allRuns().map((run) => run.label)]);
+      const unknown = filters.filter((filter) => !known.has(filter));
+      if (filters.length === 0 || unknown.length > 0) throw new TypeError(`--only "${unknown.join(",")}"`);
+      options.runs = allRuns().filter((run) =>
+        filters.some((filter) => filter === run.suite || filter === run.kind || filter === run.label)
+      );
     } else if (name === "--boot-timeout") {
       const seconds = Number(value());
       if (!(seconds > 0)) throw new TypeError(`--boot-timeout needs a number of seconds`);
       options.bootTimeoutS = seconds;
+    } else if (name === "--no-ipv6" && inline === undefined) {
+      options.ipv6 = false;
     } else {
       throw new TypeError(`unknown argument "${arg}"`);
     }
@@ -272,26 +316,33 @@ async function recoverPreviousRun(report: Report): Promise<void> {
 }
 
 async function runAll(options: Options, report: Report, cleanup: Cleanup, signal: AbortSignal): Promise<void> {
-  say("image: building or finding the cached guest (tests/e2e/build_image.sh)");
-  const { imageDir, manifest, cached } = await report.phase(
-    "setup",
-    "image build/cache",
-    () => buildImage(signal),
-    (image) =>
-      `${
-        image.cached ? "cached" : "built"
-      } ${image.imageDir} (${image.manifest.kernel}, cloud-init ${image.manifest.cloudInit})`,
-  );
-  report.facts.image = { dir: imageDir, cached, ...manifest };
+  const images = new Map<Suite, Image>();
+  const imageFacts: Record<string, unknown> = {};
+  for (const suite of SUITES.filter((suite) => options.runs.some((run) => run.suite === suite))) {
+    say(`image: building or finding the cached ${suite} guest (tests/e2e/build_image.sh ${suite})`);
+    const { imageDir, manifest, cached } = await report.phase(
+      "setup",
+      `image ${suite} build/cache`,
+      () => buildImage(suite, signal),
+      (image) =>
+        `${
+          image.cached ? "cached" : "built"
+        } ${image.imageDir} (${image.manifest.kernel}, cloud-init ${image.manifest.cloudInit})`,
+    );
+    images.set(suite, { imageDir, manifest });
+    imageFacts[suite] = { dir: imageDir, cached, ...manifest };
+  }
+  report.facts.images = imageFacts;
+  const probe = images.values().next().value!;
 
   const accel = await report.phase(
     "setup",
     "accelerator",
-    () => chooseAccel(options.accel, { kernel: `${imageDir}/${manifest.kernelFile}`, workDir: WORK }),
+    () => chooseAccel(options.accel, { kernel: `${probe.imageDir}/${probe.manifest.kernelFile}`, workDir: WORK }),
     (choice) => `${choice.accel}: ${choice.reason}`,
   );
   report.facts.accel = accel;
-  const bootTimeoutMs = (options.bootTimeoutS ?? (accel.accel === "kvm" ? 180 : 360)) * 1000;
+  const bootTimeoutMs = (options.bootTimeoutS ?? (accel.accel === "kvm" ? 180 : 600)) * 1000;
 
   await report.phase("setup", "runtime and keys", async () => {
     // The namespace has no route out: fetch npm packages now, outside it.
@@ -301,7 +352,7 @@ async function runAll(options: Options, report: Report, cleanup: Cleanup, signal
   const keyFile = `${WORK}/id_ed25519`;
   const publicKey = (await Deno.readTextFile(`${keyFile}.pub`)).trim();
 
-  say("namespace: bridge br-mds with 10.122.0.1/16 and 169.254.169.254/32");
+  say(`namespace: bridge br-mds with 10.122.0.1/16, ${NET.gateway6} and 169.254.169.254/32`);
   const binding = await report.phase("setup", "namespace", async () => {
     cleanup.add("namespace", async () => {
       const killed = await destroyHypervisor(NAMESPACE);
@@ -309,14 +360,15 @@ async function runAll(options: Options, report: Report, cleanup: Cleanup, signal
         ? `namespace deleted; had to stop ${killed.join(", ")}`
         : "namespace deleted; nothing was left running in it";
     });
-    await createHypervisor(NET);
+    await createHypervisor(options.ipv6 ? NET : { ...NET, gateway6: null });
     const binding = await bindEtcDir(NAMESPACE, "mdserver");
     await Deno.writeTextFile(HOST_STATE, JSON.stringify(binding));
     cleanup.add("/etc/netns binding", () => unbindEtcDir(binding));
     return binding;
-  }, () => `${NAMESPACE}: ${NET.bridge} ${NET.gateway} + ${NET.metadataAddress}/32`);
+  }, () => `${NAMESPACE}: ${NET.bridge} ${NET.gateway} + ${NET.gateway6} + ${NET.metadataAddress}/32`);
 
-  const config = renderConfig(publicKey);
+  const config = renderConfig(publicKey, options.ipv6);
+  report.facts.ipv6 = options.ipv6 ? DEFAULT_IPV6_PREFIX : "off (--no-ipv6)";
   await Deno.writeTextFile(`${binding.dir}/mdserver.conf`, config);
   await Deno.writeTextFile(`${WORK}/mdserver.conf`, config);
   await Deno.mkdir(`${WORK}/userdata`, { recursive: true });
@@ -353,30 +405,79 @@ async function runAll(options: Options, report: Report, cleanup: Cleanup, signal
       }`,
   );
 
-  const context: Context = { report, cleanup, signal, imageDir, manifest, accel, keyFile, mdserver, bootTimeoutMs };
-  for (const kind of options.runs) {
+  const context: Context = {
+    report,
+    cleanup,
+    signal,
+    images,
+    accel,
+    ipv6: options.ipv6,
+    keyFile,
+    mdserver,
+    bootTimeoutMs,
+  };
+  const bootToDone = new Map<string, number>();
+  for (const [index, run] of options.runs.entries()) {
     if (!dnsmasqOk) {
-      report.notRun(kind, "guest boot", "no DHCP server: dnsmasq did not start (see the setup step)");
+      report.notRun(run.label, "guest boot", "no DHCP server: dnsmasq did not start (see the setup step)");
       continue;
     }
     try {
-      await guestRun(kind, context);
+      const seconds = await guestRun(run, index, context);
+      if (seconds !== null) bootToDone.set(run.label, seconds);
     } catch (error) {
       if (signal.aborted) throw error;
-      if (!(error instanceof ReportedError)) report.check(kind, "unexpected error", false, message(error));
+      if (!(error instanceof ReportedError)) report.check(run.label, "unexpected error", false, message(error));
     }
+  }
+  compareBootTimes(report, options.runs, bootToDone);
+}
+
+/** How much longer than bookworm's a trixie boot to cloud-init done may take, in the same run. */
+const TRIXIE_BOOT_FACTOR = 1.5;
+
+/**
+ * Trixie's boot to cloud-init done against bookworm's, per datasource: a
+ * boot that waits on a timeout (DHCPv6 unanswered) takes minutes longer.
+ */
+function compareBootTimes(report: Report, runs: GuestRun[], bootToDone: Map<string, number>): void {
+  report.facts.bootToDoneSeconds = Object.fromEntries(
+    [...bootToDone].map(([label, seconds]) => [label, Number(seconds.toFixed(1))]),
+  );
+  for (const kind of KINDS) {
+    if (!runs.some((run) => run.kind === kind && run.suite === "bookworm")) continue;
+    if (!runs.some((run) => run.kind === kind && run.suite === "trixie")) continue;
+    const name = `trixie boot to done within ${TRIXIE_BOOT_FACTOR}x bookworm's`;
+    const bookworm = bootToDone.get(`bookworm-${kind}`);
+    const trixie = bootToDone.get(`trixie-${kind}`);
+    if (bookworm === undefined || trixie === undefined) {
+      report.notRun(kind, name, "a boot did not reach cloud-init done");
+      continue;
+    }
+    const ratio = trixie / bookworm;
+    report.check(
+      kind,
+      name,
+      ratio <= TRIXIE_BOOT_FACTOR,
+      `trixie ${trixie.toFixed(1)} s, bookworm ${bookworm.toFixed(1)} s: ${ratio.toFixed(2)}x`,
+    );
   }
 }
 
-async function buildImage(signal: AbortSignal): Promise<{ imageDir: string; manifest: Manifest; cached: boolean }> {
+async function buildImage(
+  suite: Suite,
+  signal: AbortSignal,
+): Promise<{ imageDir: string; manifest: Manifest; cached: boolean }> {
   const started = performance.now();
-  const result = await runCommand("bash", [`${ROOT}/tests/e2e/build_image.sh`, CACHE_DIR], {
+  const result = await runCommand("bash", [`${ROOT}/tests/e2e/build_image.sh`, suite, CACHE_DIR], {
     inheritStderr: true,
     timeoutMs: 45 * 60_000,
     signal,
   });
   if (result.code !== 0) {
-    throw new Error(`tests/e2e/build_image.sh exited ${result.code}${result.timedOut ? " (timed out)" : ""}`);
+    throw new Error(
+      `tests/e2e/build_image.sh ${suite} exited ${result.code}${result.timedOut ? " (timed out)" : ""}`,
+    );
   }
   const imageDir = result.stdout.trim().split("\n").pop()!;
   const manifest = JSON.parse(await Deno.readTextFile(`${imageDir}/manifest.json`)) as Manifest;
@@ -385,7 +486,7 @@ async function buildImage(signal: AbortSignal): Promise<{ imageDir: string; mani
 }
 
 /** The production-like configuration: md_server's keys, the metadata address, managed dnsmasq. */
-function renderConfig(publicKey: string): string {
+function renderConfig(publicKey: string, ipv6: boolean): string {
   return `# Generated by tests/e2e/run.ts: a production-like configuration inside
 # the namespace ${NAMESPACE}, with state under ${WORK}.
 [mdserver]
@@ -415,6 +516,7 @@ gateway = 10.122.0.1
 interface = ${NET.bridge}
 domain = mds.test
 manage = yes
+${ipv6 ? "# ipv6_prefix: the default" : "ipv6_prefix = no"}
 
 [service]
 location = e2e
@@ -471,20 +573,23 @@ async function startMdserver(cleanup: Cleanup, signal: AbortSignal): Promise<Bac
   return mdserver;
 }
 
-async function guestRun(kind: GuestKind, ctx: Context): Promise<void> {
-  const { report, signal, imageDir, manifest } = ctx;
-  const run = kind;
-  const name = `e2e-${kind}`;
+/** Boots one guest and checks it; resolves with its boot to cloud-init done in seconds (null when it got none). */
+async function guestRun(spec: GuestRun, index: number, ctx: Context): Promise<number | null> {
+  const { report, signal } = ctx;
+  const { imageDir, manifest } = ctx.images.get(spec.suite)!;
+  const { kind } = spec;
+  const run = spec.label;
+  const name = `e2e-${spec.label}`;
   const uuid = crypto.randomUUID();
   const mac = randomMac();
-  const tap = kind === "nocloud" ? "vnet0" : "vnet1";
+  const tap = `vnet${index}`;
   const dir = `${WORK}/${name}`;
   await Deno.mkdir(dir, { recursive: true });
   const consoleLog = `${dir}/console.log`;
   const smbiosSerial = kind === "nocloud" ? `ds=nocloud;s=http://${NET.metadataAddress}/nocloud/;dsmode=net` : null;
   const kernelCommandLine = `console=ttyS0,115200n8 root=${manifest.rootDevice} rw`;
   const base = `${imageDir}/${manifest.diskFile}`;
-  say(`${run}: guest ${name} (${mac})`);
+  say(`${run}: guest ${name} (${mac}, cloud-init ${manifest.cloudInit})`);
 
   const disk = await report.phase(run, "guest disk", async () => {
     if (kind === "nocloud") {
@@ -497,7 +602,9 @@ async function guestRun(kind: GuestKind, ctx: Context): Promise<void> {
     return {
       path,
       format: "raw" as const,
-      detail: `copy of the base image with ${EC2_DATASOURCE_FILE}: ${EC2_DATASOURCE_CONFIG.trim()}`,
+      detail: `copy of the base image with ${EC2_DATASOURCE_FILE}: ${
+        EC2_DATASOURCE_CONFIG.trim().replace(/\s+/g, " ")
+      }`,
     };
   }, (disk) => disk.detail);
 
@@ -536,13 +643,22 @@ async function guestRun(kind: GuestKind, ctx: Context): Promise<void> {
     },
     (instance) => `${instance.name} → ${instance.ipv4}, ${instance.instanceId} (hook process ${hookMs.toFixed(0)} ms)`,
   );
-  report.facts[run] = { name, uuid, mac, ipv4: instance.ipv4, instanceId: instance.instanceId };
+  const ipv6 = ipv6ForIpv4(IPV6, parseIpv4(instance.ipv4)!);
+  report.facts[run] = {
+    name,
+    uuid,
+    mac,
+    ipv4: instance.ipv4,
+    ipv6,
+    instanceId: instance.instanceId,
+    cloudInit: manifest.cloudInit,
+  };
 
   const record = await Deno.readTextFile(`${WORK}/dnsmasq/dhcp-hosts/${uuid}`).catch(() => "");
   report.check(
     run,
     "DHCP reservation written for dnsmasq",
-    record.includes(mac) && record.includes(instance.ipv4),
+    record.includes(mac) && record.includes(instance.ipv4) && record.includes(`[${ipv6}]`) === ctx.ipv6,
     record.trim() || `no ${WORK}/dnsmasq/dhcp-hosts/${uuid}`,
   );
 
@@ -558,11 +674,18 @@ async function guestRun(kind: GuestKind, ctx: Context): Promise<void> {
   );
   await Deno.writeTextFile(`${dir}/qemu.cmdline`, [program, ...args].join(" ") + "\n");
 
-  // DHCP as dnsmasq saw it: its log is mdserver's log.
+  // DHCP as dnsmasq saw it: its log is mdserver's log. A DHCPv6 reply
+  // names the address and the client's DUID, which holds the MAC.
   let dhcp: { at: number; line: string } | null = null;
+  let dhcp6: { at: number; line: string } | null = null;
   const dhcpPattern = new RegExp(`DHCPACK\\(${NET.bridge}\\) (\\S+) ${mac}`, "i");
+  const dhcp6Pattern = new RegExp(`DHCPREPLY\\(${NET.bridge}\\) ${escape(ipv6)} `, "i");
   const stopWatching = ctx.mdserver.onLine((line) => {
     if (dhcp === null && dhcpPattern.test(line)) dhcp = { at: performance.now(), line };
+  });
+  // DHCPv6 comes after DHCPv4 (ifupdown's inet6 stanza follows the inet one), so it is watched longer.
+  const stopWatching6 = ctx.mdserver.onLine((line) => {
+    if (dhcp6 === null && dhcp6Pattern.test(line)) dhcp6 = { at: performance.now(), line };
   });
 
   say(`${run}: booting (${ctx.accel.accel}), console ${consoleLog}`);
@@ -573,6 +696,7 @@ async function guestRun(kind: GuestKind, ctx: Context): Promise<void> {
   const stopIf = () => qemu.exited ? `qemu exited: ${lastLines(qemu.lines, 3) || "(no output)"}` : null;
   const seconds = (at: number) => (at - started) / 1000;
   const consoleText = () => Deno.readTextFile(consoleLog).catch(() => "");
+  let bootToDone: number | null = null;
 
   try {
     const gotDhcp = await waitFor(() => dhcp, { timeoutMs: deadline - performance.now(), signal, stopIf })
@@ -622,13 +746,34 @@ async function guestRun(kind: GuestKind, ctx: Context): Promise<void> {
       throw new ReportedError("no final");
     }
     report.timed(run, "boot to cloud-init final", seconds(final.at), true, final.line);
+    bootToDone = seconds(final.at);
 
     const expectedDatasource = kind === "nocloud" ? "DataSourceNoCloudNet" : "DataSourceEc2";
     report.check(run, `cloud-init used ${expectedDatasource}`, final.line.includes(expectedDatasource), final.line);
+    const gotDhcp6 = dhcp6 as { at: number; line: string } | null;
+    report.timed(
+      run,
+      "boot to DHCPv6 reply",
+      gotDhcp6 === null ? null : seconds(gotDhcp6.at),
+      true,
+      gotDhcp6 === null
+        ? "no DHCPv6 request (the guest's network configuration asked for none)"
+        : gotDhcp6.line.replace(/^.*?dnsmasq/i, "dnsmasq"),
+    );
 
-    await checkAfterBoot(kind, ctx, { name, mac, dir, instance, consoleText: await consoleText() });
+    await checkAfterBoot(run, kind, ctx, {
+      name,
+      mac,
+      dir,
+      instance,
+      ipv6,
+      dhcpv6Answered: gotDhcp6 !== null,
+      consoleText: await consoleText(),
+      user: manifest.defaultUser,
+    });
   } finally {
     stopWatching();
+    stopWatching6();
     await qemu.stop();
     await removeTap(NET, tap);
   }
@@ -643,19 +788,36 @@ async function guestRun(kind: GuestKind, ctx: Context): Promise<void> {
       release.stderr.trim() ? `: ${release.stderr.trim()}` : ""
     }; state ${after?.state}, ${after?.ipv4}`,
   );
+  return bootToDone;
 }
 
-/** The file the Ec2 run adds to its copy of the image, as an operator would. */
+/**
+ * The file the Ec2 run adds to its copy of the image, as an operator would:
+ * the datasource, and `strict_id: false`, without which cloud-init 23.x and
+ * later log their "not AWS" warning on every new instance (a recoverable
+ * error: the boot ends "degraded done" and `cloud-init status --wait` exits 2).
+ */
 const EC2_DATASOURCE_FILE = "/etc/cloud/cloud.cfg.d/99_mdserver-datasource.cfg";
-const EC2_DATASOURCE_CONFIG = "datasource_list: [ Ec2, None ]\n";
+const EC2_DATASOURCE_CONFIG = "datasource_list: [ Ec2, None ]\ndatasource:\n  Ec2:\n    strict_id: false\n";
 
 async function checkAfterBoot(
+  run: string,
   kind: GuestKind,
   ctx: Context,
-  guest: { name: string; mac: string; dir: string; instance: InstanceView; consoleText: string },
+  guest: {
+    name: string;
+    mac: string;
+    dir: string;
+    instance: InstanceView;
+    ipv6: string;
+    /** Whether dnsmasq sent this guest a DHCPv6 reply. */
+    dhcpv6Answered: boolean;
+    consoleText: string;
+    user: string;
+  },
 ): Promise<void> {
   const { report, signal } = ctx;
-  const run = kind;
+  const { user } = guest;
   const { name, instance } = guest;
   const ip = instance.ipv4;
   const log = ctx.mdserver.lines;
@@ -703,22 +865,24 @@ async function checkAfterBoot(
   const hostname = await report.phase(run, "ssh", async () => {
     const answer = await waitFor(async () => {
       const result = await runCommand(
-        ...inNamespace(NAMESPACE, "ssh", [...sshOptions, `${ctx.manifest.defaultUser}@${ip}`, "hostname"]),
+        ...inNamespace(NAMESPACE, "ssh", [...sshOptions, `${user}@${ip}`, "hostname"]),
         { timeoutMs: 20_000 },
       );
       lastSsh = (result.stderr || result.stdout).trim();
       return result.code === 0 ? result.stdout.trim() : null;
     }, { timeoutMs: 90_000, intervalMs: 2000, signal });
-    if (answer === null) throw new Error(`ssh ${ctx.manifest.defaultUser}@${ip} failed for 90 s: ${lastSsh}`);
+    if (answer === null) throw new Error(`ssh ${user}@${ip} failed for 90 s: ${lastSsh}`);
     return answer;
-  }, (answer) => `ssh -i <key> ${ctx.manifest.defaultUser}@${ip} hostname → ${answer}`).catch((error) => {
+  }, (answer) => `ssh -i <key> ${user}@${ip} hostname → ${answer}`).catch((error) => {
     if (signal.aborted) throw error;
     return null;
   });
   if (hostname !== null) {
     report.check(run, "hostname answers the instance name", hostname === name, `"${hostname}"`);
+    await checkInsideGuest(run, ctx, { ...guest, ip, sshOptions });
   } else {
     report.notRun(run, "hostname answers the instance name", "no ssh session");
+    report.notRun(run, "cloud-init status: done, no recoverable errors", "no ssh session");
   }
 
   const neighbour = await runCommand("ip", ["-n", NAMESPACE, "neigh", "show", ip, "dev", NET.bridge]);
@@ -773,6 +937,101 @@ async function checkAfterBoot(
     "host key offered matches the phone-home one",
     offeredKey !== null && offeredKey === phoneHomeKey,
     `ssh-keyscan ${short(offeredKey)}; phone-home ${short(phoneHomeKey)}; console ${short(consoleKey)}`,
+  );
+}
+
+/** What one shell command inside the guest printed, over SSH. */
+async function inGuest(
+  ctx: Context,
+  guest: { ip: string; user: string; sshOptions: string[] },
+  command: string,
+): Promise<{ code: number; stdout: string; stderr: string }> {
+  return await runCommand(
+    ...inNamespace(NAMESPACE, "ssh", [...guest.sshOptions, `${guest.user}@${guest.ip}`, command]),
+    { timeoutMs: 120_000, signal: ctx.signal },
+  );
+}
+
+/**
+ * Checks read from inside the guest: `cloud-init status` (done, no errors,
+ * no recoverable errors, `--wait` exits 0), how long networking.service
+ * took to start (a DHCPv6 that nobody answers holds it for minutes), and
+ * the IPv6 address the guest got.
+ */
+async function checkInsideGuest(
+  run: string,
+  ctx: Context,
+  guest: { ip: string; user: string; sshOptions: string[]; ipv6: string; dhcpv6Answered: boolean; dir: string },
+): Promise<void> {
+  const { report } = ctx;
+  // --wait first: it returns when cloud-init has finished, with its exit
+  // code. As the default user, without sudo: status needs no root, and sudo
+  // would add "unable to resolve host" to the output where the guest's
+  // host name is in neither /etc/hosts nor DNS.
+  const status = await inGuest(
+    ctx,
+    guest,
+    'cloud-init status --wait >/dev/null 2>&1; echo "@@wait $?"; ' +
+      "echo @@long; cloud-init status --long 2>&1; echo @@json; cloud-init status --format json 2>/dev/null",
+  );
+  await Deno.writeTextFile(`${guest.dir}/cloud-init-status.txt`, status.stdout + status.stderr);
+  const waitExit = Number(/^@@wait (\d+)$/m.exec(status.stdout)?.[1] ?? "-1");
+  const long = /@@long\n([^]*?)@@json\n/.exec(status.stdout)?.[1]?.trim() ?? "";
+  const json = status.stdout.split("@@json\n")[1] ?? "";
+  const verdict = judgeCloudInitStatus(json, waitExit);
+  report.facts[`${run} cloud-init status --long`] = long;
+  report.check(
+    run,
+    "cloud-init status: done, no recoverable errors",
+    verdict.ok,
+    `--wait exit ${waitExit}; ${
+      verdict.ok
+        ? long.split("\n").filter((line) => /status|errors/.test(line)).join("; ")
+        : verdict.problems.join("; ")
+    }`,
+  );
+
+  const networking = await inGuest(
+    ctx,
+    guest,
+    "systemctl show -P InactiveExitTimestampMonotonic networking.service; " +
+      "systemctl show -P ActiveEnterTimestampMonotonic networking.service; " +
+      "systemctl show -P ActiveState networking.service",
+  );
+  const [exitedAt, enteredAt, state] = networking.stdout.trim().split("\n");
+  const startSeconds = (Number(enteredAt) - Number(exitedAt)) / 1e6;
+  report.timed(
+    run,
+    "networking.service start (in the guest)",
+    Number.isFinite(startSeconds) && Number(enteredAt) > 0 ? startSeconds : null,
+    state === "active",
+    `state ${state ?? "?"}${networking.stderr.trim() ? `; ${networking.stderr.trim()}` : ""}`,
+  );
+
+  // Whether the guest asked for DHCPv6 (25.1's fallback configuration does,
+  // 22.4's does not; the network stage may have rewritten interfaces.d
+  // since, so dnsmasq's reply counts too), and what it got.
+  const addresses = await inGuest(
+    ctx,
+    guest,
+    "ip -6 -o addr show scope global; echo @@eni; cat /etc/network/interfaces.d/* 2>/dev/null",
+  );
+  const [ipLines = "", eni = ""] = addresses.stdout.split("@@eni\n");
+  const asked = guest.dhcpv6Answered || /^\s*iface\s+\S+\s+inet6\s+dhcp/m.test(eni);
+  const has = ipLines.split("\n").some((line) => line.includes(` ${guest.ipv6}/`));
+  const found = ipLines.trim().split("\n").map((line) => line.split(/\s+/)[3]).filter(Boolean).join(", ") || "none";
+  report.check(
+    run,
+    "guest holds its IPv6 address when it asks for DHCPv6",
+    asked ? has : true,
+    `${
+      guest.dhcpv6Answered
+        ? "dnsmasq answered its DHCPv6"
+        : asked
+        ? "interfaces.d asks for inet6 dhcp"
+        : "it asked for no DHCPv6"
+    }; global IPv6: ${found}` +
+      (asked && !has ? `; expected ${guest.ipv6}` : ""),
   );
 }
 
