@@ -1,5 +1,6 @@
 /**
- * IPv4 address arithmetic and the pool addresses are allocated from: pure
+ * IPv4 address arithmetic and the pool addresses are allocated from, and
+ * the IPv6 prefix each guest's IPv6 address is derived from: pure
  * functions, no I/O, no imports. The store (store/) does the allocation in
  * KV with these.
  *
@@ -22,3 +23,4 @@ export {
   poolSize,
   prefixMask,
 } from "./ipv4.ts";
+export { formatIpv6, formatIpv6Network, ipv6ForIpv4, type Ipv6Prefix, parseIpv6, parseIpv6Prefix } from "./ipv6.ts";
