@@ -6,6 +6,9 @@
 
 import type { Ipv4Network } from "../ipam/ipv4.ts";
 
+/** Who runs dnsmasq: its own systemd unit, mdserver as a child, or nobody mdserver knows of. */
+export type DnsmasqManage = "unit" | "child" | "no";
+
 /** How IMDSv2 session tokens are treated. */
 export type ImdsTokens = "optional" | "required";
 
@@ -31,11 +34,21 @@ export interface Config {
     logfile: string | null;
     imdsTokens: ImdsTokens;
     verifyMac: boolean;
+    /** md_server's POST /instance-upload on the metadata listener (loopback only). */
+    legacyUpload: boolean;
   };
   /** `[loglevels]`: the levels of the log and its outputs. */
   loglevels: { base: string; stream: string; file: string };
   /** `[admin]`: where the admin API listens. */
-  admin: { listenAddress: string; port: number; socket: string | null };
+  admin: {
+    /** TCP listener address, or null (off, the default). */
+    listenAddress: string | null;
+    port: number;
+    /** The unix socket (mode 0660), or null. */
+    socket: string | null;
+    /** The bearer token the TCP listener requires (written by install, root-only). */
+    tokenFile: string;
+  };
   /** `[public-keys]` in file order: name → key. */
   publicKeys: Map<string, string>;
   /** `[dnsmasq]`: the managed network and dnsmasq's files. */
@@ -56,7 +69,8 @@ export interface Config {
     prefix: string | null;
     domain: string | null;
     entryOrder: string[];
-    manage: boolean;
+    /** unit: its own systemd unit, restarted through a request file; child: a supervised child; no: files only. */
+    manage: DnsmasqManage;
     binary: string;
   };
   /** `[template-data]` with `_config_items_` resolved: name → value. */
