@@ -8,6 +8,8 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { startTestService } from "./_harness.ts";
+import { dig, missingRequirement, mustRun, poll, requirementTest, run } from "./_netns.ts";
+import { ROOT } from "./_process.ts";
 
 const WEB01 = { name: "web01", uuid: "6f1a3c2e-5b7d-4e8f-9a0b-1c2d3e4f5a6b", mac: "52:54:00:12:34:56" };
 
@@ -42,3 +44,76 @@ Deno.test("manage = unit: start and removal write the restart request, an upload
     await t.close();
   }
 });
+
+const reason = await missingRequirement({ root: true, tools: ["ip", "setpriv", "dig", "/usr/sbin/dnsmasq"] });
+
+/** The shipped unit's command, user and capabilities, with the test's configuration file. */
+async function shippedDnsmasqUnit(confFile: string) {
+  const unit = await Deno.readTextFile(join(ROOT, "systemd", "mdserver-dnsmasq.service"));
+  const value = (key: string) => new RegExp(`^${key}=(.*)$`, "m").exec(unit)?.[1] ?? "";
+  const command = value("ExecStart").split(" ").map((arg) =>
+    arg.startsWith("--conf-file=") ? `--conf-file=${confFile}` : arg
+  );
+  const caps = value("AmbientCapabilities").split(" ").map((cap) => `+${cap.replace(/^CAP_/, "").toLowerCase()}`)
+    .join(",");
+  return { command, caps, user: value("User") };
+}
+
+requirementTest(
+  "the shipped dnsmasq unit's command, as an unprivileged user with the unit's capabilities, serves mdserver's records",
+  reason,
+  async () => {
+    const netns = `mdserver-unit-${crypto.randomUUID().slice(0, 8)}`;
+    await mustRun("ip", ["netns", "add", netns]);
+    let dnsmasq: Deno.ChildProcess | null = null;
+    const t = await startTestService({
+      ini: "[dnsmasq]\nmanage = unit\nlisten_address = 127.0.0.1\ndns_port = 53\nuser = daemon\n",
+    });
+    try {
+      await Deno.chmod(t.dir, 0o755);
+      await mustRun("ip", ["-n", netns, "link", "set", "lo", "up"]);
+      const registered = await t.register(WEB01);
+      const unit = await shippedDnsmasqUnit(join(t.dir, "dnsmasq", "mds.conf"));
+      assert.equal(unit.user, "mdserver");
+      assert.equal(unit.command[0], "/usr/sbin/dnsmasq");
+      // As the unit runs it (its user is mdserver; here daemon, which this machine has).
+      dnsmasq = new Deno.Command("ip", {
+        args: [
+          "netns",
+          "exec",
+          netns,
+          "setpriv",
+          "--reuid=daemon",
+          "--regid=daemon",
+          "--clear-groups",
+          "--no-new-privs",
+          `--inh-caps=-all,${unit.caps}`,
+          `--ambient-caps=-all,${unit.caps}`,
+          `--bounding-set=-all,${unit.caps}`,
+          ...unit.command,
+        ],
+        stdin: "null",
+        stdout: "null",
+        stderr: "null",
+      }).spawn();
+      const answer = await poll("dnsmasq answering", async () => {
+        const reply = await dig("127.0.0.1", 53, "web01.test.internal", { netns });
+        return reply.status === "NOERROR" ? reply : undefined;
+      }, { timeoutMs: 10_000, intervalMs: 200 });
+      assert.deepEqual(answer.answers, [registered.ipv4]);
+      // No pid file: nothing is writable to the unit.
+      await assert.rejects(() => Deno.stat(join(t.dir, "run", "mds.pid")), Deno.errors.NotFound);
+    } finally {
+      if (dnsmasq) {
+        try {
+          dnsmasq.kill("SIGTERM");
+        } catch {
+          // gone
+        }
+        await dnsmasq.status;
+      }
+      await t.close();
+      await run("ip", ["netns", "del", netns]);
+    }
+  },
+);

@@ -332,7 +332,7 @@ async function runAll(options: Options, report: Report, cleanup: Cleanup, signal
     "setup",
     "mdserver start",
     () => startMdserver(cleanup, signal),
-    () => `metadata ${NET.metadataAddress}:80, admin 127.0.0.1:8774 + ${ADMIN_SOCKET}`,
+    () => `metadata ${NET.metadataAddress}:80, admin ${ADMIN_SOCKET}`,
   );
 
   const dnsmasq = await waitFor(async () => {
@@ -397,8 +397,6 @@ kv_file = ${WORK}/state/mdserver.kv
 db_file = ${WORK}/state/db_file.json
 
 [admin]
-listen_address = 127.0.0.1
-port = 8774
 socket = ${ADMIN_SOCKET}
 
 [public-keys]
