@@ -8,7 +8,7 @@
  * @module
  */
 
-export { type Config, type ImdsTokens, RELEASE_DATE, VERSION } from "./config.ts";
+export { type Config, type DnsmasqManage, type ImdsTokens, RELEASE_DATE, VERSION } from "./config.ts";
 export { DEFAULT_CONFIG_FILE, includedFiles, type IncludeDirectives, type IncludeLister } from "./files.ts";
 export { formatConfig } from "./format.ts";
 export { metadataUrl } from "./metadata_url.ts";
