@@ -11,6 +11,7 @@ import { startTestService } from "./_harness.ts";
 import { dig, missingRequirement, mustRun, poll, requirementTest, run } from "./_netns.ts";
 import { ROOT } from "./_process.ts";
 
+const WEB02_UUID = "7f1a3c2e-5b7d-4e8f-9a0b-1c2d3e4f5a6b";
 const WEB01 = { name: "web01", uuid: "6f1a3c2e-5b7d-4e8f-9a0b-1c2d3e4f5a6b", mac: "52:54:00:12:34:56" };
 
 async function readOrNull(path: string): Promise<string | null> {
@@ -101,6 +102,15 @@ requirementTest(
         return reply.status === "NOERROR" ? reply : undefined;
       }, { timeoutMs: 10_000, intervalMs: 200 });
       assert.deepEqual(answer.answers, [registered.ipv4]);
+      // An upload while it runs reaches DNS at once (hostsdir), without a restart request.
+      const request = await Deno.readTextFile(t.service.dnsmasq!.paths.restartRequestFile);
+      const second = await t.register({ ...WEB01, name: "web02", uuid: WEB02_UUID, mac: "52:54:00:12:34:57" });
+      const answer2 = await poll("the new record answered", async () => {
+        const reply = await dig("127.0.0.1", 53, "web02.test.internal", { netns });
+        return reply.status === "NOERROR" ? reply : undefined;
+      }, { timeoutMs: 5_000, intervalMs: 100 });
+      assert.deepEqual(answer2.answers, [second.ipv4]);
+      assert.equal(await Deno.readTextFile(t.service.dnsmasq!.paths.restartRequestFile), request);
       // No pid file: nothing is writable to the unit.
       await assert.rejects(() => Deno.stat(join(t.dir, "run", "mds.pid")), Deno.errors.NotFound);
     } finally {
