@@ -146,8 +146,7 @@ port = 0
 userdata_dir = userdata
 
 [admin]
-listen_address = 127.0.0.1
-port = 0
+socket = ${join(dir, "run", "admin.sock")}
 
 [dnsmasq]
 net_address = 127.88.0.0
@@ -163,13 +162,10 @@ run_dir = ${join(dir, "run")}
     kv,
   });
   try {
-    const port = service.adminPort!;
-    // What the hook reads: the same file with the port bound.
+    const socket = service.adminSocket!;
+    // What the hook reads: the same file.
     const hookConfig = join(dir, "hook.conf");
-    await Deno.writeTextFile(
-      hookConfig,
-      baseConfig.replace(/(\[admin\][^[]*?port = )0/, `$1${port}`),
-    );
+    await Deno.writeTextFile(hookConfig, baseConfig);
     const curlHook = join(dir, "curl-hook.sh");
     await Deno.writeTextFile(
       curlHook,
@@ -179,7 +175,7 @@ case "$2 $3" in
 *) exit 0 ;;
 esac
 curl -sS -m 2 -o /dev/null -H 'content-type: application/xml' --data-binary @- \\
-  "http://127.0.0.1:${port}/v1/instances" || echo "qemu-hook: $1: upload failed" >&2
+  --unix-socket "${socket}" "http://mdserver/v1/instances" || echo "qemu-hook: $1: upload failed" >&2
 exit 0
 `,
       { mode: 0o755 },
@@ -197,6 +193,9 @@ exit 0
           "--no-prompt",
           "-P=hook",
           `--allow-read=${dir}`,
+          // The bench's socket, where production's is /run/mdserver/admin.sock.
+          `--allow-write=${dir}`,
+          `--allow-net=127.0.0.1,unix:${socket}`,
           "--config",
           join(PROJECT_DIR, "deno.json"),
           join(PROJECT_DIR, "hook.ts"),

@@ -17,7 +17,14 @@ export interface TestService {
   service: RunningService;
   dir: string;
   metadataUrl: string;
-  adminUrl: string;
+  /** The admin API's unix socket (what ctl and the hook use). */
+  adminSocket: string;
+  /** The admin TCP listener's URL when `adminTcp` was asked for, else null. */
+  adminUrl: string | null;
+  /** The admin TCP listener's token (written to `[admin] token_file`). */
+  adminToken: string;
+  /** A request to the admin API over its unix socket (path like "/v1/instances"). */
+  adminFetch(path: string, init?: RequestInit): Promise<Response>;
   /** Fetches a metadata path as the guest with this source address. */
   guestFetch(address: string, path: string, init?: RequestInit): Promise<Response>;
   /** Uploads domain XML to /instance-upload from 127.0.0.1. */
@@ -47,7 +54,15 @@ export interface TestServiceOptions {
   network?: { address: string; prefix: number; gateway: string };
   /** Keep instances in the configured kv_file (as in production, so `seed-iso` can read them) instead of memory. */
   kvFile?: boolean;
+  /** Also the admin TCP listener, on 127.0.0.2 with a token (off by default, as in production). */
+  adminTcp?: boolean;
 }
+
+/** The admin TCP listener's address in tests: loopback, not the metadata address, not the pool. */
+export const TEST_ADMIN_ADDRESS = "127.0.0.2";
+
+/** The token tests write to `[admin] token_file`. */
+export const TEST_ADMIN_TOKEN = "test-admin-token-0123456789abcdef";
 
 /** The base test configuration (INI text). */
 export function baseConfigText(dir: string, network: { address: string; prefix: number; gateway: string }): string {
@@ -58,8 +73,8 @@ userdata_dir = ${join(dir, "userdata")}
 kv_file = ${join(dir, "mdserver.kv")}
 
 [admin]
-listen_address = 127.0.0.1
-port = 0
+socket = ${join(dir, "run", "admin.sock")}
+token_file = ${join(dir, "admin.token")}
 
 [public-keys]
 default = ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAITestKeyDefault test@default
@@ -77,6 +92,17 @@ domain = test.internal
 [service]
 location = testzone
 `;
+}
+
+/** One request to an admin API over its unix socket (path like "/v1/instances"). */
+export async function adminSocketFetch(socket: string, path: string, init: RequestInit = {}): Promise<Response> {
+  const client = Deno.createHttpClient({ proxy: { transport: "unix", path: socket } });
+  try {
+    const response = await fetch(`http://mdserver-admin${path}`, { ...init, client });
+    return new Response(await response.arrayBuffer(), { status: response.status, headers: response.headers });
+  } finally {
+    client.close();
+  }
 }
 
 /** Merges INI texts: keys of later sections override earlier ones. */
@@ -115,19 +141,28 @@ export async function startTestService(options: TestServiceOptions = {}): Promis
   }
   const network = options.network ?? { address: "127.77.0.0", prefix: 16, gateway: "127.77.0.1" };
   const file = join(dir, "mdserver.conf");
-  await Deno.writeTextFile(file, mergeIni(baseConfigText(dir, network), options.ini ?? ""));
+  const tcp = options.adminTcp ? `[admin]\nlisten_address = ${TEST_ADMIN_ADDRESS}\nport = 0\n` : "";
+  await Deno.writeTextFile(file, mergeIni(baseConfigText(dir, network), tcp + (options.ini ?? "")));
+  await Deno.writeTextFile(join(dir, "admin.token"), `${TEST_ADMIN_TOKEN}\n`, { mode: 0o600 });
   const config = await loadConfig(file);
   const kv = options.kvFile ? await openKv(config) : await Deno.openKv(":memory:");
   const service = await startService(config, { log: silentLogger, kv });
   const metadataUrl = `http://127.0.0.1:${service.metadataPort}`;
-  const adminUrl = `http://127.0.0.1:${service.adminPort}`;
+  const adminUrl = service.adminPort === null ? null : `http://${config.admin.listenAddress}:${service.adminPort}`;
+  const adminSocket = config.admin.socket!;
   const clients = new Map<string, Deno.HttpClient>();
+  const socketClient = Deno.createHttpClient({ proxy: { transport: "unix", path: adminSocket } });
   return {
     config,
     service,
     dir,
     metadataUrl,
+    adminSocket,
     adminUrl,
+    adminToken: TEST_ADMIN_TOKEN,
+    adminFetch(path, init = {}) {
+      return fetch(`http://mdserver-admin${path}`, { ...init, client: socketClient });
+    },
     guestFetch(address, path, init = {}) {
       let client = clients.get(address);
       if (!client) {
@@ -147,6 +182,7 @@ export async function startTestService(options: TestServiceOptions = {}): Promis
     },
     async close() {
       for (const client of clients.values()) client.close();
+      socketClient.close();
       await service.shutdown();
       kv.close();
       await Deno.remove(dir, { recursive: true });
@@ -161,7 +197,7 @@ export async function startTestService(options: TestServiceOptions = {}): Promis
 export async function writeClientConfig(t: TestService): Promise<string> {
   const text = await Deno.readTextFile(join(t.dir, "mdserver.conf"));
   const bound = text
-    .replace(/(\[admin\][^[]*?port = )0/, `$1${t.service.adminPort}`)
+    .replace(/(\[admin\][^[]*?port = )0/, `$1${t.service.adminPort ?? 0}`)
     .replace(/(\[mdserver\][^[]*?port = )0/, `$1${t.service.metadataPort}`);
   const path = join(t.dir, "client.conf");
   await Deno.writeTextFile(path, bound);

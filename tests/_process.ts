@@ -8,6 +8,7 @@
 
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { adminSocketFetch } from "./_harness.ts";
 import { freePort } from "./_netns.ts";
 
 /** The project root, where main.ts and deno.json are. */
@@ -24,8 +25,6 @@ export interface ProcessConfigOptions {
   /** Metadata listener; default 127.0.0.1 and a free port. */
   listenAddress?: string;
   port?: number;
-  /** Admin port on 127.0.0.1; default a free port. */
-  adminPort?: number;
   /** Extra `[mdserver]` keys, one `key = value` a line. */
   mdserver?: string;
   /** `[dnsmasq] interface`; default lo. */
@@ -36,7 +35,8 @@ export interface ProcessConfigOptions {
 export interface ProcessConfig {
   file: string;
   metadataUrl: string;
-  adminUrl: string;
+  /** The admin API's unix socket (TCP is off, as in production). */
+  adminSocket: string;
   kvFile: string;
   dnsmasqDir: string;
 }
@@ -49,7 +49,6 @@ export async function writeProcessConfig(
 ): Promise<ProcessConfig> {
   const listen = options.listenAddress ?? "127.0.0.1";
   const port = options.port ?? freePort();
-  const adminPort = options.adminPort ?? freePort();
   const kvFile = options.kvFile ?? join(dir, "mdserver.kv");
   const dnsmasqDir = options.dnsmasqDir ?? join(dir, "dnsmasq");
   await Deno.mkdir(join(dir, "userdata"), { recursive: true });
@@ -61,8 +60,7 @@ kv_file = ${kvFile}
 ${options.mdserver ?? ""}
 
 [admin]
-listen_address = 127.0.0.1
-port = ${adminPort}
+socket = ${join(dir, `run-${name}`, "admin.sock")}
 
 [public-keys]
 default = ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIProcessTestKey test@process
@@ -85,7 +83,7 @@ location = testzone
   return {
     file,
     metadataUrl: `http://${listen}:${port}`,
-    adminUrl: `http://127.0.0.1:${adminPort}`,
+    adminSocket: join(dir, `run-${name}`, "admin.sock"),
     kvFile,
     dnsmasqDir,
   };
@@ -173,11 +171,10 @@ export async function waitUntil(
   }
 }
 
-/** Waits until GET <adminUrl>/health answers 200 (the service is up). */
-export async function waitForHealth(server: ServerProcess, adminUrl: string): Promise<void> {
-  await waitUntil(server, `${adminUrl}/health`, async () => {
-    const response = await fetch(`${adminUrl}/health`);
-    await response.body?.cancel();
+/** Waits until GET /health on the admin socket answers 200 (the service is up). */
+export async function waitForHealth(server: ServerProcess, adminSocket: string): Promise<void> {
+  await waitUntil(server, `unix:${adminSocket} /health`, async () => {
+    const response = await adminSocketFetch(adminSocket, "/health");
     return response.ok;
   });
 }

@@ -11,7 +11,7 @@ import { loadConfig } from "../src/config/mod.ts";
 import { dnsmasqPaths, recordFileName, renderDhcpHost, renderHostsEntry } from "../src/dnsmasq/mod.ts";
 import type { Instance } from "../src/store/instance.ts";
 import { parseIpv4 } from "../src/ipam/ipv4.ts";
-import { domainXml } from "./_harness.ts";
+import { adminSocketFetch, domainXml } from "./_harness.ts";
 import { spawnServer, waitForHealth, writeProcessConfig } from "./_process.ts";
 
 const UPLOADS = 500;
@@ -41,15 +41,17 @@ Deno.test("SIGKILL during 500 concurrent uploads loses no acknowledged upload an
     const cfg = await writeProcessConfig(dir, "crash", { network: NETWORK });
     const first = spawnServer(cfg.file);
     servers.push(first);
-    await waitForHealth(first, cfg.adminUrl);
+    await waitForHealth(first, cfg.adminSocket);
 
     // Half through the admin API (the hook's way), half through md_server's /instance-upload.
     const acknowledged = new Map<string, { ipv4: string; name: string }>();
     let killed = false;
     const results = await Promise.allSettled(
       Array.from({ length: UPLOADS }, async (_, n) => {
-        const url = n % 2 === 0 ? `${cfg.adminUrl}/v1/instances` : `${cfg.metadataUrl}/instance-upload`;
-        const response = await fetch(url, { method: "POST", body: domainXml(domain(n)) });
+        const init = { method: "POST", body: domainXml(domain(n)) };
+        const response = n % 2 === 0
+          ? await adminSocketFetch(cfg.adminSocket, "/v1/instances", init)
+          : await fetch(`${cfg.metadataUrl}/instance-upload`, init);
         const text = await response.text();
         if (response.status < 200 || response.status > 299) throw new Error(`${response.status} ${text}`);
         const json = JSON.parse(text);
@@ -71,8 +73,8 @@ Deno.test("SIGKILL during 500 concurrent uploads loses no acknowledged upload an
 
     const second = spawnServer(cfg.file);
     servers.push(second);
-    await waitForHealth(second, cfg.adminUrl);
-    const listed: Instance[] = await (await fetch(`${cfg.adminUrl}/v1/instances`)).json();
+    await waitForHealth(second, cfg.adminSocket);
+    const listed: Instance[] = await (await adminSocketFetch(cfg.adminSocket, `/v1/instances`)).json();
     const byUuid = new Map(listed.map((instance) => [instance.uuid, instance]));
     for (const [uuid, answered] of acknowledged) {
       const instance = byUuid.get(uuid);

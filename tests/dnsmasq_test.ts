@@ -13,7 +13,7 @@ import { dnsmasqPaths, writeDnsmasqConfig } from "../src/dnsmasq/mod.ts";
 import { silentLogger } from "../src/log/log.ts";
 import { type RunningService, startService } from "../src/service/service.ts";
 import { dig, freePort, missingRequirement, mustRun, NamespacePair, poll, requirementTest, run } from "./_netns.ts";
-import { domainXml } from "./_harness.ts";
+import { adminSocketFetch, domainXml } from "./_harness.ts";
 
 const DNSMASQ = "/usr/sbin/dnsmasq";
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
@@ -48,8 +48,7 @@ userdata_dir = userdata
 kv_file = mdserver.kv
 
 [admin]
-listen_address = 127.0.0.1
-port = 0
+socket = run/admin.sock
 
 [dnsmasq]
 net_address = 127.101.0.0
@@ -64,7 +63,7 @@ user = nobody
 prefix = vm-
 domain = mds.test
 entry_order = fqdn,prefix,base
-manage = ${manage ? "yes" : "no"}
+manage = ${manage ? "child" : "no"}
 binary = ${DNSMASQ}
 `,
   );
@@ -75,8 +74,9 @@ async function upload(
   service: RunningService,
   xml: string,
 ): Promise<{ ipv4: string; created: boolean }> {
-  const response = await fetch(
-    `http://127.0.0.1:${service.adminPort}/v1/instances`,
+  const response = await adminSocketFetch(
+    service.adminSocket!,
+    `/v1/instances`,
     { method: "POST", body: xml },
   );
   const body = await response.json();
@@ -91,8 +91,9 @@ async function remove(
   service: RunningService,
   reference: string,
 ): Promise<void> {
-  const response = await fetch(
-    `http://127.0.0.1:${service.adminPort}/v1/instances/${reference}`,
+  const response = await adminSocketFetch(
+    service.adminSocket!,
+    `/v1/instances/${reference}`,
     {
       method: "DELETE",
     },
@@ -175,7 +176,7 @@ requirementTest(
     const kv = await Deno.openKv(":memory:");
     const service = await startService(config, { log: silentLogger, kv });
     try {
-      assert.ok(service.dnsmasq?.managed);
+      assert.equal(service.dnsmasq?.manage, "child");
       await poll(
         "dnsmasq to answer",
         async () =>
@@ -282,7 +283,7 @@ requirementTest(
     const lines: string[] = [];
     let reader: Promise<void> = Promise.resolve();
     try {
-      assert.equal(service.dnsmasq?.managed, false);
+      assert.equal(service.dnsmasq?.manage, "no");
       assert.equal(service.dnsmasq?.pid, null);
       await upload(
         service,
@@ -521,8 +522,7 @@ userdata_dir = userdata
 kv_file = mdserver.kv
 
 [admin]
-listen_address = 127.0.0.1
-port = 8774
+socket = run/admin.sock
 
 [dnsmasq]
 net_address = 10.199.0.0
@@ -535,7 +535,7 @@ user = nobody
 domain = mds.test
 use_dns = yes
 lease_len = 600
-manage = yes
+manage = child
 binary = ${DNSMASQ}
 `,
       );
@@ -572,7 +572,7 @@ binary = ${DNSMASQ}
           await Deno.writeTextFile(join(dir, "body.xml"), body);
           args.push("--data-binary", `@${join(dir, "body.xml")}`);
         }
-        args.push("-w", "\n%{http_code}", `http://127.0.0.1:8774${path}`);
+        args.push("-w", "\n%{http_code}", "--unix-socket", join(dir, "run", "admin.sock"), `http://mdserver${path}`);
         const { stdout } = await pair.run(pair.server, "curl", args);
         const end = stdout.lastIndexOf("\n");
         return {

@@ -49,6 +49,9 @@ async function runHook(
       "--no-prompt",
       "-P=hook",
       `--allow-read=${configDir}`,
+      // The test's admin socket, where production's is /run/mdserver/admin.sock.
+      `--allow-write=${configDir}`,
+      `--allow-net=127.0.0.1,unix:${configDir}/run/admin.sock`,
       "--config",
       DENO_JSON,
       HOOK,
@@ -82,33 +85,25 @@ async function runHook(
 
 /**
  * Writes the configuration the hook reads: the service's own file, with the
- * admin port it actually bound put in through an `[_include_]`d file, as an
- * operator would keep `[admin]` in a conf.d snippet.
+ * admin socket put in through an `[_include_]`d file, as an operator would
+ * keep `[admin]` in a conf.d snippet. `socket` is relative to the test's folder.
  */
 async function hookConfig(
   test: TestService,
-  port = test.service.adminPort!,
+  socket = "run/admin.sock",
 ): Promise<string> {
   const main = await Deno.readTextFile(join(test.dir, "mdserver.conf"));
   const file = join(test.dir, "hook.conf");
   await Deno.mkdir(join(test.dir, "conf.d"), { recursive: true });
   await Deno.writeTextFile(
     join(test.dir, "conf.d", "50-admin.conf"),
-    `[admin]\nport = ${port}\n`,
+    `[admin]\nsocket = ../${socket}\n`,
   );
   await Deno.writeTextFile(
     file,
     `${main}\n[_include_]\ndirectories = conf.d\n`,
   );
   return file;
-}
-
-/** A loopback port with nothing listening on it. */
-function closedPort(): number {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const { port } = listener.addr as Deno.NetAddr;
-  listener.close();
-  return port;
 }
 
 function stderrLines(run: HookRun): string[] {
@@ -184,7 +179,9 @@ Deno.test("hook.ts marks the instance stopped on release end and the address is 
 Deno.test("hook.ts exits 0 with one stderr line naming the domain when mdserver is down", async () => {
   const test = await startTestService();
   try {
-    const config = await hookConfig(test, closedPort());
+    // Nothing at the socket's place, as when mdserver is not running.
+    await Deno.remove(join(test.dir, "run", "admin.sock"));
+    const config = await hookConfig(test);
     const run = await runHook(["web01", "prepare", "begin", "-"], {
       stdin: domainXml(WEB01),
       config,
@@ -195,7 +192,7 @@ Deno.test("hook.ts exits 0 with one stderr line naming the domain when mdserver 
     assert.equal(lines.length, 1, run.stderr);
     assert.match(
       lines[0]!,
-      /^mdserver-hook: web01 prepare begin: not uploaded: .*refused/i,
+      /^mdserver-hook: web01 prepare begin: not uploaded: .*(refused|no such file|not found)/i,
     );
   } finally {
     await test.close();
@@ -204,13 +201,16 @@ Deno.test("hook.ts exits 0 with one stderr line naming the domain when mdserver 
 
 Deno.test("hook.ts gives up with one stderr line when mdserver accepts but never answers", async () => {
   const test = await startTestService();
-  const silent = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const silentPath = join(test.dir, "run", "admin.sock");
+  // The service's socket replaced by one that accepts and never answers.
+  await Deno.remove(silentPath);
+  const silent = Deno.listen({ transport: "unix", path: silentPath });
   const held: Deno.Conn[] = [];
   const accepting = (async () => {
     for await (const conn of silent) held.push(conn);
   })();
   try {
-    const config = await hookConfig(test, (silent.addr as Deno.NetAddr).port);
+    const config = await hookConfig(test);
     const run = await runHook(["web01", "prepare", "begin", "-"], {
       stdin: domainXml(WEB01),
       config,

@@ -89,11 +89,14 @@ function indexOfSequence(haystack: Uint8Array, needle: number[], from = 0): numb
  * a large body. Status 0: the connection closed without an answer.
  */
 async function rawRequest(
-  port: number,
+  target: number | string,
   request: Uint8Array,
   options: { halfClose?: boolean } = {},
 ): Promise<RawResponse> {
-  const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+  // A port on 127.0.0.1, or the admin API's unix socket.
+  const conn = typeof target === "number"
+    ? await Deno.connect({ hostname: "127.0.0.1", port: target })
+    : await Deno.connect({ transport: "unix", path: target });
   const writing = (async () => {
     try {
       for (let offset = 0; offset < request.length;) offset += await conn.write(request.subarray(offset));
@@ -231,7 +234,7 @@ Deno.test("hostile domain XML gets a 4xx with a clear reason from both upload en
       const body = await corpusFile(file);
       const upload = await rawRequest(t.service.metadataPort, uploadRequest("/instance-upload", body));
       assertClearMessage(`${file} to /instance-upload`, upload, expected);
-      const admin = await rawRequest(t.service.adminPort!, uploadRequest("/v1/instances", body));
+      const admin = await rawRequest(t.adminSocket, uploadRequest("/v1/instances", body));
       assertClearMessage(`${file} to the admin API`, admin, expected);
     }
     assert.deepEqual(await kvSnapshot(t.service.store.kv), kvBefore);
@@ -245,7 +248,7 @@ Deno.test("odd HTTP requests get a 4xx, a clear reason where mdserver answers, a
     const kvBefore = await kvSnapshot(t.service.store.kv);
     const filesBefore = await treeSnapshot(t.config.dnsmasq.baseDir);
     for (const [file, expected] of Object.entries(CASES.requests)) {
-      const port = expected.listener === "admin" ? t.service.adminPort! : t.service.metadataPort;
+      const port = expected.listener === "admin" ? t.adminSocket : t.service.metadataPort;
       const response = await rawRequest(port, await corpusFile(file, { crlf: true }), {
         halfClose: expected.halfClose ?? false,
       });

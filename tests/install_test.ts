@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
+import { UNITS } from "../src/cli/install.ts";
 import { requireTool } from "./_requirements.ts";
 
 const PROJECT = decodeURIComponent(new URL("..", import.meta.url).pathname).replace(/\/$/, "");
@@ -36,8 +37,29 @@ Deno.test("install --root places config, unit, network XML and hook, and keeps a
     assert.match(unit, /^ProtectSystem=strict$/m);
     assert.match(unit, /^NoNewPrivileges=yes$/m);
     assert.match(unit, /^ReadWritePaths=\/var\/lib\/mdserver \/run\/mdserver$/m);
-    assert.match(unit, /^CapabilityBoundingSet=CAP_NET_BIND_SERVICE CAP_NET_ADMIN CAP_NET_RAW$/m);
+    // Port 80 and nothing else: DHCP's capabilities are dnsmasq's unit's.
+    assert.match(unit, /^CapabilityBoundingSet=CAP_NET_BIND_SERVICE$/m);
+    assert.match(unit, /^After=.*\blibvirtd\.service\b.*\bvirtnetworkd\.service\b/m);
     assert.doesNotMatch(unit, /-A\b|--allow-all/);
+
+    // dnsmasq's own unit and the pair that restarts it when mdserver asks.
+    const dnsmasq = await Deno.readTextFile(join(root, "etc/systemd/system/mdserver-dnsmasq.service"));
+    assert.match(dnsmasq, /^ExecStart=\/usr\/sbin\/dnsmasq .*--conf-file=\/var\/lib\/mdserver\/dnsmasq\/mds\.conf$/m);
+    assert.match(dnsmasq, /^CapabilityBoundingSet=CAP_NET_BIND_SERVICE CAP_NET_ADMIN CAP_NET_RAW$/m);
+    const path = await Deno.readTextFile(join(root, "etc/systemd/system/mdserver-dnsmasq-restart.path"));
+    assert.match(path, /^PathChanged=\/run\/mdserver\/dnsmasq\.restart$/m);
+    assert.ok(await Deno.stat(join(root, "etc/systemd/system/mdserver-dnsmasq-restart.service")));
+    // Enabled: the service, and the .path unit that starts dnsmasq's unit.
+    for (const name of ["mdserver.service", "mdserver-dnsmasq-restart.path"]) {
+      const link = join(root, "etc/systemd/system/multi-user.target.wants", name);
+      assert.ok((await Deno.lstat(link)).isSymlink, `${name} is not enabled`);
+    }
+
+    // The admin TCP token: 0600, kept on a second install.
+    const tokenFile = join(root, "etc/mdserver/admin.token");
+    const token = await Deno.readTextFile(tokenFile);
+    assert.match(token, /^[0-9a-f]{64}\n$/);
+    assert.equal((await Deno.stat(tokenFile)).mode! & 0o777, 0o600);
 
     const hook = join(root, "etc/libvirt/hooks/qemu");
     assert.ok(((await Deno.stat(hook)).mode ?? 0) & 0o100, "hook is not executable");
@@ -48,6 +70,7 @@ Deno.test("install --root places config, unit, network XML and hook, and keeps a
     assert.equal(second.code, 0, second.err);
     assert.match(second.out, /kept: .*mdserver\.conf \(exists\)/);
     assert.equal(await Deno.readTextFile(join(root, "etc/mdserver/mdserver.conf")), "[mdserver]\nport = 8080\n");
+    assert.equal(await Deno.readTextFile(tokenFile), token);
   } finally {
     await Deno.remove(root, { recursive: true });
   }
@@ -69,21 +92,62 @@ Deno.test("install --root refuses to overwrite a hook it did not write", async (
 
 const analyze = await requireTool("systemd-analyze (Debian systemd)", ["/usr/bin/systemd-analyze"]);
 
+/** Runs systemd-analyze; its exit code and everything it printed. */
+async function systemdAnalyze(args: string[]): Promise<{ code: number; messages: string }> {
+  const output = await new Deno.Command("systemd-analyze", { args, stdout: "piped", stderr: "piped" }).output();
+  const messages = new TextDecoder().decode(output.stderr) + new TextDecoder().decode(output.stdout);
+  return { code: output.code, messages };
+}
+
 Deno.test({
-  name: "the installed unit passes systemd-analyze verify",
+  name: "the installed units pass systemd-analyze verify",
   ignore: analyze !== null,
   async fn() {
     const root = await Deno.makeTempDir({ prefix: "mdserver-install-" });
     try {
       assert.equal((await runInstall(root)).code, 0);
-      const output = await new Deno.Command("systemd-analyze", {
-        args: ["verify", join(root, "etc/systemd/system/mdserver.service")],
-        stdout: "piped",
-        stderr: "piped",
-      }).output();
-      const messages = new TextDecoder().decode(output.stderr) + new TextDecoder().decode(output.stdout);
-      assert.equal(output.code, 0, messages);
-      assert.doesNotMatch(messages, /mdserver\.service/, messages);
+      const units = UNITS.map((name) => join(root, "etc/systemd/system", name));
+      const { code, messages } = await systemdAnalyze(["verify", ...units]);
+      assert.equal(code, 0, messages);
+      assert.doesNotMatch(messages, /mdserver/, messages);
+    } finally {
+      await Deno.remove(root, { recursive: true });
+    }
+  },
+});
+
+Deno.test({
+  name: "systemd-analyze security rates mdserver.service and mdserver-dnsmasq.service under 2.0 exposure",
+  ignore: analyze !== null,
+  async fn() {
+    const root = await Deno.makeTempDir({ prefix: "mdserver-install-" });
+    try {
+      assert.equal((await runInstall(root)).code, 0);
+      const scores: Record<string, number> = {};
+      for (const name of ["mdserver.service", "mdserver-dnsmasq.service", "mdserver-dnsmasq-restart.service"]) {
+        const unit = join(root, "etc/systemd/system", name);
+        const { messages } = await systemdAnalyze(["security", "--offline=yes", "--no-pager", unit]);
+        const score = /Overall exposure level for \S+: (\d+\.\d)/.exec(messages);
+        assert.ok(score, messages);
+        scores[name] = Number(score[1]);
+      }
+      for (const [name, score] of Object.entries(scores)) {
+        assert.ok(score < 2.0, `${name}: exposure ${score} (all: ${JSON.stringify(scores)})`);
+      }
+      const unit = await Deno.readTextFile(join(root, "etc/systemd/system/mdserver.service"));
+      for (
+        const line of [
+          "SystemCallFilter=@system-service",
+          "ProtectProc=invisible",
+          "PrivateMounts=yes",
+          "RemoveIPC=yes",
+          "DevicePolicy=closed",
+          "IPAddressDeny=any",
+          "IPAddressAllow=localhost 10.122.0.0/16 169.254.169.254",
+          "Environment=NO_COLOR=1",
+        ]
+      ) assert.ok(unit.split("\n").includes(line), `mdserver.service lacks ${line}`);
+      assert.match(unit, /^# MemoryDenyWriteExecute=yes cannot be on: V8/m);
     } finally {
       await Deno.remove(root, { recursive: true });
     }

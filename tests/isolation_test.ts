@@ -77,6 +77,7 @@ interface Registered {
 
 async function withGuests(body: (t: TestService, a: Registered, b: Registered) => Promise<void>) {
   const t = await startTestService({
+    adminTcp: true,
     ini: "[mdserver]\nvendordata_template = userdata/vendor.yaml\n",
     userdata: {
       [`${ALPHA.name}.yaml`]: userData(ALPHA),
@@ -296,13 +297,20 @@ Deno.test("the admin API answers 403 to every request from the managed network",
           ["DELETE", `/v1/instances/${BRAVO.name}`],
         ] as const
       ) {
-        const response = await fetch(`${t.adminUrl}${path}`, { method, client });
+        // With the token: the managed network is refused whatever it carries.
+        const headers = { authorization: `Bearer ${t.adminToken}` };
+        const response = await fetch(`${t.adminUrl}${path}`, { method, client, headers });
         const text = await response.text();
         assert.equal(response.status, 403, `${method} ${path}: ${text}`);
         assert.match(text, /not served to the managed network/);
         assertNoLeak([{ path, status: 403, text }], secretsOf(BRAVO, b), "B");
       }
-      const upload = await fetch(`${t.adminUrl}/v1/instances`, { method: "POST", body: xml(BRAVO), client });
+      const upload = await fetch(`${t.adminUrl}/v1/instances`, {
+        method: "POST",
+        body: xml(BRAVO),
+        client,
+        headers: { authorization: `Bearer ${t.adminToken}` },
+      });
       assert.equal(upload.status, 403, await upload.text());
       const metadataUpload = await t.guestFetch(a.ipv4, "/instance-upload", { method: "POST", body: xml(BRAVO) });
       assert.equal(metadataUpload.status, 403, await metadataUpload.text());
@@ -310,7 +318,7 @@ Deno.test("the admin API answers 403 to every request from the managed network",
       client.close();
     }
     // Nothing was changed: B is still there, running as before.
-    const bravo = await (await fetch(`${t.adminUrl}/v1/instances/${BRAVO.name}`)).json();
+    const bravo = await (await t.adminFetch(`/v1/instances/${BRAVO.name}`)).json();
     assert.equal(bravo.ipv4, b.ipv4);
     assert.equal(bravo.state, "registered");
   });

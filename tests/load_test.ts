@@ -8,7 +8,7 @@
  * asserted.
  */
 import assert from "node:assert/strict";
-import { domainXml } from "./_harness.ts";
+import { adminSocketFetch, domainXml } from "./_harness.ts";
 import { memoryKiB, spawnServer, waitForHealth, writeProcessConfig } from "./_process.ts";
 
 const GUESTS = 1000;
@@ -91,12 +91,15 @@ Deno.test("1,000 guests crawling the EC2 API at once from their own addresses ge
   const cfg = await writeProcessConfig(dir, "load", { network: NETWORK });
   const server = spawnServer(cfg.file);
   try {
-    await waitForHealth(server, cfg.adminUrl);
+    await waitForHealth(server, cfg.adminSocket);
 
     const guests: { ipv4: string; instanceId: string }[] = [];
     const registering = performance.now();
     await pool([...Array(GUESTS).keys()], 16, async (n) => {
-      const response = await fetch(`${cfg.adminUrl}/v1/instances`, { method: "POST", body: domainXml(domain(n)) });
+      const response = await adminSocketFetch(cfg.adminSocket, `/v1/instances`, {
+        method: "POST",
+        body: domainXml(domain(n)),
+      });
       const json = await response.json();
       assert.equal(response.status, 201, JSON.stringify(json));
       guests.push({ ipv4: json.ipv4, instanceId: json.instance_id });

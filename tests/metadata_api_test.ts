@@ -29,7 +29,7 @@ async function text(response: Response) {
 }
 
 async function instanceCount(t: TestService) {
-  return (await (await fetch(`${t.adminUrl}/v1/instances`)).json()).length;
+  return (await (await t.adminFetch(`/v1/instances`)).json()).length;
 }
 
 Deno.test("an uploaded domain is served its EC2 meta-data by source address", async () => {

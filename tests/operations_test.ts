@@ -19,7 +19,7 @@ async function withService(body: (t: TestService, ip: string) => Promise<void>, 
 }
 
 async function admin(t: TestService, path: string) {
-  const response = await fetch(`${t.adminUrl}${path}`);
+  const response = await t.adminFetch(`${path}`);
   assert.equal(response.status, 200, `${path}: ${response.status}`);
   return response;
 }
@@ -153,7 +153,7 @@ Deno.test("ctl list, show, user-data, known-hosts and delete work against the ru
     assert.equal((await ctl("known-hosts")).out, "");
     const deleted = await ctl("delete", "web01");
     assert.equal(deleted.code, 0, deleted.err);
-    assert.equal((await fetch(`${t.adminUrl}/v1/instances/web01`)).status, 404);
+    assert.equal((await t.adminFetch(`/v1/instances/web01`)).status, 404);
     const missing = await ctl("show", "web01");
     assert.notEqual(missing.code, 0);
     assert.match(missing.err, /no instance "web01"/);
@@ -171,6 +171,6 @@ Deno.test("the metadata listener never serves the admin API", async () => {
     const remove = await fetch(`${t.metadataUrl}/v1/instances/web01`, { method: "DELETE" });
     assert.equal(remove.status, 405);
     await remove.body?.cancel();
-    assert.equal((await fetch(`${t.adminUrl}/v1/instances/web01`).then((r) => r.json())).name, "web01");
+    assert.equal((await t.adminFetch(`/v1/instances/web01`).then((r) => r.json())).name, "web01");
   });
 });

@@ -43,8 +43,7 @@ kv_file = ${join(dir, "mdserver.kv")}
 vendordata_template = ${join(dir, "vendor.yaml")}
 
 [admin]
-listen_address = 127.0.0.1
-port = 0
+socket = run/admin.sock
 
 [public-keys]
 seed = ${KEYS[0]}

@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import type { Instance } from "../src/store/instance.ts";
 import { parseIpv4 } from "../src/ipam/ipv4.ts";
-import { domainXml } from "./_harness.ts";
+import { adminSocketFetch, domainXml } from "./_harness.ts";
 import { type ServerProcess, spawnServer, waitForHealth, writeProcessConfig } from "./_process.ts";
 
 const UPLOADS = 100;
@@ -33,13 +33,15 @@ Deno.test("two mdserver processes on one KV file never share an address and see 
       await writeProcessConfig(dir, "host-b", { network: NETWORK, kvFile, dnsmasqDir: join(dir, "dnsmasq-b") }),
     ];
     for (const host of hosts) servers.push(spawnServer(host.file));
-    await Promise.all(hosts.map((host, i) => waitForHealth(servers[i]!, host.adminUrl)));
+    await Promise.all(hosts.map((host, i) => waitForHealth(servers[i]!, host.adminSocket)));
 
     // All at once, alternating hosts and both upload endpoints.
     const answers = await Promise.all(Array.from({ length: UPLOADS }, async (_, n) => {
       const host = hosts[n % 2]!;
-      const url = n % 4 < 2 ? `${host.adminUrl}/v1/instances` : `${host.metadataUrl}/instance-upload`;
-      const response = await fetch(url, { method: "POST", body: domainXml(domain(n)) });
+      const init = { method: "POST", body: domainXml(domain(n)) };
+      const response = n % 4 < 2
+        ? await adminSocketFetch(host.adminSocket, "/v1/instances", init)
+        : await fetch(`${host.metadataUrl}/instance-upload`, init);
       const json = await response.json();
       assert.equal(response.status, 201, `upload ${n} to ${n % 2 ? "B" : "A"}: ${JSON.stringify(json)}`);
       return json as { uuid: string; ipv4: string; instance_id: string };
@@ -49,9 +51,9 @@ Deno.test("two mdserver processes on one KV file never share an address and see 
 
     const expected = answers.map((answer) => `${answer.uuid} ${answer.ipv4}`).sort();
     for (const [i, host] of hosts.entries()) {
-      const listed: Instance[] = await (await fetch(`${host.adminUrl}/v1/instances`)).json();
+      const listed: Instance[] = await (await adminSocketFetch(host.adminSocket, `/v1/instances`)).json();
       assert.deepEqual(listed.map((instance) => `${instance.uuid} ${instance.ipv4}`).sort(), expected, `host ${i}`);
-      const health = await (await fetch(`${host.adminUrl}/health`)).json();
+      const health = await (await adminSocketFetch(host.adminSocket, `/health`)).json();
       assert.equal(health.instances, UPLOADS, `host ${i} counts ${health.instances} addresses`);
     }
 
@@ -70,7 +72,10 @@ Deno.test("two mdserver processes on one KV file never share an address and see 
     }
 
     // A re-upload through the other host keeps the address.
-    const again = await fetch(`${hosts[1]!.adminUrl}/v1/instances`, { method: "POST", body: domainXml(domain(0)) });
+    const again = await adminSocketFetch(hosts[1]!.adminSocket, `/v1/instances`, {
+      method: "POST",
+      body: domainXml(domain(0)),
+    });
     assert.equal(again.status, 200);
     assert.equal((await again.json()).ipv4, answers[0]!.ipv4);
 

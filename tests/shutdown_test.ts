@@ -3,7 +3,7 @@
  * finish, stops, closes KV and exits 0; what it acknowledged is kept.
  */
 import assert from "node:assert/strict";
-import { domainXml } from "./_harness.ts";
+import { adminSocketFetch, domainXml } from "./_harness.ts";
 import { spawnServer, waitForHealth, writeProcessConfig } from "./_process.ts";
 
 for (const signal of ["SIGTERM", "SIGINT"] as const) {
@@ -14,7 +14,7 @@ for (const signal of ["SIGTERM", "SIGINT"] as const) {
     });
     const server = spawnServer(config.file);
     try {
-      await waitForHealth(server, config.adminUrl);
+      await waitForHealth(server, config.adminSocket);
       // A slow client: the body arrives in two parts, the signal in between.
       const xml = domainXml({ name: "slow", uuid: "5a5a5a5a-1111-4222-8333-444455556666", mac: "52:54:00:5a:5a:5a" });
       let release!: () => void;
@@ -28,7 +28,7 @@ for (const signal of ["SIGTERM", "SIGINT"] as const) {
           controller.close();
         },
       });
-      const upload = fetch(`${config.adminUrl}/v1/instances`, { method: "POST", body });
+      const upload = adminSocketFetch(config.adminSocket, `/v1/instances`, { method: "POST", body });
       await new Promise((resolve) => setTimeout(resolve, 300));
       server.kill(signal);
       await new Promise((resolve) => setTimeout(resolve, 300));
@@ -64,7 +64,7 @@ Deno.test("SIGTERM exits 0 within the stated bound while a guest holds unfinishe
   const server = spawnServer(config.file);
   const held: Deno.Conn[] = [];
   try {
-    await waitForHealth(server, config.adminUrl);
+    await waitForHealth(server, config.adminSocket);
     const { hostname, port } = new URL(config.metadataUrl);
     // 20 phone-home bodies that never finish, 10 connections that say nothing: the old drain waited on them forever.
     for (let i = 0; i < 30; i++) {

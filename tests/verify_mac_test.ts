@@ -57,10 +57,17 @@ async function inServer(pair: NamespacePair, command: string, args: string[]) {
   return result.stdout;
 }
 
-async function startServer(pair: NamespacePair, file: string, adminUrl: string): Promise<ServerProcess> {
+async function startServer(pair: NamespacePair, file: string, adminSocket: string): Promise<ServerProcess> {
   const server = spawnServer(file, { netns: pair.server });
   await waitUntil(server, "mdserver in its namespace", async () => {
-    const health = await pair.run(pair.server, "curl", ["-sf", "--max-time", "2", `${adminUrl}/health`]);
+    const health = await pair.run(pair.server, "curl", [
+      "-sf",
+      "--max-time",
+      "2",
+      "--unix-socket",
+      adminSocket,
+      "http://mdserver/health",
+    ]);
     return health.code === 0;
   });
   return server;
@@ -82,18 +89,25 @@ requirementTest("verify_mac refuses a guest that uses another guest's address fr
     ]);
     await mustRun("ip", ["-n", pair.server, "addr", "add", `${METADATA}/32`, "dev", "lo"]);
     await mustRun("ip", ["-n", pair.server, "link", "set", "dev", pair.serverIf, "up"]);
-    const common = { network: NETWORK, listenAddress: METADATA, port: 80, adminPort: 8774, interface: pair.serverIf };
+    const common = { network: NETWORK, listenAddress: METADATA, port: 80, interface: pair.serverIf };
     const off = await writeProcessConfig(dir, "off", common);
     const on = await writeProcessConfig(dir, "on", { ...common, mdserver: "verify_mac = yes" });
 
-    server = await startServer(pair, off.file, off.adminUrl);
+    server = await startServer(pair, off.file, off.adminSocket);
     const ips: Record<string, string> = {};
     const ids: Record<string, string> = {};
     for (const guest of [ALPHA, BRAVO]) {
       const file = join(dir, `${guest.name}.xml`);
       await Deno.writeTextFile(file, domainXml(guest));
       const answer = JSON.parse(
-        await inServer(pair, "curl", ["-sf", "--data-binary", `@${file}`, `${off.adminUrl}/v1/instances`]),
+        await inServer(pair, "curl", [
+          "-sf",
+          "--unix-socket",
+          off.adminSocket,
+          "--data-binary",
+          `@${file}`,
+          "http://mdserver/v1/instances",
+        ]),
       );
       ips[guest.name] = answer.ipv4;
       ids[guest.name] = answer.instance_id;
@@ -108,7 +122,7 @@ requirementTest("verify_mac refuses a guest that uses another guest's address fr
     });
     await server.stop();
 
-    server = await startServer(pair, on.file, on.adminUrl);
+    server = await startServer(pair, on.file, on.adminSocket);
     // The neighbour table is what mdserver checks; show it holds the impostor's MAC.
     await becomeGuest(pair, ALPHA.mac, bravoIp);
     const impostor = await guestGet(pair, bravoIp, "/latest/meta-data/instance-id");

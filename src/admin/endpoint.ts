@@ -5,7 +5,7 @@
  * the hook starts a process per domain start and must not load the npm
  * packages the service uses.
  *
- * It reads `[admin] listen_address`, `port` and `socket` from the main file
+ * It reads `[admin] listen_address`, `port`, `socket` and `token_file` from the main file
  * and its `[_include_]`s, the way `loadConfig` does (directories' `*.conf`
  * in lexical order, then files; missing paths skipped; the last value wins;
  * a relative socket path is relative to the folder of the file naming it).
@@ -25,14 +25,24 @@ export const DEFAULT_ADMIN_ADDRESS = "127.0.0.1";
 /** The admin port when the configuration does not set one. */
 export const DEFAULT_ADMIN_PORT = 8774;
 
-/** The admin API's address: TCP always, a unix socket when configured. */
+/** The admin socket when the configuration does not set one. */
+export const DEFAULT_ADMIN_SOCKET = "/run/mdserver/admin.sock";
+
+/** The file holding the TCP listener's token when the configuration does not name one. */
+export const DEFAULT_ADMIN_TOKEN_FILE = "/etc/mdserver/admin.token";
+
+/** The admin API's address: the unix socket (default), TCP when `[admin] listen_address` is set. */
 export interface AdminEndpoint {
   /** Host to connect to ("127.0.0.1", "::1"…). */
   address: string;
   /** TCP port. */
   port: number;
-  /** Unix socket path, or null. */
+  /** Whether the TCP listener is on (`[admin] listen_address` set). */
+  tcp: boolean;
+  /** Unix socket path, or null (`socket = none`). */
   socket: string | null;
+  /** The TCP listener's bearer token file (readable by root only). */
+  tokenFile: string;
   /** Files read, in order. */
   files: string[];
 }
@@ -90,8 +100,8 @@ export async function readAdminEndpoint(
     }
   }
 
-  const address = unset(values.get("admin.listen_address")?.value) ??
-    DEFAULT_ADMIN_ADDRESS;
+  const listen = unset(values.get("admin.listen_address")?.value);
+  const address = listen ?? DEFAULT_ADMIN_ADDRESS;
   const portText = unset(values.get("admin.port")?.value);
   const port = portText === null ? DEFAULT_ADMIN_PORT : Number(portText);
   if (!/^\d+$/.test(portText ?? "0") || port < 1 || port > 65535) {
@@ -101,14 +111,26 @@ export async function readAdminEndpoint(
     );
   }
   const socketEntry = values.get("admin.socket");
-  const socket = unset(socketEntry?.value);
+  const socket = socketEntry === undefined ? DEFAULT_ADMIN_SOCKET : unset(socketEntry.value);
+  const tokenEntry = values.get("admin.token_file");
+  const tokenFile = unset(tokenEntry?.value);
   return {
-    // A wildcard listener is reached on loopback.
-    address: address === "0.0.0.0" ? "127.0.0.1" : address === "::" ? "::1" : address,
+    address,
     port,
-    socket: socket === null ? null : resolvePath(parentDir(socketEntry!.file), socket),
+    tcp: listen !== null,
+    socket: socket === null || socketEntry === undefined ? socket : resolvePath(parentDir(socketEntry.file), socket),
+    tokenFile: tokenFile === null ? DEFAULT_ADMIN_TOKEN_FILE : resolvePath(parentDir(tokenEntry!.file), tokenFile),
     files,
   };
+}
+
+/** Where requests go, for messages: `unix:/run/mdserver/admin.sock`, the TCP URL, or both. */
+export function adminLocation(endpoint: AdminEndpoint): string {
+  const places = [
+    ...(endpoint.socket !== null ? [`unix:${endpoint.socket}`] : []),
+    ...(endpoint.tcp ? [adminBaseUrl(endpoint)] : []),
+  ];
+  return places.length > 0 ? places.join(" or ") : "nowhere ([admin] socket = none and no listen_address)";
 }
 
 /** The base URL of the admin API over TCP, e.g. `http://127.0.0.1:8774`. */
@@ -131,9 +153,10 @@ export interface AdminRequestInit {
 
 /**
  * Sends one request to the admin API: over the unix socket when one is
- * configured, falling back to TCP when the socket cannot be reached (absent,
- * refused, or not allowed by the permission set); over TCP otherwise. An
- * HTTP answer of any status is returned as is; an abort is thrown as is.
+ * configured; over TCP, with the token from `tokenFile`, when the TCP
+ * listener is on and the socket cannot be reached (absent, refused, or not
+ * allowed by the permission set). An HTTP answer of any status is returned
+ * as is; an abort is thrown as is.
  */
 export async function adminRequest(
   endpoint: AdminEndpoint,
@@ -162,13 +185,25 @@ export async function adminRequest(
         headers: response.headers,
       });
     } catch (error) {
-      if (init.signal?.aborted) throw error;
+      if (init.signal?.aborted || !endpoint.tcp) throw error;
       // Fall through to TCP.
     } finally {
       client?.close();
     }
   }
+  if (!endpoint.tcp) throw new Error(`no admin API to reach: ${adminLocation(endpoint)}`);
+  const token = await readToken(endpoint.tokenFile);
+  if (token !== null) request.headers = { ...init.headers, authorization: `Bearer ${token}` };
   return await fetch(url, request);
+}
+
+/** The token of a token file, or null when it cannot be read (the request then gets a 401). */
+async function readToken(file: string): Promise<string | null> {
+  try {
+    return (await Deno.readTextFile(file)).trim() || null;
+  } catch {
+    return null;
+  }
 }
 
 /** Reads the configuration file, with a message naming it. */

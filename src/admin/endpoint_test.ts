@@ -17,7 +17,7 @@ function fakeFs(files: Record<string, string>): EndpointFileSystem {
   };
 }
 
-Deno.test("readAdminEndpoint() falls back to 127.0.0.1:8774 without an [admin] section", async () => {
+Deno.test("readAdminEndpoint() falls back to the socket /run/mdserver/admin.sock, TCP off, without an [admin] section", async () => {
   const endpoint = await readAdminEndpoint(
     "/etc/mdserver/mdserver.conf",
     fakeFs({
@@ -27,7 +27,9 @@ Deno.test("readAdminEndpoint() falls back to 127.0.0.1:8774 without an [admin] s
   assert.deepEqual(endpoint, {
     address: "127.0.0.1",
     port: 8774,
-    socket: null,
+    tcp: false,
+    socket: "/run/mdserver/admin.sock",
+    tokenFile: "/etc/mdserver/admin.token",
     files: ["/etc/mdserver/mdserver.conf"],
   });
   assert.equal(adminBaseUrl(endpoint), "http://127.0.0.1:8774");
@@ -54,7 +56,9 @@ Deno.test("readAdminEndpoint() applies [_include_] directories then files, the l
   assert.deepEqual(endpoint, {
     address: "::1",
     port: 9030,
+    tcp: true,
     socket: "/etc/mdserver/run/admin.sock",
+    tokenFile: "/etc/mdserver/admin.token",
     files: [
       "/etc/mdserver/mdserver.conf",
       "/etc/mdserver/conf.d/10-admin.conf",

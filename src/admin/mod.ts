@@ -11,10 +11,13 @@
 export {
   adminBaseUrl,
   type AdminEndpoint,
+  adminLocation,
   adminRequest,
   type AdminRequestInit,
   DEFAULT_ADMIN_ADDRESS,
   DEFAULT_ADMIN_PORT,
+  DEFAULT_ADMIN_SOCKET,
+  DEFAULT_ADMIN_TOKEN_FILE,
   DEFAULT_CONFIG_FILE,
   type EndpointFileSystem,
   readAdminEndpoint,

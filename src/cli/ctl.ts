@@ -14,7 +14,7 @@
  * @module
  */
 
-import { adminBaseUrl, type AdminEndpoint, adminRequest, readAdminEndpoint } from "../admin/endpoint.ts";
+import { type AdminEndpoint, adminLocation, adminRequest, readAdminEndpoint } from "../admin/endpoint.ts";
 import { collectGarbage, type GcStore, parseDuration, virshDomainNames } from "./gc.ts";
 import type { Instance } from "../store/instance.ts";
 import { runSmbios, SMBIOS_USAGE } from "../seed/smbios.ts";
@@ -102,7 +102,7 @@ async function admin(deps: CtlDeps, path: string, method = "GET"): Promise<Respo
     response = await adminRequest(endpoint, path, { method, signal: AbortSignal.timeout(10_000) });
   } catch (error) {
     throw new Error(
-      `cannot reach the admin API at ${adminBaseUrl(endpoint)} (is mdserver running?): ${(error as Error).message}`,
+      `cannot reach the admin API at ${adminLocation(endpoint)} (is mdserver running?): ${(error as Error).message}`,
     );
   }
   await expectOk(response, `${method} ${path}`);
@@ -233,9 +233,8 @@ export function adminStore(
         signal: AbortSignal.timeout(timeoutMs),
       });
     } catch (error) {
-      const where = endpoint.socket ? `unix:${endpoint.socket} or ${adminBaseUrl(endpoint)}` : adminBaseUrl(endpoint);
       throw new Error(
-        `cannot reach the admin API at ${where} (is mdserver running?): ${(error as Error).message}`,
+        `cannot reach the admin API at ${adminLocation(endpoint)} (is mdserver running?): ${(error as Error).message}`,
       );
     }
   };

@@ -5,14 +5,20 @@
  * - /etc/mdserver/mdserver.conf and /etc/mdserver/userdata/base.yaml (only
  *   if absent: an operator's files are never overwritten),
  * - /etc/mdserver/mds-network.xml (the libvirt network to define),
- * - /etc/systemd/system/mdserver.service (the unit, with this checkout's and
- *   deno's absolute paths),
+ * - /etc/mdserver/admin.token (only if absent): the admin TCP listener's
+ *   token, mode 0600, root's; the unit hands the service a copy,
+ * - /etc/systemd/system/: mdserver.service (with this checkout's and deno's
+ *   absolute paths), mdserver-dnsmasq.service and the .path/.service pair
+ *   that restarts it when mdserver asks,
  * - /etc/libvirt/hooks/qemu (src/hook_install.ts; a foreign hook is refused
  *   unless --force).
  *
  * With the real root it also creates the `mdserver` system user, caches the
- * npm packages in `<checkout>/.deno` (the unit runs `--cached-only`) and
- * reloads systemd. With `--root DIR` (packaging, tests) it only writes files.
+ * npm packages in `<checkout>/.deno` (the unit runs `--cached-only`),
+ * reloads systemd and enables mdserver.service and the restart .path unit
+ * (which starts dnsmasq's unit once mdserver has written its files). With
+ * `--root DIR` (packaging, tests) it writes files and enables the units
+ * with `systemctl --root DIR` when it can run programs.
  *
  * @module
  */
@@ -60,12 +66,20 @@ export async function install(options: InstallOptions): Promise<number> {
   await place(await Deno.readTextFile(project("config/mds-network.xml")), at("/etc/mdserver/mds-network.xml"));
   options.print(`written: ${at("/etc/mdserver/mds-network.xml")}`);
 
-  const unit = (await Deno.readTextFile(project("systemd/mdserver.service")))
-    .replaceAll("@DENO@", options.denoPath)
-    .replaceAll("@APP@", options.projectDir.replace(/\/+$/, ""));
-  await place(unit, at("/etc/systemd/system/mdserver.service"));
-  options.print(`written: ${at("/etc/systemd/system/mdserver.service")}`);
+  await placeToken(at("/etc/mdserver/admin.token"), options.print);
 
+  for (const name of UNITS) {
+    const unit = (await Deno.readTextFile(project(`systemd/${name}`)))
+      .replaceAll("@DENO@", options.denoPath)
+      .replaceAll("@APP@", options.projectDir.replace(/\/+$/, ""));
+    await place(unit, at(`/etc/systemd/system/${name}`));
+    options.print(`written: ${at(`/etc/systemd/system/${name}`)}`);
+  }
+
+  if (root !== "" && options.run) {
+    await mustRun(options.run, "systemctl", [`--root=${root}`, "enable", ...ENABLED_UNITS]);
+    options.print(`enabled: ${ENABLED_UNITS.join(" ")}`);
+  }
   if (root === "" && options.run) {
     const run = options.run;
     if (await run("id", ["-u", "mdserver"]) !== 0) {
@@ -85,6 +99,8 @@ export async function install(options: InstallOptions): Promise<number> {
     });
     options.print(`cached: npm packages in ${project(".deno")}`);
     await run("systemctl", ["daemon-reload"]);
+    await mustRun(run, "systemctl", ["enable", ...ENABLED_UNITS]);
+    options.print(`enabled: ${ENABLED_UNITS.join(" ")}`);
   }
   options.print(
     [
@@ -92,10 +108,37 @@ export async function install(options: InstallOptions): Promise<number> {
       `  edit ${at("/etc/mdserver/mdserver.conf")} ([public-keys], [dnsmasq]) and check it:`,
       `    ${options.denoPath} run -P=check --config ${project("deno.json")} ${project("main.ts")} check-config`,
       `  virsh net-define ${at("/etc/mdserver/mds-network.xml")} && virsh net-autostart mds && virsh net-start mds`,
-      "  systemctl enable --now mdserver",
+      "  systemctl start mdserver-dnsmasq-restart.path mdserver",
     ].join("\n"),
   );
   return 0;
+}
+
+/** The unit files install writes to /etc/systemd/system. */
+export const UNITS = [
+  "mdserver.service",
+  "mdserver-dnsmasq.service",
+  "mdserver-dnsmasq-restart.path",
+  "mdserver-dnsmasq-restart.service",
+];
+
+/** The units install enables: the service, and the .path unit that starts and restarts dnsmasq's unit. */
+export const ENABLED_UNITS = ["mdserver.service", "mdserver-dnsmasq-restart.path"];
+
+/** Writes a new random token, mode 0600 (root's when install runs as root), unless one is there. */
+async function placeToken(target: string, print: (line: string) => void) {
+  try {
+    await Deno.lstat(target);
+    print(`kept: ${target} (exists)`);
+    return;
+  } catch (error) {
+    if (!(error instanceof Deno.errors.NotFound)) throw error;
+  }
+  const bytes = crypto.getRandomValues(new Uint8Array(32));
+  const token = Array.from(bytes, (byte) => byte.toString(16).padStart(2, "0")).join("");
+  await Deno.mkdir(dirname(target), { recursive: true });
+  await writeFileAtomic(target, `${token}\n`, { mode: 0o600 });
+  print(`written: ${target} (mode 0600)`);
 }
 
 async function mustRun(

@@ -129,17 +129,26 @@ async function serve(line: CommandLine, deps: CliDeps): Promise<number> {
   log.info(
     `mdserver ${config.service.version} using ${config.files.join(", ")}`,
   );
-  const service = await deps.startService(config, { log });
-  const signalled = Promise.withResolvers<void>();
   let stopping = false;
+  let service: Awaited<ReturnType<typeof startService>> | null = null;
+  // A start still waiting for the metadata address (the bridge not up yet) is aborted by the signal.
+  const starting = new AbortController();
+  const signalled = Promise.withResolvers<void>();
   const stop = (signal: Deno.Signal) => {
     if (stopping) return; // a second signal (e.g. from the task runner too) changes nothing
     stopping = true;
     log.info(`shutting down on ${signal}`);
+    starting.abort();
     signalled.resolve();
   };
   deps.onSignal("SIGTERM", () => stop("SIGTERM"));
   deps.onSignal("SIGINT", () => stop("SIGINT"));
+  try {
+    service = await deps.startService(config, { log, signal: starting.signal });
+  } catch (error) {
+    if (starting.signal.aborted) return 0;
+    throw error;
+  }
   await Promise.race([service.finished, signalled.promise]);
   // Bounded by [limits] shutdown_timeout, whatever clients still hold open.
   await service.shutdown();

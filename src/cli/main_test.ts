@@ -34,7 +34,7 @@ async function configFile(extra = ""): Promise<string> {
   await Deno.writeTextFile(
     file,
     `[mdserver]\nlisten_address = 127.0.0.1\nport = 0\nuserdata_dir = userdata\nkv_file = mdserver.kv\npassword = s3cret\n` +
-      `[admin]\nport = 0\n[dnsmasq]\nbase_dir = dnsmasq\nrun_dir = run\n${extra}`,
+      `[admin]\nsocket = run/admin.sock\n[dnsmasq]\nbase_dir = dnsmasq\nrun_dir = run\n${extra}`,
   );
   return file;
 }

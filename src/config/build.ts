@@ -8,7 +8,7 @@
 import type { IniEntry } from "./ini.ts";
 import { type Ipv4Network, networkContains, parseIpv4, prefixMask } from "../ipam/ipv4.ts";
 import { type Ipv6Prefix, parseIpv6Prefix } from "../ipam/ipv6.ts";
-import type { Config } from "./config.ts";
+import type { Config, DnsmasqManage } from "./config.ts";
 import { type ConfigProblem, located, splitId } from "./problems.ts";
 import { parseBool, splitCommas } from "./schema.ts";
 
@@ -107,10 +107,8 @@ export function buildConfig(
     fail("mdserver.imds_tokens", `expected "optional" or "required", got "${imdsTokens}"`);
   }
   const listenAddress = address("mdserver.listen_address");
-  const adminListen = get("admin.listen_address");
-  if (parseIpv4(adminListen) === null && adminListen !== "::1") {
-    fail("admin.listen_address", `"${adminListen}" is not an IPv4 address or ::1`);
-  }
+  const adminListen = optional("admin.listen_address");
+  if (adminListen !== null) checkAdminAddress(adminListen, { listenAddress, network, fail });
   for (const id of ["loglevels.base", "loglevels.stream", "loglevels.file"]) {
     if (!LOG_LEVELS.includes(get(id).toLowerCase())) {
       fail(id, `expected one of ${LOG_LEVELS.join(", ")}, got "${get(id)}"`);
@@ -157,6 +155,7 @@ export function buildConfig(
       logfile: optional("mdserver.logfile"),
       imdsTokens: imdsTokens === "required" ? "required" : "optional",
       verifyMac: bool("mdserver.verify_mac"),
+      legacyUpload: bool("mdserver.legacy_upload"),
     },
     loglevels: {
       base: get("loglevels.base").toLowerCase(),
@@ -167,6 +166,7 @@ export function buildConfig(
       listenAddress: adminListen,
       port: int("admin.port", 0, 65535),
       socket: optional("admin.socket"),
+      tokenFile: get("admin.token_file"),
     },
     limits: {
       maxConnections: int("limits.max_connections", 1, 1_000_000),
@@ -198,7 +198,7 @@ export function buildConfig(
       prefix,
       domain,
       entryOrder,
-      manage: bool("dnsmasq.manage"),
+      manage: dnsmasqManage(get("dnsmasq.manage"), (message) => fail("dnsmasq.manage", message)),
       binary: get("dnsmasq.binary"),
       ipv6,
     },
@@ -215,6 +215,42 @@ export function buildConfig(
     },
     raw,
   };
+}
+
+/**
+ * The admin API's TCP address: loopback only (127.0.0.0/8 or ::1), never the
+ * metadata address, never inside the managed network (whose guests must not
+ * reach it).
+ */
+function checkAdminAddress(
+  text: string,
+  context: { listenAddress: string; network: Ipv4Network; fail: (id: string, message: string) => void },
+) {
+  const id = "admin.listen_address";
+  if (text === "::1") return;
+  const address = parseIpv4(text);
+  if (address === null) return context.fail(id, `"${text}" is not an IPv4 address or ::1`);
+  if (address >>> 24 !== 127) {
+    return context.fail(id, `"${text}" is not a loopback address (127.0.0.0/8 or ::1); the admin API is the host's`);
+  }
+  if (text === context.listenAddress) {
+    return context.fail(id, `"${text}" is the metadata address ([mdserver] listen_address), which guests reach`);
+  }
+  if (networkContains(context.network, address)) {
+    return context.fail(id, `"${text}" lies in the managed network, whose guests must not reach the admin API`);
+  }
+}
+
+/** `[dnsmasq] manage`: unit, child or no; md_server-era yes means child. */
+function dnsmasqManage(text: string, fail: (message: string) => void): DnsmasqManage {
+  const value = text.trim().toLowerCase();
+  if (value === "unit" || value === "child") return value;
+  const asBool = parseBool(value);
+  if (asBool === null) {
+    fail(`expected unit, child or no, got "${text}"`);
+    return "no";
+  }
+  return asBool ? "child" : "no";
 }
 
 const LOG_LEVELS = ["debug", "info", "warning", "error", "critical"];

@@ -7,6 +7,9 @@
 import type { Ipv4Network } from "../ipam/ipv4.ts";
 import type { Ipv6Prefix } from "../ipam/ipv6.ts";
 
+/** Who runs dnsmasq: its own systemd unit, mdserver as a child, or nobody mdserver knows of. */
+export type DnsmasqManage = "unit" | "child" | "no";
+
 /** How IMDSv2 session tokens are treated. */
 export type ImdsTokens = "optional" | "required";
 
@@ -32,11 +35,21 @@ export interface Config {
     logfile: string | null;
     imdsTokens: ImdsTokens;
     verifyMac: boolean;
+    /** md_server's POST /instance-upload on the metadata listener (loopback only). */
+    legacyUpload: boolean;
   };
   /** `[loglevels]`: the levels of the log and its outputs. */
   loglevels: { base: string; stream: string; file: string };
   /** `[admin]`: where the admin API listens. */
-  admin: { listenAddress: string; port: number; socket: string | null };
+  admin: {
+    /** TCP listener address, or null (off, the default). */
+    listenAddress: string | null;
+    port: number;
+    /** The unix socket (mode 0660), or null. */
+    socket: string | null;
+    /** The bearer token the TCP listener requires (written by install, root-only). */
+    tokenFile: string;
+  };
   /** `[limits]`: what one guest may hold on the metadata listener (sizes in bytes, times in ms). */
   limits: {
     maxConnections: number;
@@ -71,7 +84,8 @@ export interface Config {
     prefix: string | null;
     domain: string | null;
     entryOrder: string[];
-    manage: boolean;
+    /** unit: its own systemd unit, restarted through a request file; child: a supervised child; no: files only. */
+    manage: DnsmasqManage;
     binary: string;
     /** The network's IPv6 side (router advertisements, DHCPv6), or null when `ipv6_prefix = no`. */
     ipv6: Ipv6Prefix | null;

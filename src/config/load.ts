@@ -24,6 +24,8 @@ export interface ConfigEnvironment {
   readDir(path: string): Promise<string[]>;
   /** This host's name (the default of `[service] hostname`). */
   hostname(): string;
+  /** What a path itself is (symlinks not followed); null when absent. Without it, socket paths go unchecked. */
+  lstat?(path: string): Promise<{ isSocket: boolean } | null>;
 }
 
 /** The real file system and host name. */
@@ -50,6 +52,14 @@ export const realConfigEnvironment: ConfigEnvironment = {
       return Deno.hostname();
     } catch {
       return "localhost";
+    }
+  },
+  async lstat(path) {
+    try {
+      return { isSocket: (await Deno.lstat(path)).isSocket === true };
+    } catch (error) {
+      if (error instanceof Deno.errors.NotFound) return null;
+      throw error;
     }
   },
 };
@@ -190,8 +200,30 @@ export async function loadConfig(
       problems.push(located(values, "mdserver", key, `"${path}" does not exist`, mainFile));
     }
   }
+  const socket = config.admin.socket;
+  if (socket !== null && env.lstat) {
+    const problem = await socketPathProblem(socket, env.lstat);
+    if (problem) problems.push(located(values, "admin", "socket", problem, mainFile));
+  }
   if (problems.length > 0) throw new ConfigError(problems);
   return config;
+}
+
+/**
+ * Why the admin socket path cannot be used, or null: the service replaces
+ * only an absent path or a stale socket, never a file, folder or symlink.
+ */
+async function socketPathProblem(
+  path: string,
+  lstat: NonNullable<ConfigEnvironment["lstat"]>,
+): Promise<string | null> {
+  try {
+    const info = await lstat(path);
+    if (info === null || info.isSocket) return null;
+    return `"${path}" exists and is not a socket; the service would refuse to replace it`;
+  } catch (error) {
+    return `cannot check "${path}": ${errorMessage(error)}`;
+  }
 }
 
 async function readDocument(

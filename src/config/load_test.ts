@@ -100,7 +100,11 @@ Deno.test("loadConfig() gives md_server's defaults for an empty file", async () 
   assert.equal(config.dnsmasq.leaseLen, 86400);
   assert.equal(config.dnsmasq.prefix, null);
   assert.equal(config.dnsmasq.domain, null);
-  assert.equal(config.admin.listenAddress, "127.0.0.1");
+  // The admin API is a unix socket; TCP is off.
+  assert.equal(config.admin.listenAddress, null);
+  assert.equal(config.admin.socket, "/run/mdserver/admin.sock");
+  assert.equal(config.mdserver.legacyUpload, true);
+  assert.equal(config.dnsmasq.manage, "no");
   assert.equal(config.mdserver.imdsTokens, "optional");
 });
 

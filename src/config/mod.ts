@@ -8,7 +8,14 @@
  * @module
  */
 
-export { type Config, DEFAULT_IPV6_PREFIX, type ImdsTokens, RELEASE_DATE, VERSION } from "./config.ts";
+export {
+  type Config,
+  DEFAULT_IPV6_PREFIX,
+  type DnsmasqManage,
+  type ImdsTokens,
+  RELEASE_DATE,
+  VERSION,
+} from "./config.ts";
 export { DEFAULT_CONFIG_FILE, includedFiles, type IncludeDirectives, type IncludeLister } from "./files.ts";
 export { formatConfig } from "./format.ts";
 export { metadataUrl } from "./metadata_url.ts";

@@ -35,9 +35,15 @@ export function schema(hostname: string): Schema {
       "hostname-prefix": null, // spelled so in md_server's test configuration
       imds_tokens: "optional",
       verify_mac: "no",
+      legacy_upload: "yes",
     },
     loglevels: { base: "info", stream: "info", file: "debug" },
-    admin: { listen_address: "127.0.0.1", port: "8774", socket: null },
+    admin: {
+      listen_address: null,
+      port: "8774",
+      socket: "/run/mdserver/admin.sock",
+      token_file: "/etc/mdserver/admin.token",
+    },
     limits: {
       max_connections: "1000",
       max_connections_per_source: "32",
@@ -97,6 +103,7 @@ export const PATH_KEYS = new Set([
   "mdserver.kv_file",
   "mdserver.logfile",
   "admin.socket",
+  "admin.token_file",
   "dnsmasq.base_dir",
   "dnsmasq.run_dir",
 ]);

@@ -2,13 +2,16 @@
  * dnsmasq beside the running service: at start the configuration is
  * written and every host record rebuilt from the store; then each store
  * change rewrites its records and, when dnsmasq must notice, reloads it
- * (SIGHUP) or restarts it. With `manage = yes` mdserver runs dnsmasq itself
- * (see process.ts); otherwise it signals the dnsmasq named by the pid file.
+ * (SIGHUP) or restarts it. With `manage = unit` dnsmasq is its own systemd
+ * unit and mdserver asks for a restart by writing one file (the unit's
+ * `.path` watches it): mdserver runs nothing and signals nothing. With
+ * `manage = child` mdserver runs dnsmasq itself (see process.ts; for
+ * development); with `no` it signals the dnsmasq named by the pid file.
  *
  * @module
  */
 
-import type { Config } from "../config/config.ts";
+import type { Config, DnsmasqManage } from "../config/config.ts";
 import { sleep } from "../io/sleep.ts";
 import type { Logger } from "../log/log.ts";
 import type { InstanceStore, StoreEvent } from "../store/store.ts";
@@ -21,8 +24,8 @@ import { type DnsmasqAction, ReloadScheduler } from "./_reload_scheduler.ts";
 export interface DnsmasqHandle {
   /** Where the generated files are. */
   readonly paths: DnsmasqPaths;
-  /** Whether mdserver runs dnsmasq itself. */
-  readonly managed: boolean;
+  /** Who runs dnsmasq: its systemd unit, mdserver (child), or someone else. */
+  readonly manage: DnsmasqManage;
   /** Pid of the managed dnsmasq, or null (not managed, or between runs). */
   readonly pid: number | null;
   /** How often the managed dnsmasq was started again. */
@@ -41,7 +44,7 @@ export interface StartDnsmasqOptions {
 
 /**
  * Writes dnsmasq's configuration, rebuilds every host record from the store,
- * follows store changes, and — with `manage = yes` — runs dnsmasq and keeps it
+ * follows store changes, and — with `manage = child` — runs dnsmasq and keeps it
  * running; otherwise signals the dnsmasq named by the pid file.
  */
 export async function startDnsmasq(
@@ -60,7 +63,7 @@ const LEFTOVER_EXIT_CHECKS = 50;
 /** The integration's state: the files, the supervisor when managed, and the queue of store changes. */
 class DnsmasqIntegration implements DnsmasqHandle {
   readonly paths: DnsmasqPaths;
-  readonly managed: boolean;
+  readonly manage: DnsmasqManage;
   readonly #config: Config;
   readonly #log: Logger;
   readonly #options: StartDnsmasqOptions;
@@ -71,7 +74,7 @@ class DnsmasqIntegration implements DnsmasqHandle {
 
   constructor(config: Config, log: Logger, options: StartDnsmasqOptions) {
     this.paths = dnsmasqPaths(config);
-    this.managed = config.dnsmasq.manage;
+    this.manage = config.dnsmasq.manage;
     this.#config = config;
     this.#log = log;
     this.#options = options;
@@ -104,7 +107,10 @@ class DnsmasqIntegration implements DnsmasqHandle {
       `dnsmasq: records of ${summary.instances} instances in ${paths.dhcpHostsDir} and ${paths.hostsDir} ` +
         `(${summary.written} written, ${summary.unchanged} unchanged, ${summary.removed} stale removed)`,
     );
-    if (this.managed) {
+    if (this.manage === "unit") {
+      // Its unit starts it, or restarts it to read a changed configuration.
+      await this.#requestUnitRestart("mdserver started");
+    } else if (this.manage === "child") {
       await this.#stopLeftover();
       this.#supervisor = new DnsmasqSupervisor({
         binary: this.#config.dnsmasq.binary,
@@ -125,7 +131,7 @@ class DnsmasqIntegration implements DnsmasqHandle {
   async stop(): Promise<void> {
     this.#stopped = true;
     await this.#queue;
-    // A dnsmasq that outlives us (manage = no) still needs the last reload.
+    // A dnsmasq that outlives us (manage = no or unit) still needs the last reload.
     await this.#scheduler.stop({ flushPending: this.#supervisor === null });
     await this.#supervisor?.stop();
   }
@@ -150,6 +156,8 @@ class DnsmasqIntegration implements DnsmasqHandle {
 
   /** Both actions make dnsmasq read every DHCP record again. */
   async #perform(action: DnsmasqAction, reason: string): Promise<void> {
+    // Its unit can only be restarted; with leasefile-ro that loses nothing.
+    if (this.manage === "unit") return await this.#requestUnitRestart(reason);
     if (this.#supervisor) {
       if (action === "restart") await this.#supervisor.restart(reason);
       else this.#supervisor.reload(reason);
@@ -162,6 +170,16 @@ class DnsmasqIntegration implements DnsmasqHandle {
       );
     }
     await this.#signalExternal(reason);
+  }
+
+  /**
+   * Writes the request file in place (a close after writing is what the
+   * `.path` unit's PathChanged= sees); its text says when and why.
+   */
+  async #requestUnitRestart(reason: string): Promise<void> {
+    const file = this.paths.restartRequestFile;
+    await Deno.writeTextFile(file, `${new Date().toISOString()} ${reason}\n`, { mode: 0o640 });
+    this.#log.info(`dnsmasq: restart of mdserver-dnsmasq.service requested through ${file}: ${reason}`);
   }
 
   /** A dnsmasq left behind by an mdserver that died would hold the ports. */

@@ -1,6 +1,6 @@
 /**
  * The dnsmasq process: run as a supervised child when mdserver manages it
- * (`[dnsmasq] manage = yes`), or signalled through its pid file when someone
+ * (`[dnsmasq] manage = child`), or signalled through its pid file when someone
  * else runs it (`manage = no`).
  *
  * The child runs in the foreground with its log on stderr, which becomes

@@ -50,6 +50,11 @@ export interface DnsmasqPaths {
   runDir: string;
   /** dnsmasq's pid file. */
   pidFile: string;
+  /**
+   * With `manage = unit`: the file mdserver writes to have dnsmasq's unit
+   * restarted (mdserver-dnsmasq-restart.path watches it).
+   */
+  restartRequestFile: string;
 }
 
 /** The paths of a configuration. */
@@ -63,6 +68,7 @@ export function dnsmasqPaths(config: Config): DnsmasqPaths {
     hostsDir: join(baseDir, "hosts"),
     runDir,
     pidFile: join(runDir, `${netName}.pid`),
+    restartRequestFile: join(runDir, "dnsmasq.restart"),
   };
 }
 

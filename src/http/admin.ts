@@ -1,6 +1,8 @@
 /**
- * The admin listener: loopback or a unix socket, never the metadata
- * address. Uploads from the hook and `curl`, and what `ctl` reads.
+ * The admin listener: a unix socket (root and the service's group), and
+ * optionally loopback TCP, where every request needs the bearer token;
+ * never the metadata address. Uploads from the hook and `curl`, and what
+ * `ctl` reads.
  *
  * Routes:
  * - GET  /health
@@ -56,6 +58,8 @@ export interface AdminDeps {
   metrics: Metrics;
   /** Template values known at start (the phone-home URL). */
   extras?: TemplateExtras;
+  /** The bearer token TCP requests must carry; null refuses every TCP request. Socket requests need none. */
+  token?: string | null;
 }
 
 /** A request handler as Deno.serve runs it, on TCP or the unix socket. */
@@ -70,6 +74,7 @@ export function createAdminHandler(deps: AdminDeps): AdminHandler {
     let response: Response;
     try {
       refuseManagedNetwork(source, deps.store);
+      if (source !== "unix") requireToken(request, deps.token ?? null);
       response = await route(request, url, deps);
     } catch (error) {
       response = errorToResponse(error, deps.log, `admin ${request.method} ${url.pathname}`);
@@ -81,6 +86,23 @@ export function createAdminHandler(deps: AdminDeps): AdminHandler {
     );
     return response;
   };
+}
+
+/** TCP requests prove they are root's by the token only root can read. */
+function requireToken(request: Request, token: string | null) {
+  const given = request.headers.get("authorization")?.match(/^Bearer\s+(\S+)$/i)?.[1] ?? null;
+  if (token === null || given === null || !sameText(given, token)) {
+    throw new HttpError(401, "the admin API over TCP needs its token (Authorization: Bearer, see [admin] token_file)");
+  }
+}
+
+/** Compares in time that does not depend on where the texts differ. */
+function sameText(a: string, b: string): boolean {
+  const x = new TextEncoder().encode(a);
+  const y = new TextEncoder().encode(b);
+  let difference = x.length ^ y.length;
+  for (let i = 0; i < Math.max(x.length, y.length); i++) difference |= (x[i] ?? 0) ^ (y[i] ?? 0);
+  return difference === 0;
 }
 
 function refuseManagedNetwork(source: string, store: InstanceStore) {

@@ -351,6 +351,9 @@ async function userDataResponse(instance: Instance, deps: Context): Promise<Resp
 
 async function handleUpload(request: Request, source: string, deps: MetadataDeps): Promise<Response> {
   const { config, store } = deps;
+  if (!config.mdserver.legacyUpload) {
+    throw new HttpError(404, "POST /instance-upload is off ([mdserver] legacy_upload = no); use the admin API");
+  }
   const fromPool = parseIpv4(source) !== null && poolContains(store.pool, parseIpv4(source)!);
   const trusted = isLoopback(source) || source === config.mdserver.listenAddress;
   if (fromPool || !trusted) {

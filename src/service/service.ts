@@ -16,6 +16,9 @@ import { buildPool, poolSize } from "../ipam/ipv4.ts";
 import type { Logger } from "../log/log.ts";
 import { Metrics } from "../log/metrics.ts";
 import { AccessRecorder, bootState, InstanceStore, type StoreEvent } from "../store/mod.ts";
+import { prepareSocketPath, restrictSocket } from "./_admin_socket.ts";
+import { loadAdminToken, permittedEnv } from "./_admin_token.ts";
+import { listenWhenAvailable } from "./_listen.ts";
 
 /** A started service. */
 export interface RunningService {
@@ -23,8 +26,10 @@ export interface RunningService {
   store: InstanceStore;
   /** Port the metadata listener bound (useful when configured as 0). */
   metadataPort: number;
-  /** Port the admin listener bound, or null when it listens on a unix socket only. */
+  /** Port the admin TCP listener bound, or null when it listens on its unix socket only (the default). */
   adminPort: number | null;
+  /** The admin API's unix socket, or null. */
+  adminSocket: string | null;
   /** Stops accepting, lets in-flight requests finish, closes KV. */
   shutdown(): Promise<void>;
   /** Resolves when the service has stopped. */
@@ -45,8 +50,12 @@ export interface StartOptions {
   kv?: Deno.Kv;
   /** Called for every store change, after the built-in listeners. */
   onChange?: (event: StoreEvent) => void | Promise<void>;
-  /** Keep dnsmasq's files (and, with `manage = yes`, the process); default true. */
+  /** Keep dnsmasq's files (and, with `manage = child`, the process); default true. */
   dnsmasq?: boolean;
+  /** Aborts a start still waiting for the metadata address. */
+  signal?: AbortSignal;
+  /** Reads an environment variable (CREDENTIALS_DIRECTORY); default: the permitted environment. */
+  env?: (name: string) => string | undefined;
 }
 
 /** Builds the instance store of a configuration over an open KV. */
@@ -86,8 +95,6 @@ export async function startService(config: Config, options: StartOptions): Promi
   registerGauges(metrics, store, access, () => dnsmasq?.restarts ?? 0);
   // Filled in once the metadata listener has its port.
   const extras: TemplateExtras = {};
-  const metadataHandler = createMetadataHandler({ config, store, renderer, log, access, metrics, extras });
-  const adminHandler = createAdminHandler({ config, store, log, renderer, access, metrics, extras });
   const servers: Deno.HttpServer[] = [];
   let metadata: GuestServer | null = null;
   const gate = new RequestGate();
@@ -99,38 +106,53 @@ export async function startService(config: Config, options: StartOptions): Promi
   let metadataPort = 0;
   let adminPort: number | null = null;
   try {
-    // Guests get the bounded server: every connection limited in bytes, time and number (see [limits]).
-    const { shutdownTimeoutMs: _, ...limits } = config.limits;
-    metadata = serveGuests({
-      hostname: config.mdserver.listenAddress,
-      port: config.mdserver.port,
-      limits,
-      onRefusals: (report) => log.warning(formatRefusalReport(report)),
-      onError: (error) => log.error(`metadata handler failed: ${error instanceof Error ? error.stack : error}`),
-      // The host itself (md_server's /instance-upload callers) is not a guest.
-      trusted: (address) => isLoopback(address) || address === config.mdserver.listenAddress,
-      trustedBodyBytes: MAX_BODY_BYTES,
-    }, metadataHandler);
-    metadataPort = metadata.addr.port;
-    Object.assign(extras, guestUrls(config, metadata.addr.port));
-    log.info(`metadata listening on ${extras.metadataUrl}/`);
-
-    if (config.admin.socket) {
-      await Deno.mkdir(dirname(config.admin.socket), { recursive: true });
-      await Deno.remove(config.admin.socket).catch(() => {});
-      const server = Deno.serve({ path: config.admin.socket, onListen: quiet }, gated(adminHandler));
+    // The TCP listener only with its token; requests over the socket need none.
+    const { listenAddress: adminAddress, socket } = config.admin;
+    const token = adminAddress === null
+      ? null
+      : await loadAdminToken(config.admin.tokenFile, options.env ?? permittedEnv);
+    const adminHandler = createAdminHandler({ config, store, log, renderer, access, metrics, extras, token });
+    const metadataHandler = createMetadataHandler({ config, store, renderer, log, access, metrics, extras });
+    // The admin API first: ctl and the hook work while the metadata address is still missing.
+    if (socket) {
+      await prepareSocketPath(socket);
+      const server = Deno.serve({ path: socket, onListen: quiet }, gated(adminHandler));
       servers.push(server);
-      log.info(`admin listening on unix:${config.admin.socket}`);
+      await restrictSocket(socket);
+      log.info(`admin listening on unix:${socket}`);
     }
-    {
+    if (adminAddress !== null) {
       const server = Deno.serve(
-        { hostname: config.admin.listenAddress, port: config.admin.port, onListen: quiet },
+        { hostname: adminAddress, port: config.admin.port, onListen: quiet },
         gated(adminHandler),
       );
       servers.push(server);
       adminPort = server.addr.port;
-      log.info(`admin listening on http://${config.admin.listenAddress}:${adminPort}/`);
+      log.info(`admin listening on http://${adminAddress}:${adminPort}/ (token required)`);
     }
+
+    // Guests get the bounded server: every connection limited in bytes, time and number (see [limits]).
+    const { listenAddress, port } = config.mdserver;
+    const { shutdownTimeoutMs: _, ...limits } = config.limits;
+    metadata = await listenWhenAvailable(
+      `${listenAddress}:${port}`,
+      "metadata",
+      () =>
+        serveGuests({
+          hostname: listenAddress,
+          port,
+          limits,
+          onRefusals: (report) => log.warning(formatRefusalReport(report)),
+          onError: (error) => log.error(`metadata handler failed: ${error instanceof Error ? error.stack : error}`),
+          // The host itself (md_server's /instance-upload callers) is not a guest.
+          trusted: (address) => isLoopback(address) || address === listenAddress,
+          trustedBodyBytes: MAX_BODY_BYTES,
+        }, metadataHandler),
+      { log, ...(options.signal ? { signal: options.signal } : {}) },
+    );
+    metadataPort = metadata.addr.port;
+    Object.assign(extras, guestUrls(config, metadata.addr.port));
+    log.info(`metadata listening on ${extras.metadataUrl}/`);
   } catch (error) {
     // A listener that cannot bind (address in use, not configured on any
     // interface…) stops the start: undo what was started.
@@ -163,7 +185,17 @@ export async function startService(config: Config, options: StartOptions): Promi
     return stopping;
   };
   const finished = Promise.all([...servers.map((server) => server.finished), metadata.finished]).then(() => {});
-  return { store, metadataPort, adminPort, shutdown, finished, dnsmasq, access, metrics };
+  return {
+    store,
+    metadataPort,
+    adminPort,
+    adminSocket: config.admin.socket,
+    shutdown,
+    finished,
+    dnsmasq,
+    access,
+    metrics,
+  };
 }
 
 function registerGauges(metrics: Metrics, store: InstanceStore, access: AccessRecorder, restarts: () => number) {

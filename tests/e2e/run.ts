@@ -384,7 +384,7 @@ async function runAll(options: Options, report: Report, cleanup: Cleanup, signal
     "setup",
     "mdserver start",
     () => startMdserver(cleanup, signal),
-    () => `metadata ${NET.metadataAddress}:80, admin 127.0.0.1:8774 + ${ADMIN_SOCKET}`,
+    () => `metadata ${NET.metadataAddress}:80, admin ${ADMIN_SOCKET}`,
   );
 
   const dnsmasq = await waitFor(async () => {
@@ -498,8 +498,6 @@ kv_file = ${WORK}/state/mdserver.kv
 db_file = ${WORK}/state/db_file.json
 
 [admin]
-listen_address = 127.0.0.1
-port = 8774
 socket = ${ADMIN_SOCKET}
 
 [public-keys]
