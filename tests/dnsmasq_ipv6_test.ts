@@ -123,8 +123,7 @@ userdata_dir = userdata
 kv_file = mdserver.kv
 
 [admin]
-listen_address = 127.0.0.1
-port = 8774
+socket = ${join(dir, "admin.sock")}
 
 [dnsmasq]
 net_address = 10.198.0.0
@@ -160,7 +159,7 @@ ipv6_prefix = ${PREFIX}::/64
           await Deno.writeTextFile(join(dir, "body.xml"), body);
           curl.push("--data-binary", `@${join(dir, "body.xml")}`);
         }
-        curl.push("-w", "\n%{http_code}", `http://127.0.0.1:8774${path}`);
+        curl.push("-w", "\n%{http_code}", "--unix-socket", join(dir, "admin.sock"), `http://localhost${path}`);
         const { stdout } = await pair.run(pair.server, "curl", curl);
         const end = stdout.lastIndexOf("\n");
         return { status: Number(stdout.slice(end + 1)), text: stdout.slice(0, end) };
