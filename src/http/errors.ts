@@ -20,6 +20,7 @@ import type { Logger } from "../log/log.ts";
 import {
   AddressConflictError,
   AddressOutsidePoolError,
+  InstanceIdConflictError,
   NoManagedInterfaceError,
   PoolFullError,
   RecordTooLargeError,
@@ -59,6 +60,7 @@ const ERROR_STATUSES: readonly ErrorStatus[] = [
   { type: NoManagedInterfaceError, status: 422 },
   { type: AddressOutsidePoolError, status: 422 },
   { type: AddressConflictError, status: 409 },
+  { type: InstanceIdConflictError, status: 409 },
   { type: PoolFullError, status: 507 },
   { type: RecordTooLargeError, status: 413 },
   { type: StoreBusyError, status: 503 },

@@ -3,7 +3,13 @@ import { InvalidDomainError, InvalidDomainXmlError } from "../domain/mod.ts";
 import { MacMismatchError, UnknownGuestError } from "../guest_api/mod.ts";
 import { NotUtf8Error, TextTooLargeError } from "../io/mod.ts";
 import type { Logger } from "../log/mod.ts";
-import { AddressConflictError, NoManagedInterfaceError, PoolFullError, StoreBusyError } from "../store/mod.ts";
+import {
+  AddressConflictError,
+  InstanceIdConflictError,
+  NoManagedInterfaceError,
+  PoolFullError,
+  StoreBusyError,
+} from "../store/mod.ts";
 import { errorToResponse, HttpError } from "./errors.ts";
 
 function recordingLog(): { log: Logger; errors: string[] } {
@@ -32,6 +38,7 @@ Deno.test("errorToResponse() answers each domain error with its status and messa
     ],
     [new NoManagedInterfaceError('domain "a" has no interface'), 422, 'domain "a" has no interface\n'],
     [new AddressConflictError("MAC taken"), 409, "MAC taken\n"],
+    [new InstanceIdConflictError("instance-id taken"), 409, "instance-id taken\n"],
     [new PoolFullError("the address pool is full"), 507, "the address pool is full\n"],
     [new StoreBusyError("busy"), 503, "busy\n"],
     [new TextTooLargeError("request body", 10), 413, "request body over 10 bytes\n"],

@@ -18,6 +18,9 @@ export class RegistrationError extends Error {
 /** The MAC or the address asked for already belongs to another instance. */
 export class AddressConflictError extends RegistrationError {}
 
+/** The instance-id the domain would get already belongs to another domain. */
+export class InstanceIdConflictError extends RegistrationError {}
+
 /** Every address of the pool is held. */
 export class PoolFullError extends RegistrationError {}
 

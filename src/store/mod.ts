@@ -15,6 +15,7 @@ export { type AccessRecord, type BootState, bootState, emptyAccessRecord, type I
 export {
   AddressConflictError,
   AddressOutsidePoolError,
+  InstanceIdConflictError,
   NoManagedInterfaceError,
   PoolFullError,
   RecordTooLargeError,

@@ -28,6 +28,7 @@ import { sleep } from "../io/sleep.ts";
 import {
   AddressConflictError,
   AddressOutsidePoolError,
+  InstanceIdConflictError,
   PoolFullError,
   RecordTooLargeError,
   StoreBusyError,
@@ -188,12 +189,23 @@ export class InstanceStore {
       addressEntry = free.entry;
     }
 
+    // Kept once set: an imported md_server instance keeps its old id.
+    const instanceId = existing?.instanceId ?? adopt.instanceId ?? instanceIdFromUuid(uuid);
+    const idEntry = await this.kv.get<string>(["by_instance_id", instanceId]);
+    if (idEntry.value !== null && idEntry.value !== uuid && idEntry.value !== replaced?.uuid) {
+      // Never take over another domain's id (its index would point here, and
+      // DELETE by id would remove the wrong instance).
+      const holder = await this.kv.get<Instance>(["instances", idEntry.value]);
+      throw new InstanceIdConflictError(
+        `instance-id ${instanceId} of "${name}" already belongs to instance "${holder.value?.name ?? idEntry.value}"`,
+      );
+    }
+
     const now = this.#now().toISOString();
     const instance: Instance = {
       uuid,
       name,
-      // Kept once set: an imported md_server instance keeps its old id.
-      instanceId: existing?.instanceId ?? adopt.instanceId ?? instanceIdFromUuid(uuid),
+      instanceId,
       mac,
       ipv4: formatIpv4(address),
       vcpus: registration.vcpus,
@@ -210,7 +222,8 @@ export class InstanceStore {
     const op = this.kv.atomic()
       .check(existingEntry)
       .check(nameEntry)
-      .check(macEntry);
+      .check(macEntry)
+      .check(idEntry);
     if (addressEntry) op.check(addressEntry);
     if (replacedEntry && replaced) {
       op.check(replacedEntry).delete(["instances", replaced.uuid])
