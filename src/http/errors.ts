@@ -25,7 +25,9 @@ import {
   PoolFullError,
   RecordTooLargeError,
   StoreBusyError,
+  StoreFullError,
 } from "../store/errors.ts";
+import { RecordFilesFullError } from "../dnsmasq/errors.ts";
 
 /** An error with the status and one-line reason to answer, raised by the HTTP handlers. */
 export class HttpError extends Error {
@@ -64,6 +66,8 @@ const ERROR_STATUSES: readonly ErrorStatus[] = [
   { type: PoolFullError, status: 507 },
   { type: RecordTooLargeError, status: 413 },
   { type: StoreBusyError, status: 503 },
+  { type: StoreFullError, status: 507 },
+  { type: RecordFilesFullError, status: 507 },
   { type: TextTooLargeError, status: 413 },
   { type: NotUtf8Error, status: 400 },
   { type: StreamReadError, status: 400 },

@@ -56,7 +56,11 @@ export function createStore(kv: Deno.Kv, config: Config): InstanceStore {
     poolStart: config.dnsmasq.poolStart,
     poolEnd: config.dnsmasq.poolEnd,
   });
-  return new InstanceStore(kv, { pool, location: config.service.location });
+  return new InstanceStore(kv, {
+    pool,
+    location: config.service.location,
+    spaceProbeDir: dirname(config.mdserver.kvFile),
+  });
 }
 
 /** Opens the configured KV file, creating its folder. */
@@ -78,7 +82,9 @@ export async function startService(config: Config, options: StartOptions): Promi
   // An upload of a known domain is a new start (the hook uploads on
   // `prepare begin`): its boot progress starts again, its host keys stay.
   store.subscribe(async (event) => {
-    if (event.type === "upsert" && event.previous !== null) await access.resetBoot(event.instance.uuid);
+    if (event.type === "upsert" && event.previous !== null && !event.takenBack) {
+      await access.resetBoot(event.instance.uuid);
+    }
   });
   const metrics = new Metrics();
   registerGauges(metrics, store, access, () => dnsmasq?.restarts ?? 0);

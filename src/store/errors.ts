@@ -41,3 +41,12 @@ export class StoreBusyError extends Error {
     this.name = "StoreBusyError";
   }
 }
+
+/** The store's disk is full: nothing more can be written until space is freed. */
+export class StoreFullError extends Error {
+  /** The error for a full store, with KV's failure as its cause. */
+  constructor(options?: ErrorOptions) {
+    super("the instance store is full (no space left on its disk); free space where kv_file is", options);
+    this.name = "StoreFullError";
+  }
+}

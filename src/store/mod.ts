@@ -21,6 +21,7 @@ export {
   RecordTooLargeError,
   RegistrationError,
   StoreBusyError,
+  StoreFullError,
 } from "./errors.ts";
 export { type Instance, instanceIdFromUuid } from "./instance.ts";
 export { registerDomainXml, type UploadResult, uploadSummary } from "./registration.ts";

@@ -24,6 +24,7 @@
  */
 
 import { serialize } from "node:v8";
+import { folderIsFull } from "../io/no_space.ts";
 import { sleep } from "../io/sleep.ts";
 import {
   AddressConflictError,
@@ -32,8 +33,10 @@ import {
   PoolFullError,
   RecordTooLargeError,
   StoreBusyError,
+  StoreFullError,
 } from "./errors.ts";
 import { type Instance, instanceIdFromUuid } from "./instance.ts";
+import { UndoableAtomic } from "./_undo.ts";
 import { formatIpv4, type Ipv4Pool, nextPoolAddress, parseIpv4, poolContains, poolSize } from "../ipam/ipv4.ts";
 
 /** What an upload registers: the domain's identity on the managed network, as the record keeps it. */
@@ -49,7 +52,14 @@ export interface AdoptOptions {
 
 /** A change to the set of instances, for whoever mirrors it (dnsmasq). */
 export type StoreEvent =
-  | { type: "upsert"; instance: Instance; previous: Instance | null; replaced: Instance | null }
+  | {
+    type: "upsert";
+    instance: Instance;
+    previous: Instance | null;
+    replaced: Instance | null;
+    /** Set when this puts back what a refused upsert had changed (listeners undo their part, nothing more). */
+    takenBack?: boolean;
+  }
   | { type: "delete"; instance: Instance };
 
 /** What the store needs besides KV. */
@@ -64,6 +74,8 @@ export interface StoreOptions {
   onChange?: (event: StoreEvent) => void | Promise<void>;
   /** How long `getByIpv4` trusts what it read, in ms; 0 reads KV every time. Default ADDRESS_CACHE_TTL_MS. */
   addressCacheTtlMs?: number;
+  /** The folder of the KV file: a failed commit probes it for space (StoreFullError). Default: no probe. */
+  spaceProbeDir?: string;
 }
 
 /**
@@ -99,6 +111,7 @@ export class InstanceStore {
   readonly #listeners: ((event: StoreEvent) => void | Promise<void>)[] = [];
   #queue: Promise<unknown> = Promise.resolve();
   readonly #addressCacheTtlMs: number;
+  readonly #spaceProbeDir: string | null;
   readonly #byAddress = new Map<number, CachedGuest>();
   /** Bumped by every committed change, so a read that overlapped one is not cached. */
   #generation = 0;
@@ -112,6 +125,7 @@ export class InstanceStore {
     this.#location = options.location;
     this.#now = options.now ?? (() => new Date());
     this.#addressCacheTtlMs = options.addressCacheTtlMs ?? ADDRESS_CACHE_TTL_MS;
+    this.#spaceProbeDir = options.spaceProbeDir ?? null;
     if (options.onChange) this.#listeners.push(options.onChange);
   }
 
@@ -140,13 +154,16 @@ export class InstanceStore {
     for (let attempt = 0; attempt < MAX_COMMIT_ATTEMPTS; attempt++) {
       const outcome = await this.#tryUpsert(registration, adopt);
       if (outcome === null) continue;
-      await this.#emit({
-        type: "upsert",
-        instance: outcome.instance,
-        previous: outcome.previous,
-        replaced: outcome.replaced,
-      });
-      return { instance: outcome.instance, created: outcome.previous === null };
+      const { instance, previous, replaced } = outcome;
+      try {
+        await this.#emit({ type: "upsert", instance, previous, replaced });
+      } catch (error) {
+        // A listener could not follow (dnsmasq's records not written): the
+        // upload is refused, so it must change nothing.
+        await this.#takeBack(outcome.op, instance, previous, replaced);
+        throw error;
+      }
+      return { instance, created: previous === null };
     }
     throw this.#busy(`could not store "${registration.name}"`);
   }
@@ -219,7 +236,7 @@ export class InstanceStore {
       stoppedAt: null,
     };
 
-    const op = this.kv.atomic()
+    const op = new UndoableAtomic(this.kv)
       .check(existingEntry)
       .check(nameEntry)
       .check(macEntry)
@@ -258,7 +275,26 @@ export class InstanceStore {
     }
     if (!await this.#commit(op)) return null;
     this.#forget(existing?.ipv4, replaced?.ipv4, instance.ipv4);
-    return { instance, previous: existing, replaced };
+    return { instance, previous: existing, replaced, op };
+  }
+
+  /**
+   * Undoes a committed upsert and tells the listeners what holds again, so
+   * that they put back what they had already changed. Their failures here
+   * are theirs to log: the caller reports the first one.
+   */
+  async #takeBack(op: UndoableAtomic, instance: Instance, previous: Instance | null, replaced: Instance | null) {
+    if (!await op.undo()) return;
+    this.#forget(instance.ipv4, previous?.ipv4, replaced?.ipv4);
+    const events: StoreEvent[] = [];
+    if (replaced) {
+      events.push({ type: "upsert", instance: replaced, previous: null, replaced: instance, takenBack: true });
+    }
+    if (previous) {
+      events.push({ type: "upsert", instance: previous, previous: instance, replaced: null, takenBack: true });
+    }
+    if (!previous && !replaced) events.push({ type: "delete", instance });
+    for (const event of events) await this.#emit(event).catch(() => {});
   }
 
   async #claimAddress(text: string, uuid: string): Promise<number> {
@@ -458,10 +494,15 @@ export class InstanceStore {
    * failure is not told apart by its text: the refusals that input can cause
    * (a value or key too large) are checked before committing.
    */
-  async #commit(op: Deno.AtomicOperation): Promise<boolean> {
+  async #commit(op: Deno.AtomicOperation | UndoableAtomic): Promise<boolean> {
     try {
       return (await op.commit()).ok;
     } catch (error) {
+      // Deno KV says nothing but SQLite's text of why a commit failed: a
+      // full disk is told by trying to write beside the database.
+      if (this.#spaceProbeDir !== null && await folderIsFull(this.#spaceProbeDir)) {
+        throw new StoreFullError({ cause: error });
+      }
       this.#lastCommitError = error;
       await sleep(2 + Math.random() * 20);
       return false;
