@@ -97,6 +97,10 @@ export function buildConfig(
   if (imdsTokens !== "optional" && imdsTokens !== "required") {
     fail("mdserver.imds_tokens", `expected "optional" or "required", got "${imdsTokens}"`);
   }
+  const apis = { ec2: bool("mdserver.ec2"), openstack: bool("mdserver.openstack"), nocloud: bool("mdserver.nocloud") };
+  if (imdsTokens === "required" && !apis.ec2) {
+    fail("mdserver.imds_tokens", `"required" needs ec2 = yes: tokens are issued by PUT /latest/api/token`);
+  }
   const listenAddress = address("mdserver.listen_address");
   const adminListen = get("admin.listen_address");
   if (parseIpv4(adminListen) === null && adminListen !== "::1") {
@@ -148,6 +152,7 @@ export function buildConfig(
       logfile: optional("mdserver.logfile"),
       imdsTokens: imdsTokens === "required" ? "required" : "optional",
       verifyMac: bool("mdserver.verify_mac"),
+      apis,
     },
     loglevels: {
       base: get("loglevels.base").toLowerCase(),

@@ -31,6 +31,8 @@ export interface Config {
     logfile: string | null;
     imdsTokens: ImdsTokens;
     verifyMac: boolean;
+    /** Which guest APIs are served (`ec2`, `openstack`, `nocloud` = yes|no). */
+    apis: { ec2: boolean; openstack: boolean; nocloud: boolean };
   };
   /** `[loglevels]`: the levels of the log and its outputs. */
   loglevels: { base: string; stream: string; file: string };

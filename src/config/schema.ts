@@ -35,6 +35,9 @@ export function schema(hostname: string): Schema {
       "hostname-prefix": null, // spelled so in md_server's test configuration
       imds_tokens: "optional",
       verify_mac: "no",
+      ec2: "yes",
+      openstack: "yes",
+      nocloud: "yes",
     },
     loglevels: { base: "info", stream: "info", file: "debug" },
     admin: { listen_address: "127.0.0.1", port: "8774", socket: null },

@@ -37,6 +37,7 @@ import type { Logger } from "../log/log.ts";
 import type { Metrics } from "../log/metrics.ts";
 import { type AccessRecorder, bootState, type Instance, type InstanceStore, knownHostsLines } from "../store/mod.ts";
 import type { TemplateRenderer } from "../user_data/mod.ts";
+import { badTargetError, requestLineUrl } from "./request_target.ts";
 import { errorToResponse, HttpError, jsonResponse, textResponse } from "./errors.ts";
 import { answerUpload } from "./_upload.ts";
 
@@ -65,19 +66,22 @@ export type AdminHandler = (request: Request, info: { remoteAddr: Deno.Addr }) =
 export function createAdminHandler(deps: AdminDeps): AdminHandler {
   return async (request: Request, info: { remoteAddr: Deno.Addr }): Promise<Response> => {
     const started = performance.now();
-    const url = new URL(request.url);
+    // The request line alone routes: never the Host header.
+    const url = requestLineUrl(request);
+    const path = url?.pathname ?? "-";
     const source = info.remoteAddr.transport === "unix" ? "unix" : peerIpv4((info.remoteAddr as Deno.NetAddr).hostname);
     let response: Response;
     try {
       refuseManagedNetwork(source, deps.store);
+      if (url === null) throw badTargetError(request);
       response = await route(request, url, deps);
     } catch (error) {
-      response = errorToResponse(error, deps.log, `admin ${request.method} ${url.pathname}`);
+      response = errorToResponse(error, deps.log, `admin ${request.method} ${path}`);
     }
     const seconds = (performance.now() - started) / 1000;
-    if (url.pathname !== "/metrics") deps.metrics.observeRequest("admin", response.status, seconds);
+    if (path !== "/metrics") deps.metrics.observeRequest("admin", response.status, seconds);
     deps.log.info(
-      `admin ${source} ${request.method} ${url.pathname} ${response.status} ${(seconds * 1000).toFixed(1)}ms`,
+      `admin ${source} ${request.method} ${path} ${response.status} ${(seconds * 1000).toFixed(1)}ms`,
     );
     return response;
   };
