@@ -216,6 +216,13 @@ function parseInterfaces(domain: XmlElement): DomainInterface[] {
           }, which is not six hex pairs such as "52:54:00:12:34:56"`,
         );
       }
+      const unusable = unusableMac(mac);
+      if (unusable !== null) {
+        throw new InvalidDomainError(
+          `interface ${position} of the domain has MAC address ${quote(mac)}, which is ${unusable}: ` +
+            `a guest's interface needs a unicast, non-zero MAC such as "52:54:00:12:34:56"`,
+        );
+      }
       const source = firstChild(el, "source");
       interfaces.push({
         mac: mac.toLowerCase(),
@@ -227,6 +234,15 @@ function parseInterfaces(domain: XmlElement): DomainInterface[] {
     }
   }
   return interfaces;
+}
+
+/** Why a well-formed MAC cannot be a guest's (broadcast, multicast, all zero), or null. */
+function unusableMac(mac: string): string | null {
+  const octets = mac.split(":").map((pair) => parseInt(pair, 16));
+  if (octets.every((octet) => octet === 0xff)) return "the broadcast address";
+  if ((octets[0]! & 1) === 1) return "a multicast address";
+  if (octets.every((octet) => octet === 0)) return "all zero";
+  return null;
 }
 
 /** Returns scope extended with the xmlns declarations of el ("" is the default namespace). */
