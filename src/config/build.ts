@@ -153,6 +153,7 @@ export function buildConfig(
       imdsTokens: imdsTokens === "required" ? "required" : "optional",
       verifyMac: bool("mdserver.verify_mac"),
       apis,
+      storeBusyLogInterval: int("mdserver.store_busy_log_interval", 1, 3600),
     },
     loglevels: {
       base: get("loglevels.base").toLowerCase(),

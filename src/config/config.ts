@@ -33,6 +33,8 @@ export interface Config {
     verifyMac: boolean;
     /** Which guest APIs are served (`ec2`, `openstack`, `nocloud` = yes|no). */
     apis: { ec2: boolean; openstack: boolean; nocloud: boolean };
+    /** Seconds between two log lines about store contention (one line per burst). */
+    storeBusyLogInterval: number;
   };
   /** `[loglevels]`: the levels of the log and its outputs. */
   loglevels: { base: string; stream: string; file: string };

@@ -38,6 +38,7 @@ export function schema(hostname: string): Schema {
       ec2: "yes",
       openstack: "yes",
       nocloud: "yes",
+      store_busy_log_interval: "10",
     },
     loglevels: { base: "info", stream: "info", file: "debug" },
     admin: { listen_address: "127.0.0.1", port: "8774", socket: null },

@@ -11,6 +11,7 @@ import { type DnsmasqHandle, startDnsmasq } from "../dnsmasq/mod.ts";
 import { createTemplateRenderer, guestUrls, type TemplateExtras } from "../guest_api/mod.ts";
 import { createAdminHandler, createMetadataHandler, RequestGate } from "../http/mod.ts";
 import { buildPool, poolSize } from "../ipam/ipv4.ts";
+import { BurstLog, type EventCounter } from "../log/burst_log.ts";
 import type { Logger } from "../log/log.ts";
 import { Metrics } from "../log/metrics.ts";
 import { AccessRecorder, bootState, InstanceStore, type StoreEvent } from "../store/mod.ts";
@@ -48,7 +49,7 @@ export interface StartOptions {
 }
 
 /** Builds the instance store of a configuration over an open KV. */
-export function createStore(kv: Deno.Kv, config: Config): InstanceStore {
+export function createStore(kv: Deno.Kv, config: Config, contention?: EventCounter): InstanceStore {
   const pool = buildPool({
     network: config.dnsmasq.network,
     gateway: config.dnsmasq.gateway,
@@ -60,6 +61,7 @@ export function createStore(kv: Deno.Kv, config: Config): InstanceStore {
     pool,
     location: config.service.location,
     spaceProbeDir: dirname(config.mdserver.kvFile),
+    ...(contention ? { contention } : {}),
   });
 }
 
@@ -73,12 +75,17 @@ export async function openKv(config: Config): Promise<Deno.Kv> {
 export async function startService(config: Config, options: StartOptions): Promise<RunningService> {
   const { log } = options;
   const kv = options.kv ?? await openKv(config);
-  const store = createStore(kv, config);
+  // One line per burst of store contention, for uploads and boot tracking alike.
+  const contention = new BurstLog(log, {
+    what: "store busy",
+    intervalMs: config.mdserver.storeBusyLogInterval * 1000,
+  });
+  const store = createStore(kv, config, contention);
   const dnsmasq = options.dnsmasq === false ? null : await startDnsmasq(config, { store, log });
   if (options.onChange) store.subscribe(options.onChange);
   const renderer = createTemplateRenderer(config, log);
 
-  const access = new AccessRecorder(kv, { log });
+  const access = new AccessRecorder(kv, { log, contention });
   // An upload of a known domain is a new start (the hook uploads on
   // `prepare begin`): its boot progress starts again, its host keys stay.
   store.subscribe(async (event) => {

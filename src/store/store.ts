@@ -25,6 +25,7 @@
 
 import { serialize } from "node:v8";
 import { folderIsFull } from "../io/no_space.ts";
+import type { EventCounter } from "../log/burst_log.ts";
 import { sleep } from "../io/sleep.ts";
 import {
   AddressConflictError,
@@ -74,6 +75,8 @@ export interface StoreOptions {
   onChange?: (event: StoreEvent) => void | Promise<void>;
   /** How long `getByIpv4` trusts what it read, in ms; 0 reads KV every time. Default ADDRESS_CACHE_TTL_MS. */
   addressCacheTtlMs?: number;
+  /** Where commit conflicts and failures are counted (one log line per burst). */
+  contention?: EventCounter;
   /** The folder of the KV file: a failed commit probes it for space (StoreFullError). Default: no probe. */
   spaceProbeDir?: string;
 }
@@ -112,6 +115,7 @@ export class InstanceStore {
   #queue: Promise<unknown> = Promise.resolve();
   readonly #addressCacheTtlMs: number;
   readonly #spaceProbeDir: string | null;
+  readonly #contention: EventCounter | null;
   readonly #byAddress = new Map<number, CachedGuest>();
   /** Bumped by every committed change, so a read that overlapped one is not cached. */
   #generation = 0;
@@ -126,6 +130,7 @@ export class InstanceStore {
     this.#now = options.now ?? (() => new Date());
     this.#addressCacheTtlMs = options.addressCacheTtlMs ?? ADDRESS_CACHE_TTL_MS;
     this.#spaceProbeDir = options.spaceProbeDir ?? null;
+    this.#contention = options.contention ?? null;
     if (options.onChange) this.#listeners.push(options.onChange);
   }
 
@@ -496,8 +501,11 @@ export class InstanceStore {
    */
   async #commit(op: Deno.AtomicOperation | UndoableAtomic): Promise<boolean> {
     try {
-      return (await op.commit()).ok;
+      const ok = (await op.commit()).ok;
+      if (!ok) this.#contention?.note("a commit met a concurrent change, retrying");
+      return ok;
     } catch (error) {
+      this.#contention?.note(`a commit failed, retrying: ${(error as Error).message}`);
       // Deno KV says nothing but SQLite's text of why a commit failed: a
       // full disk is told by trying to write beside the database.
       if (this.#spaceProbeDir !== null && await folderIsFull(this.#spaceProbeDir)) {
