@@ -126,8 +126,26 @@ function since(instance: ListedInstance): string {
 
 /** Formats rows as aligned columns. */
 export function formatTable(rows: string[][]): string {
+  rows = rows.map((row) => row.map(escapeControls));
   const widths = rows[0]!.map((_, column) => Math.max(...rows.map((row) => row[column]!.length)));
   return rows.map((row) => row.map((cell, i) => cell.padEnd(widths[i]!)).join("  ").trimEnd()).join("\n");
+}
+
+/**
+ * Text as a terminal may show it: control characters (an escape sequence
+ * could retitle the window, hide lines or fake output), line and paragraph
+ * separators and bidirectional overrides become `\x1b` / `\u2028`, and a
+ * backslash is doubled so the escapes stay unambiguous.
+ */
+export function escapeControls(text: string): string {
+  return text.replace(
+    /[\\\p{Cc}\p{Zl}\p{Zp}\u200e\u200f\u202a-\u202e\u2066-\u2069]/gu,
+    (c) => {
+      if (c === "\\") return "\\\\";
+      const code = c.charCodeAt(0);
+      return code < 0x100 ? `\\x${code.toString(16).padStart(2, "0")}` : `\\u${code.toString(16).padStart(4, "0")}`;
+    },
+  );
 }
 
 async function list(line: CtlLine, deps: CtlDeps): Promise<number> {
