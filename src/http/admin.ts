@@ -57,6 +57,18 @@ export interface AdminDeps {
   metrics: Metrics;
   /** Template values known at start (the phone-home URL). */
   extras?: TemplateExtras;
+  /** dnsmasq as the service runs it, for /health; null or absent when dnsmasq is not kept. */
+  dnsmasq?: DnsmasqState | null;
+}
+
+/** What /health says of dnsmasq. */
+export interface DnsmasqState {
+  /** Whether mdserver runs dnsmasq itself. */
+  readonly managed: boolean;
+  /** Pid of the managed dnsmasq, or null when it is not running (between restarts, or crash-looping). */
+  readonly pid: number | null;
+  /** How often the managed dnsmasq was started again. */
+  readonly restarts: number;
 }
 
 /** A request handler as Deno.serve runs it, on TCP or the unix socket. */
@@ -113,9 +125,7 @@ async function withAccess(instance: Instance, deps: AdminDeps) {
 async function route(request: Request, url: URL, deps: AdminDeps): Promise<Response> {
   const segments = url.pathname.split("/").filter((segment) => segment !== "").map(decodeSegment);
   const method = request.method;
-  if (url.pathname === "/health" && method === "GET") {
-    return jsonResponse({ status: "ok", instances: await deps.store.allocatedCount() });
-  }
+  if (url.pathname === "/health" && method === "GET") return await health(deps);
   if (url.pathname === "/metrics" && method === "GET") {
     return textResponse(await deps.metrics.render(), 200, { "content-type": "text/plain; version=0.0.4" });
   }
@@ -150,6 +160,22 @@ async function route(request: Request, url: URL, deps: AdminDeps): Promise<Respo
   }
   if (method === "GET" && action !== undefined) return await preview(instance, action, file, deps);
   throw new HttpError(404, `not found: ${method} ${url.pathname}`);
+}
+
+/**
+ * The service's health: 503 when a managed dnsmasq is not running (guests
+ * would get no DHCP answer), with its state either way.
+ */
+async function health(deps: AdminDeps): Promise<Response> {
+  const instances = await deps.store.allocatedCount();
+  const state = deps.dnsmasq ?? null;
+  const dnsmasq = state === null
+    ? { state: "off" }
+    : state.managed
+    ? { state: state.pid === null ? "down" : "running", pid: state.pid, restarts: state.restarts }
+    : { state: "not managed" };
+  const down = dnsmasq.state === "down";
+  return jsonResponse({ status: down ? "dnsmasq down" : "ok", instances, dnsmasq }, down ? 503 : 200);
 }
 
 /** What the guest would receive, rendered the same way. */

@@ -98,7 +98,7 @@ export async function startService(config: Config, options: StartOptions): Promi
   // Filled in once the metadata listener has its port.
   const extras: TemplateExtras = {};
   const metadataHandler = createMetadataHandler({ config, store, renderer, log, access, metrics, extras });
-  const adminHandler = createAdminHandler({ config, store, log, renderer, access, metrics, extras });
+  const adminHandler = createAdminHandler({ config, store, log, renderer, access, metrics, extras, dnsmasq });
   const servers: Deno.HttpServer[] = [];
   const gate = new RequestGate();
   const quiet = () => {};
