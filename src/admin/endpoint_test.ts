@@ -28,6 +28,7 @@ Deno.test("readAdminEndpoint() falls back to 127.0.0.1:8774 without an [admin] s
     address: "127.0.0.1",
     port: 8774,
     socket: null,
+    socketTimeoutMs: 700,
     files: ["/etc/mdserver/mdserver.conf"],
   });
   assert.equal(adminBaseUrl(endpoint), "http://127.0.0.1:8774");
@@ -55,6 +56,7 @@ Deno.test("readAdminEndpoint() applies [_include_] directories then files, the l
     address: "::1",
     port: 9030,
     socket: "/etc/mdserver/run/admin.sock",
+    socketTimeoutMs: 700,
     files: [
       "/etc/mdserver/mdserver.conf",
       "/etc/mdserver/conf.d/10-admin.conf",

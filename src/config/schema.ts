@@ -41,7 +41,7 @@ export function schema(hostname: string): Schema {
       store_busy_log_interval: "10",
     },
     loglevels: { base: "info", stream: "info", file: "debug" },
-    admin: { listen_address: "127.0.0.1", port: "8774", socket: null },
+    admin: { listen_address: "127.0.0.1", port: "8774", socket: null, socket_timeout: "700" },
     "public-keys": "any",
     dnsmasq: {
       user: "mdserver",
