@@ -123,7 +123,9 @@ export function createMetadataHandler(deps: MetadataDeps): Handler {
   const signer: Promise<TokenSigner> = deps.tokens ? Promise.resolve(deps.tokens) : createTokenSigner();
   const onTemplateError = () =>
     deps.metrics.increment("mdserver_template_errors_total", "User-data and vendor-data templates that failed.");
-  const trees = ec2Trees(deps.config);
+  // Rebuilt when a reload replaces deps.config (the handler reads deps on every request).
+  let trees = ec2Trees(deps.config);
+  let treesConfig = deps.config;
   // One neighbour table reader per handler, so concurrent requests share reads (verify_mac).
   const neighbours = deps.neighbours ?? ipNeighLookup();
   return async (request, info) => {
@@ -136,6 +138,10 @@ export function createMetadataHandler(deps: MetadataDeps): Handler {
     let response: Response;
     try {
       if (url === null) throw badTargetError(request);
+      if (deps.config !== treesConfig) {
+        trees = ec2Trees(deps.config);
+        treesConfig = deps.config;
+      }
       const context: Context = {
         ...deps,
         neighbours,

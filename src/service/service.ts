@@ -9,7 +9,8 @@ import { dirname } from "node:path";
 import type { Config } from "../config/config.ts";
 import { type DnsmasqHandle, startDnsmasq } from "../dnsmasq/mod.ts";
 import { createTemplateRenderer, guestUrls, type TemplateExtras } from "../guest_api/mod.ts";
-import { createAdminHandler, createMetadataHandler, RequestGate } from "../http/mod.ts";
+import { type AdminDeps, createAdminHandler, createMetadataHandler, type MetadataDeps, RequestGate } from "../http/mod.ts";
+import { reloadableConfig } from "./reload.ts";
 import { buildPool, poolSize } from "../ipam/ipv4.ts";
 import { BurstLog, type EventCounter } from "../log/burst_log.ts";
 import type { Logger } from "../log/log.ts";
@@ -34,6 +35,12 @@ export interface RunningService {
   access: AccessRecorder;
   /** The Prometheus metrics. */
   metrics: Metrics;
+  /**
+   * Takes a new, valid configuration for the next request: what a reload
+   * changes (see reload.ts); returns the changed keys that need a restart,
+   * whose old values stay in force.
+   */
+  reload(next: Config): string[];
 }
 
 /** Options for starting the service. */
@@ -97,8 +104,11 @@ export async function startService(config: Config, options: StartOptions): Promi
   registerGauges(metrics, store, access, () => dnsmasq?.restarts ?? 0);
   // Filled in once the metadata listener has its port.
   const extras: TemplateExtras = {};
-  const metadataHandler = createMetadataHandler({ config, store, renderer, log, access, metrics, extras });
-  const adminHandler = createAdminHandler({ config, store, log, renderer, access, metrics, extras, dnsmasq });
+  // The handlers read these objects on every request: a reload replaces their configuration and renderer.
+  const metadataDeps: MetadataDeps = { config, store, renderer, log, access, metrics, extras };
+  const adminDeps: AdminDeps = { config, store, log, renderer, access, metrics, extras, dnsmasq };
+  const metadataHandler = createMetadataHandler(metadataDeps);
+  const adminHandler = createAdminHandler(adminDeps);
   const servers: Deno.HttpServer[] = [];
   const gate = new RequestGate();
   const quiet = () => {};
@@ -158,7 +168,17 @@ export async function startService(config: Config, options: StartOptions): Promi
     return stopping;
   };
   const finished = Promise.all(servers.map((server) => server.finished)).then(() => {});
-  return { store, metadataPort, adminPort, shutdown, finished, dnsmasq, access, metrics };
+  let running = config;
+  const reload = (next: Config): string[] => {
+    const { effective, needRestart } = reloadableConfig(running, next);
+    running = effective;
+    const nextRenderer = createTemplateRenderer(effective, log);
+    // Requests in flight keep what they started with; the next one sees the new configuration.
+    Object.assign(metadataDeps, { config: effective, renderer: nextRenderer });
+    Object.assign(adminDeps, { config: effective, renderer: nextRenderer });
+    return needRestart;
+  };
+  return { store, metadataPort, adminPort, shutdown, finished, dnsmasq, access, metrics, reload };
 }
 
 /** Longest wait for in-flight requests at shutdown. */
