@@ -8,7 +8,14 @@
  */
 
 import { resolve } from "node:path";
-import { type Config, ConfigError, DEFAULT_CONFIG_FILE, formatConfig, formatProblem, loadConfig } from "../config/mod.ts";
+import {
+  type Config,
+  ConfigError,
+  DEFAULT_CONFIG_FILE,
+  formatConfig,
+  formatProblem,
+  loadConfig,
+} from "../config/mod.ts";
 import { runInstallHook } from "../hook/install.ts";
 import { createLogger, type ReloadableLogger } from "../log/mod.ts";
 import { buildSeedIso, parseSeedIsoArgs } from "../seed/seed_iso.ts";

@@ -151,7 +151,7 @@ export function buildConfig(
       debugUserdata: bool("mdserver.debug_userdata"),
       logfile: optional("mdserver.logfile"),
       imdsTokens: imdsTokens === "required" ? "required" : "optional",
-      verifyMac: bool("mdserver.verify_mac"),
+      verifyMac: get("mdserver.verify_mac").trim().toLowerCase() === "auto" ? "auto" : bool("mdserver.verify_mac"),
       apis,
       storeBusyLogInterval: int("mdserver.store_busy_log_interval", 1, 3600),
     },

@@ -34,7 +34,7 @@ export function schema(hostname: string): Schema {
       hostname_prefix: "vm",
       "hostname-prefix": null, // spelled so in md_server's test configuration
       imds_tokens: "optional",
-      verify_mac: "no",
+      verify_mac: "auto",
       ec2: "yes",
       openstack: "yes",
       nocloud: "yes",

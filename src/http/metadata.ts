@@ -86,6 +86,9 @@ interface Context extends MetadataDeps {
   notes: RequestNotes;
   onTemplateError?: () => void;
   trees: Ec2Trees;
+  /** verify_mac = auto found the neighbour table unreadable: requests are served unchecked. */
+  neighbourTableUnreadable: boolean;
+  onNeighbourTableUnreadable: (error: Error) => void;
 }
 
 /** The EC2 `meta-data/` or `dynamic/` tree of an instance. */
@@ -128,6 +131,16 @@ export function createMetadataHandler(deps: MetadataDeps): Handler {
   let treesConfig = deps.config;
   // One neighbour table reader per handler, so concurrent requests share reads (verify_mac).
   const neighbours = deps.neighbours ?? ipNeighLookup();
+  // verify_mac = auto where the table cannot be read: said once, then not tried again.
+  let neighbourTableUnreadable = false;
+  const onNeighbourTableUnreadable = (error: Error) => {
+    if (neighbourTableUnreadable) return;
+    neighbourTableUnreadable = true;
+    log.warning(
+      `verify_mac = auto: the neighbour table cannot be read (${error.message}); guests are known by address ` +
+        `alone. Apply libvirt's clean-traffic filter to their interfaces (mdserver ctl nwfilter NAME)`,
+    );
+  };
   return async (request, info) => {
     const started = performance.now();
     const source = peerIpv4(info.remoteAddr.hostname);
@@ -149,6 +162,8 @@ export function createMetadataHandler(deps: MetadataDeps): Handler {
         notes,
         trees,
         onTemplateError,
+        neighbourTableUnreadable,
+        onNeighbourTableUnreadable,
       };
       response = await route(request, url!, source, context);
     } catch (error) {
@@ -311,7 +326,8 @@ function requireMethod(request: Request, allowed: string[]) {
 
 async function requireGuest(source: string, deps: Context): Promise<Instance> {
   const instance = await identifyGuest(deps.store, source, {
-    verifyMac: deps.config.mdserver.verifyMac,
+    verifyMac: deps.neighbourTableUnreadable ? false : deps.config.mdserver.verifyMac,
+    onUnreadable: deps.onNeighbourTableUnreadable,
     log: deps.log,
     ...(deps.neighbours ? { neighbours: deps.neighbours } : {}),
   });

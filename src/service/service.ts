@@ -9,7 +9,13 @@ import { dirname } from "node:path";
 import type { Config } from "../config/config.ts";
 import { type DnsmasqHandle, startDnsmasq } from "../dnsmasq/mod.ts";
 import { createTemplateRenderer, guestUrls, type TemplateExtras } from "../guest_api/mod.ts";
-import { type AdminDeps, createAdminHandler, createMetadataHandler, type MetadataDeps, RequestGate } from "../http/mod.ts";
+import {
+  type AdminDeps,
+  createAdminHandler,
+  createMetadataHandler,
+  type MetadataDeps,
+  RequestGate,
+} from "../http/mod.ts";
 import { reloadableConfig } from "./reload.ts";
 import { buildPool, poolSize } from "../ipam/ipv4.ts";
 import { BurstLog, type EventCounter } from "../log/burst_log.ts";
