@@ -8,7 +8,7 @@
 
 import { join } from "node:path";
 import { type Config, loadConfig } from "../src/config/mod.ts";
-import { silentLogger } from "../src/log/log.ts";
+import { type Logger, silentLogger } from "../src/log/log.ts";
 import { openKv, type RunningService, startService } from "../src/service/service.ts";
 
 /** A running test service and ways to talk to it. */
@@ -52,6 +52,8 @@ export interface TestServiceOptions {
   userdata?: Record<string, string>;
   /** Pool network, default 127.77.0.0/16 with gateway 127.77.0.1. */
   network?: { address: string; prefix: number; gateway: string };
+  /** The service's logger; default silent. */
+  log?: Logger;
   /** Keep instances in the configured kv_file (as in production, so `seed-iso` can read them) instead of memory. */
   kvFile?: boolean;
   /** Also the admin TCP listener, on 127.0.0.2 with a token (off by default, as in production). */
@@ -146,7 +148,7 @@ export async function startTestService(options: TestServiceOptions = {}): Promis
   await Deno.writeTextFile(join(dir, "admin.token"), `${TEST_ADMIN_TOKEN}\n`, { mode: 0o600 });
   const config = await loadConfig(file);
   const kv = options.kvFile ? await openKv(config) : await Deno.openKv(":memory:");
-  const service = await startService(config, { log: silentLogger, kv });
+  const service = await startService(config, { log: options.log ?? silentLogger, kv });
   const metadataUrl = `http://127.0.0.1:${service.metadataPort}`;
   const adminUrl = service.adminPort === null ? null : `http://${config.admin.listenAddress}:${service.adminPort}`;
   const adminSocket = config.admin.socket!;

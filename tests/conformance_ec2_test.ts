@@ -24,7 +24,7 @@ for (const { client, missing } of await cloudInitClients("DataSourceEc2")) {
         const { result, stderr } = await runDriver(client, "ec2_unknown.py", [t.metadataUrl, upload.ipv4, mac]);
 
         assert.equal(result.get_data, true, stderr);
-        assert.equal(result.instance_id, "i-0d6e4a3b1c2d4e5f8");
+        assert.equal(result.instance_id, "i-0d6e4a3b1c2d4e5f8a9b0c1d2e3f4a5b");
         assert.equal(result.local_hostname, "web01");
         assert.equal(result.fqdn, "web01.test.internal");
         assert.equal(result.availability_zone, "testzone");
@@ -34,7 +34,7 @@ for (const { client, missing } of await cloudInitClients("DataSourceEc2")) {
         ]);
         assert.equal(
           result.user_data,
-          "#cloud-config\nhostname: web01\nruncmd:\n  - echo mdserver-i-0d6e4a3b1c2d4e5f8\n",
+          "#cloud-config\nhostname: web01\nruncmd:\n  - echo mdserver-i-0d6e4a3b1c2d4e5f8a9b0c1d2e3f4a5b\n",
         );
         assert.deepEqual(result.network_config, {
           version: 2,
@@ -42,7 +42,7 @@ for (const { client, missing } of await cloudInitClients("DataSourceEc2")) {
             eth0: { dhcp4: true, dhcp6: false, match: { macaddress: mac }, "set-name": "eth0" },
           },
         });
-        assert.equal(result.helper_instance_id, "i-0d6e4a3b1c2d4e5f8");
+        assert.equal(result.helper_instance_id, "i-0d6e4a3b1c2d4e5f8a9b0c1d2e3f4a5b");
         assert.ok(
           result.helper_keys && Object.keys(result.helper_keys).length === 2,
           JSON.stringify(result.helper_keys),

@@ -52,9 +52,9 @@ for (const { client, missing } of await cloudInitClients("DataSourceEc2")) {
 
         assert.equal(result.get_data, true, stderr);
         assert.match(result.token, /^v1\./);
-        assert.equal(result.instance_id, "i-3c0f2a719d4e4b6a8");
-        assert.equal(result.metadata_instance_id, "i-3c0f2a719d4e4b6a8");
-        assert.equal(result.identity.instanceId, "i-3c0f2a719d4e4b6a8");
+        assert.equal(result.instance_id, "i-3c0f2a719d4e4b6a8f1e2a3b4c5d6e7f");
+        assert.equal(result.metadata_instance_id, "i-3c0f2a719d4e4b6a8f1e2a3b4c5d6e7f");
+        assert.equal(result.identity.instanceId, "i-3c0f2a719d4e4b6a8f1e2a3b4c5d6e7f");
         assert.equal(result.identity.privateIp, ips.web);
         assert.equal(result.local_hostname, "web01");
         assert.equal(result.availability_zone, "testzone");
@@ -107,7 +107,7 @@ Deno.test("a token works only for the guest that asked for it", async () => {
     const webToken = (await put(t, ips.web, { [TTL]: "300" })).body;
     assert.deepEqual(await get(t, ips.web, "/latest/meta-data/instance-id", { [TOKEN]: webToken }), {
       status: 200,
-      body: "i-3c0f2a719d4e4b6a8",
+      body: "i-3c0f2a719d4e4b6a8f1e2a3b4c5d6e7f",
     });
     assert.equal((await get(t, ips.db, "/latest/meta-data/instance-id", { [TOKEN]: webToken })).status, 401);
     // A stranger gets no token at all.

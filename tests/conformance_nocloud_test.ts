@@ -64,7 +64,7 @@ for (const { client, missing } of await cloudInitClients("DataSourceNoCloud")) {
         const { result, stderr } = await runDriver(client, "nocloud.py", [`${t.metadataUrl}/nocloud/`, serial, ip]);
 
         assert.deepEqual(result.seeded_meta_data, {
-          "instance-id": "i-2b3c4d5e6f7041829",
+          "instance-id": "i-2b3c4d5e6f70418293a4b5c6d7e8f901",
           "local-hostname": "web01.test.internal",
           hostname: "web01.test.internal",
           "availability-zone": "testzone",
@@ -76,7 +76,7 @@ for (const { client, missing } of await cloudInitClients("DataSourceNoCloud")) {
         assert.equal(result.get_data, true, stderr);
         assert.equal(result.dsmode, "net");
         assert.equal(result.seed, `dmi,${t.metadataUrl}/nocloud/`);
-        assert.equal(result.instance_id, "i-2b3c4d5e6f7041829");
+        assert.equal(result.instance_id, "i-2b3c4d5e6f70418293a4b5c6d7e8f901");
         assert.equal(result.local_hostname, "web01");
         assert.equal(result.fqdn, "web01.test.internal");
         assert.deepEqual(result.public_keys, KEYS);

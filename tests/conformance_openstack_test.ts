@@ -70,10 +70,13 @@ for (const { client, missing } of await cloudInitClients("DataSourceOpenStack"))
           "ssh-rsa AAAAB3NzaC1yc2EAAAADAQABTestKeyBackup test@backup",
         ]);
         assert.deepEqual(result.meta, { role: "web", env: "prod" });
-        assert.equal(result.user_data, "#cloud-config\nhostname: web01\nruncmd:\n  - echo i-5a4b3c2d1e0f4a9b8\n");
+        assert.equal(
+          result.user_data,
+          "#cloud-config\nhostname: web01\nruncmd:\n  - echo i-5a4b3c2d1e0f4a9b8c7d6e5f4a3b2c1d\n",
+        );
         assert.equal(result.vendor_data, "#cloud-config\nbootcmd:\n  - echo vendor-web01\n");
         assert.equal(result.vendor_data2, null);
-        assert.equal(result.ec2_instance_id, "i-5a4b3c2d1e0f4a9b8");
+        assert.equal(result.ec2_instance_id, "i-5a4b3c2d1e0f4a9b8c7d6e5f4a3b2c1d");
         assert.deepEqual(result.network_config, {
           version: 1,
           config: [

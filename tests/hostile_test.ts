@@ -209,7 +209,7 @@ write_files:
 async function assertStillServing(t: TestService, keeperIp: string) {
   const response = await t.guestFetch(keeperIp, "/latest/meta-data/instance-id");
   assert.equal(response.status, 200);
-  assert.equal(await response.text(), "i-0e0e0e0e000040008");
+  assert.equal(await response.text(), "i-0e0e0e0e000040008000000000000001");
   const upload = await t.upload(
     domainXml({ name: "after", uuid: "0e0e0e0e-0000-4000-8000-0000000000ff", mac: "52:54:00:0e:e0:ff" }),
   );

@@ -37,12 +37,15 @@ Deno.test("an uploaded domain is served its EC2 meta-data by source address", as
     const uploaded = await uploadJson(t, WEB);
     assert.equal(uploaded.name, "web01");
     assert.equal(uploaded.mac, "52:54:00:12:34:56");
-    assert.equal(uploaded.instance_id, "i-6f1a3c2e5b7d4e8f9");
+    assert.equal(uploaded.instance_id, "i-6f1a3c2e5b7d4e8f9a0b1c2d3e4f5a6b");
     const ip = uploaded.ipv4;
     assert.match(ip, /^127\.77\./);
 
     const get = async (path: string) => await text(await t.guestFetch(ip, path));
-    assert.deepEqual(await get("/latest/meta-data/instance-id"), { status: 200, body: "i-6f1a3c2e5b7d4e8f9" });
+    assert.deepEqual(await get("/latest/meta-data/instance-id"), {
+      status: 200,
+      body: "i-6f1a3c2e5b7d4e8f9a0b1c2d3e4f5a6b",
+    });
     assert.deepEqual(await get("/latest/meta-data/local-ipv4"), { status: 200, body: ip });
     assert.deepEqual(await get("/latest/meta-data/mac"), { status: 200, body: "52:54:00:12:34:56" });
     assert.deepEqual(await get("/latest/meta-data/local-hostname"), { status: 200, body: "web01.test.internal" });

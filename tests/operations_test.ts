@@ -38,7 +38,7 @@ Deno.test("boot tracking follows a guest from registered to booted, and a new st
     assert.equal(await state(t), "user-data fetched");
 
     const form = new URLSearchParams({
-      instance_id: "i-6f1a3c2e5b7d4e8f9",
+      instance_id: "i-6f1a3c2e5b7d4e8f9a0b1c2d3e4f5a6b",
       hostname: "web01",
       fqdn: "web01.test.internal",
       pub_key_ed25519: `${ED25519} root@web01`,
@@ -91,7 +91,7 @@ Deno.test("the admin API previews user-data and meta-data exactly as the guest r
     const guest = await (await t.guestFetch(ip, "/latest/user-data")).text();
     assert.equal(await (await admin(t, "/v1/instances/web01/user-data")).text(), guest);
     const metaData = await (await admin(t, `/v1/instances/${ip}/meta-data`)).json();
-    assert.equal(metaData["instance-id"], "i-6f1a3c2e5b7d4e8f9");
+    assert.equal(metaData["instance-id"], "i-6f1a3c2e5b7d4e8f9a0b1c2d3e4f5a6b");
     assert.equal(metaData.placement["availability-zone"], "testzone");
     const nocloud = await (await admin(t, "/v1/instances/web01/nocloud/meta-data")).text();
     assert.equal(nocloud, await (await t.guestFetch(ip, "/nocloud/meta-data")).text());
@@ -142,12 +142,16 @@ Deno.test("ctl list, show, user-data, known-hosts and delete work against the ru
     assert.match(list.out, /^NAME\s+ADDRESS\s+MAC\s+INSTANCE-ID\s+STATE\s+SINCE/);
     assert.match(
       list.out,
-      new RegExp(`web01\\s+${ip.replaceAll(".", "\\.")}\\s+52:54:00:12:34:56\\s+i-6f1a3c2e5b7d4e8f9\\s+registered`),
+      new RegExp(
+        `web01\\s+${
+          ip.replaceAll(".", "\\.")
+        }\\s+52:54:00:12:34:56\\s+i-6f1a3c2e5b7d4e8f9a0b1c2d3e4f5a6b\\s+registered`,
+      ),
     );
     const json = JSON.parse((await ctl("list", "--json")).out);
     assert.equal(json[0].name, "web01");
     const show = await ctl("show", "web01");
-    assert.match(show.out, /instance-id\s+i-6f1a3c2e5b7d4e8f9/);
+    assert.match(show.out, /instance-id\s+i-6f1a3c2e5b7d4e8f9a0b1c2d3e4f5a6b/);
     const userData = await ctl("user-data", "web01");
     assert.equal(userData.out, await (await t.guestFetch(ip, "/latest/user-data")).text());
     assert.equal((await ctl("known-hosts")).out, "");

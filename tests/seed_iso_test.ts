@@ -192,10 +192,13 @@ for (const { client, missing: clientMissing } of clients) {
         assert.equal(result.instance_id, WEB.uuid);
         assert.equal(result.local_hostname, "web01.test.internal");
         assert.deepEqual(result.public_keys, { seed: KEYS[0] });
-        assert.equal(result.user_data, "#cloud-config\nhostname: web01\nruncmd:\n  - echo i-4d5e6f7081924a3b8\n");
+        assert.equal(
+          result.user_data,
+          "#cloud-config\nhostname: web01\nruncmd:\n  - echo i-4d5e6f7081924a3b8c4d5e6f708192a3\n",
+        );
         assert.deepEqual(result.vendor_data, { "cloud-init": "#cloud-config\nbootcmd:\n  - echo vendor-web01\n" });
         assert.deepEqual(result.vendor_data2, {});
-        assert.equal(result.ec2_instance_id, "i-4d5e6f7081924a3b8");
+        assert.equal(result.ec2_instance_id, "i-4d5e6f7081924a3b8c4d5e6f708192a3");
         assert.deepEqual(result.network_state.interfaces, [{
           name: "ens3",
           mac_address: WEB.mac,
@@ -235,10 +238,13 @@ for (const { client, missing: clientMissing } of clients) {
         const result = await readDriver(client, "nocloud", join(fixture.dir, "nocloud"));
         assert.equal(result.get_data, true);
         assert.match(result.seed, /\/seed\/nocloud$/);
-        assert.equal(result.instance_id, "i-4d5e6f7081924a3b8");
+        assert.equal(result.instance_id, "i-4d5e6f7081924a3b8c4d5e6f708192a3");
         assert.equal(result.local_hostname, "web01");
         assert.deepEqual(result.public_keys, KEYS);
-        assert.equal(result.user_data, "#cloud-config\nhostname: web01\nruncmd:\n  - echo i-4d5e6f7081924a3b8\n");
+        assert.equal(
+          result.user_data,
+          "#cloud-config\nhostname: web01\nruncmd:\n  - echo i-4d5e6f7081924a3b8c4d5e6f708192a3\n",
+        );
         assert.equal(result.vendor_data, "#cloud-config\nbootcmd:\n  - echo vendor-web01\n");
         const [iface] = result.network_state.interfaces;
         assert.equal(iface.name, "ens3");

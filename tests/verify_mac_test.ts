@@ -1,5 +1,5 @@
 /**
- * `verify_mac = yes` against a real impostor: mdserver runs in a network
+ * `verify_mac` (its default, auto) against a real impostor: mdserver runs in a network
  * namespace on the metadata address, a guest namespace on the other end of
  * a veth pair takes guest B's address from another MAC. Without verify_mac
  * the impostor reads B's metadata (the attack is real); with it, the
@@ -90,8 +90,9 @@ requirementTest("verify_mac refuses a guest that uses another guest's address fr
     await mustRun("ip", ["-n", pair.server, "addr", "add", `${METADATA}/32`, "dev", "lo"]);
     await mustRun("ip", ["-n", pair.server, "link", "set", "dev", pair.serverIf, "up"]);
     const common = { network: NETWORK, listenAddress: METADATA, port: 80, interface: pair.serverIf };
-    const off = await writeProcessConfig(dir, "off", common);
-    const on = await writeProcessConfig(dir, "on", { ...common, mdserver: "verify_mac = yes" });
+    const off = await writeProcessConfig(dir, "off", { ...common, mdserver: "verify_mac = no" });
+    // The default, verify_mac = auto: the neighbour table can be read here, so MACs are checked.
+    const on = await writeProcessConfig(dir, "on", common);
 
     server = await startServer(pair, off.file, off.adminSocket);
     const ips: Record<string, string> = {};

@@ -22,6 +22,9 @@ export { DEFAULT_CONFIG_FILE };
 /** The admin address when the configuration does not set one. */
 export const DEFAULT_ADMIN_ADDRESS = "127.0.0.1";
 
+/** How long a request waits on the unix socket before trying TCP, when the configuration does not say (ms). */
+export const DEFAULT_SOCKET_TIMEOUT_MS = 700;
+
 /** The admin port when the configuration does not set one. */
 export const DEFAULT_ADMIN_PORT = 8774;
 
@@ -43,6 +46,8 @@ export interface AdminEndpoint {
   socket: string | null;
   /** The TCP listener's bearer token file (readable by root only). */
   tokenFile: string;
+  /** How long a request waits for the socket to answer before it tries TCP (ms; `[admin] socket_timeout`). */
+  socketTimeoutMs: number;
   /** Files read, in order. */
   files: string[];
 }
@@ -114,7 +119,16 @@ export async function readAdminEndpoint(
   const socket = socketEntry === undefined ? DEFAULT_ADMIN_SOCKET : unset(socketEntry.value);
   const tokenEntry = values.get("admin.token_file");
   const tokenFile = unset(tokenEntry?.value);
+  const timeoutText = unset(values.get("admin.socket_timeout")?.value);
+  const socketTimeoutMs = timeoutText === null ? DEFAULT_SOCKET_TIMEOUT_MS : Number(timeoutText);
+  if (!/^\d+$/.test(timeoutText ?? "0") || socketTimeoutMs < 1) {
+    const entry = values.get("admin.socket_timeout")!;
+    throw new SyntaxError(
+      `Cannot use config "${entry.file}": line ${entry.line}: [admin] socket_timeout "${timeoutText}" is not a number of milliseconds`,
+    );
+  }
   return {
+    socketTimeoutMs,
     address,
     port,
     tcp: listen !== null,
@@ -153,9 +167,10 @@ export interface AdminRequestInit {
 
 /**
  * Sends one request to the admin API: over the unix socket when one is
- * configured; over TCP, with the token from `tokenFile`, when the TCP
- * listener is on and the socket cannot be reached (absent, refused, or not
- * allowed by the permission set). An HTTP answer of any status is returned
+ * configured, falling back to TCP (with the token from `tokenFile`, when
+ * the TCP listener is on) when the socket cannot be reached (absent,
+ * refused, or not allowed by the permission set) or does not answer within
+ * the endpoint's socketTimeoutMs. An HTTP answer of any status is returned
  * as is; an abort is thrown as is.
  */
 export async function adminRequest(
@@ -172,13 +187,17 @@ export async function adminRequest(
   };
   if (endpoint.socket !== null) {
     let client: Deno.HttpClient | null = null;
+    // A socket that accepts but never answers (a hung server, a stale
+    // listener) gets its own part of the budget, then TCP is tried.
+    const socketBudget = AbortSignal.timeout(endpoint.socketTimeoutMs);
     try {
       client = Deno.createHttpClient({
         proxy: { transport: "unix", path: endpoint.socket },
       });
       // The URL names the TCP address too, so the permission set needs no
       // extra host; the connection goes to the socket.
-      const response = await fetch(url, { ...request, client });
+      const signal = init.signal ? AbortSignal.any([init.signal, socketBudget]) : socketBudget;
+      const response = await fetch(url, { ...request, client, signal });
       const body = await response.arrayBuffer();
       return new Response(body, {
         status: response.status,

@@ -30,6 +30,7 @@ Deno.test("readAdminEndpoint() falls back to the socket /run/mdserver/admin.sock
     tcp: false,
     socket: "/run/mdserver/admin.sock",
     tokenFile: "/etc/mdserver/admin.token",
+    socketTimeoutMs: 700,
     files: ["/etc/mdserver/mdserver.conf"],
   });
   assert.equal(adminBaseUrl(endpoint), "http://127.0.0.1:8774");
@@ -59,6 +60,7 @@ Deno.test("readAdminEndpoint() applies [_include_] directories then files, the l
     tcp: true,
     socket: "/etc/mdserver/run/admin.sock",
     tokenFile: "/etc/mdserver/admin.token",
+    socketTimeoutMs: 700,
     files: [
       "/etc/mdserver/mdserver.conf",
       "/etc/mdserver/conf.d/10-admin.conf",

@@ -50,6 +50,9 @@ commands:
   delete REF                 remove an instance, releasing its address and DNS/DHCP records
   user-data REF              the user-data the guest receives (likewise vendor-data)
   known-hosts                an ssh known_hosts file from the host keys guests phoned home
+  nwfilter REF               libvirt's clean-traffic <filterref> with the instance's address, for the
+                             domain's <interface> on the managed network (virsh edit), so that the
+                             guest can send only from its own MAC and address
   gc [--virsh [--connect URI]] [--older-than AGE] [--dry-run] [--force]
       remove instances whose domains are gone: with --virsh, those libvirt no
       longer lists (virsh list --all --name); without it, those stopped for
@@ -75,6 +78,8 @@ export async function runCtl(line: CtlLine, deps: CtlDeps): Promise<number> {
       return await passThrough(`/v1/instances/${encodeURIComponent(requireRef(line))}/${command}`, deps);
     case "known-hosts":
       return await passThrough("/v1/known-hosts", deps);
+    case "nwfilter":
+      return await nwfilter(line, deps);
     case "gc":
       return await gc(line, deps);
     // Detection help: needs only the configuration, never the service.
@@ -126,8 +131,26 @@ function since(instance: ListedInstance): string {
 
 /** Formats rows as aligned columns. */
 export function formatTable(rows: string[][]): string {
+  rows = rows.map((row) => row.map(escapeControls));
   const widths = rows[0]!.map((_, column) => Math.max(...rows.map((row) => row[column]!.length)));
   return rows.map((row) => row.map((cell, i) => cell.padEnd(widths[i]!)).join("  ").trimEnd()).join("\n");
+}
+
+/**
+ * Text as a terminal may show it: control characters (an escape sequence
+ * could retitle the window, hide lines or fake output), line and paragraph
+ * separators and bidirectional overrides become `\x1b` / `\u2028`, and a
+ * backslash is doubled so the escapes stay unambiguous.
+ */
+export function escapeControls(text: string): string {
+  return text.replace(
+    /[\\\p{Cc}\p{Zl}\p{Zp}\u200e\u200f\u202a-\u202e\u2066-\u2069]/gu,
+    (c) => {
+      if (c === "\\") return "\\\\";
+      const code = c.charCodeAt(0);
+      return code < 0x100 ? `\\x${code.toString(16).padStart(2, "0")}` : `\\u${code.toString(16).padStart(4, "0")}`;
+    },
+  );
 }
 
 async function list(line: CtlLine, deps: CtlDeps): Promise<number> {
@@ -173,6 +196,23 @@ async function show(line: CtlLine, deps: CtlDeps): Promise<number> {
   for (const key of Object.values(instance.access?.hostKeys ?? {})) rows.push(["host key", key]);
   deps.print(formatTable(rows));
   return 0;
+}
+
+async function nwfilter(line: CtlLine, deps: CtlDeps): Promise<number> {
+  const path = `/v1/instances/${encodeURIComponent(requireRef(line))}`;
+  const instance = (await (await admin(deps, path)).json()) as ListedInstance;
+  deps.print(cleanTrafficFilterref(instance.ipv4));
+  return 0;
+}
+
+/**
+ * libvirt's `clean-traffic` filter reference for an interface: with it the
+ * guest's port passes only frames from the interface's own MAC and packets
+ * from `ipv4` (no MAC, IP or ARP spoofing), so no guest can take another's
+ * address, even a stopped one's together with its MAC.
+ */
+export function cleanTrafficFilterref(ipv4: string): string {
+  return `<filterref filter='clean-traffic'>\n  <parameter name='IP' value='${ipv4}'/>\n</filterref>`;
 }
 
 async function remove(line: CtlLine, deps: CtlDeps): Promise<number> {

@@ -8,9 +8,16 @@
  */
 
 import { resolve } from "node:path";
-import { ConfigError, DEFAULT_CONFIG_FILE, formatConfig, loadConfig } from "../config/mod.ts";
+import {
+  type Config,
+  ConfigError,
+  DEFAULT_CONFIG_FILE,
+  formatConfig,
+  formatProblem,
+  loadConfig,
+} from "../config/mod.ts";
 import { runInstallHook } from "../hook/install.ts";
-import { createLogger } from "../log/mod.ts";
+import { createLogger, type ReloadableLogger } from "../log/mod.ts";
 import { buildSeedIso, parseSeedIsoArgs } from "../seed/seed_iso.ts";
 import { createStore, openKv, type startService } from "../service/mod.ts";
 import { runCtl } from "./ctl.ts";
@@ -149,10 +156,41 @@ async function serve(line: CommandLine, deps: CliDeps): Promise<number> {
     if (starting.signal.aborted) return 0;
     throw error;
   }
+  // SIGHUP (systemctl reload): a valid configuration takes effect for the
+  // next request; an invalid one is refused with every problem logged, and
+  // the running one stays. One reload at a time, in order.
+  const running = service;
+  let reloading = Promise.resolve();
+  deps.onSignal("SIGHUP", () => {
+    reloading = reloading.then(() => reloadConfig(file, running, log));
+  });
   await Promise.race([service.finished, signalled.promise]);
   // Bounded by [limits] shutdown_timeout, whatever clients still hold open.
   await service.shutdown();
   return 0;
+}
+
+/** Reads the configuration again and hands it to the running service, or logs why not. */
+async function reloadConfig(
+  file: string,
+  service: { reload(next: Config): string[] },
+  log: ReloadableLogger,
+): Promise<void> {
+  log.info(`reloading the configuration on SIGHUP: ${file}`);
+  let next: Config;
+  try {
+    next = await loadConfig(file);
+  } catch (error) {
+    const problems = error instanceof ConfigError ? error.problems.map(formatProblem) : [(error as Error).message];
+    for (const problem of problems) log.error(`reload refused: ${problem}`);
+    log.error(`reload refused: ${problems.length} problem(s); the running configuration stays`);
+    return;
+  }
+  for (const warning of next.warnings) log.warning(`config: ${warning}`);
+  const needRestart = service.reload(next);
+  log.setLevel(next.mdserver.debug ? "debug" : next.loglevels.base);
+  for (const id of needRestart) log.warning(`reload: ${id} changed; it takes effect at the next restart`);
+  log.info(`configuration reloaded from ${next.files.join(", ")}`);
 }
 
 async function checkConfig(line: CommandLine, deps: CliDeps): Promise<number> {

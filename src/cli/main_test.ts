@@ -111,7 +111,7 @@ Deno.test("runMain() serves md_server's form `mdserver FILE` until SIGTERM, then
   const exit = runMain([file], deps);
   for (let i = 0; i < 200 && !signals.has("SIGTERM"); i++) await new Promise((resolve) => setTimeout(resolve, 10));
   assert.deepEqual(started, [file]);
-  assert.deepEqual([...signals.keys()].sort(), ["SIGINT", "SIGTERM"]);
+  assert.deepEqual([...signals.keys()].sort(), ["SIGHUP", "SIGINT", "SIGTERM"]);
   signals.get("SIGTERM")!();
   assert.equal(await exit, 0);
 });

@@ -106,6 +106,10 @@ export function buildConfig(
   if (imdsTokens !== "optional" && imdsTokens !== "required") {
     fail("mdserver.imds_tokens", `expected "optional" or "required", got "${imdsTokens}"`);
   }
+  const apis = { ec2: bool("mdserver.ec2"), openstack: bool("mdserver.openstack"), nocloud: bool("mdserver.nocloud") };
+  if (imdsTokens === "required" && !apis.ec2) {
+    fail("mdserver.imds_tokens", `"required" needs ec2 = yes: tokens are issued by PUT /latest/api/token`);
+  }
   const listenAddress = address("mdserver.listen_address");
   const adminListen = optional("admin.listen_address");
   if (adminListen !== null) checkAdminAddress(adminListen, { listenAddress, network, fail });
@@ -154,8 +158,10 @@ export function buildConfig(
       debugUserdata: bool("mdserver.debug_userdata"),
       logfile: optional("mdserver.logfile"),
       imdsTokens: imdsTokens === "required" ? "required" : "optional",
-      verifyMac: bool("mdserver.verify_mac"),
+      verifyMac: get("mdserver.verify_mac").trim().toLowerCase() === "auto" ? "auto" : bool("mdserver.verify_mac"),
       legacyUpload: bool("mdserver.legacy_upload"),
+      apis,
+      storeBusyLogInterval: int("mdserver.store_busy_log_interval", 1, 3600),
     },
     loglevels: {
       base: get("loglevels.base").toLowerCase(),

@@ -34,7 +34,12 @@ export interface Config {
     debugUserdata: boolean;
     logfile: string | null;
     imdsTokens: ImdsTokens;
-    verifyMac: boolean;
+    /** `verify_mac`: true (yes), false (no), or "auto": checked where the neighbour table can be read. */
+    verifyMac: boolean | "auto";
+    /** Which guest APIs are served (`ec2`, `openstack`, `nocloud` = yes|no). */
+    apis: { ec2: boolean; openstack: boolean; nocloud: boolean };
+    /** Seconds between two log lines about store contention (one line per burst). */
+    storeBusyLogInterval: number;
     /** md_server's POST /instance-upload on the metadata listener (loopback only). */
     legacyUpload: boolean;
   };

@@ -34,8 +34,12 @@ export function schema(hostname: string): Schema {
       hostname_prefix: "vm",
       "hostname-prefix": null, // spelled so in md_server's test configuration
       imds_tokens: "optional",
-      verify_mac: "no",
+      verify_mac: "auto",
       legacy_upload: "yes",
+      ec2: "yes",
+      openstack: "yes",
+      nocloud: "yes",
+      store_busy_log_interval: "10",
     },
     loglevels: { base: "info", stream: "info", file: "debug" },
     admin: {
@@ -43,6 +47,7 @@ export function schema(hostname: string): Schema {
       port: "8774",
       socket: "/run/mdserver/admin.sock",
       token_file: "/etc/mdserver/admin.token",
+      socket_timeout: "700",
     },
     limits: {
       max_connections: "1000",

@@ -15,6 +15,8 @@ import type { Config, DnsmasqManage } from "../config/config.ts";
 import { sleep } from "../io/sleep.ts";
 import type { Logger } from "../log/log.ts";
 import type { InstanceStore, StoreEvent } from "../store/store.ts";
+import { RecordFilesFullError } from "./errors.ts";
+import { isNoSpace } from "../io/no_space.ts";
 import { type Backoff, DnsmasqSupervisor, signalPidFile } from "./process.ts";
 import { applyStoreEvent, rebuildHostRecords, writeDnsmasqConfig } from "./records.ts";
 import { type DnsmasqPaths, dnsmasqPaths } from "./render.ts";
@@ -150,6 +152,8 @@ class DnsmasqIntegration implements DnsmasqHandle {
     this.#queue = done.catch(() => {});
     return done.catch((error) => {
       this.#log.error(`dnsmasq: cannot update the records of ${event.instance.name}: ${(error as Error).message}`);
+      // The store takes the change back and sends what holds again, which puts these files back.
+      if (isNoSpace(error)) throw new RecordFilesFullError(event.instance.name, this.paths.baseDir, { cause: error });
       throw error;
     });
   }

@@ -9,6 +9,7 @@
  * @module
  */
 
+export { RecordFilesFullError } from "./errors.ts";
 export { type DnsmasqHandle, startDnsmasq, type StartDnsmasqOptions } from "./integration.ts";
 export {
   type Backoff,

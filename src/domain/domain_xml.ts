@@ -50,8 +50,13 @@ const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/
 const UUID_NO_DASHES_RE = /^[0-9a-f]{32}$/i;
 const MAC_RE = /^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/i;
 const KEY_RE = /^[A-Za-z0-9_.-]+$/;
-// Cc: C0, DEL and C1 controls.
-const CONTROL_RE = /\p{Cc}/u;
+// Cc: C0, DEL and C1 controls (LF, VT, FF, CR and NEL among them); Zl, Zp: LINE and PARAGRAPH SEPARATOR.
+// Together every Unicode line break, and every one PyYAML (cloud-init) reads as a line break.
+const CONTROL_RE = /[\p{Cc}\p{Zl}\p{Zp}]/u;
+// In metadata and tag values (trimmed): the same but tab. A value reaches templates such as
+// `role: {{role}}`, where a line break would add keys to the guest's cloud-config.
+// deno-lint-ignore no-control-regex
+const VALUE_CONTROL_RE = /[\x00-\x08\x0a-\x1f\x7f-\x9f\u2028\u2029]/;
 // libvirt's scaled-integer units (case-insensitive), in bytes.
 const MEMORY_UNITS: Record<string, number> = {
   b: 1,
@@ -136,7 +141,7 @@ function parseName(domain: XmlElement): string {
   }
   if (CONTROL_RE.test(name)) {
     throw new InvalidDomainError(
-      `domain name ${quote(name)} contains a control character, but ${why}`,
+      `domain name ${quote(name)} contains a control character or line break, but ${why}`,
     );
   }
   if (name.includes("/")) {
@@ -211,6 +216,13 @@ function parseInterfaces(domain: XmlElement): DomainInterface[] {
           }, which is not six hex pairs such as "52:54:00:12:34:56"`,
         );
       }
+      const unusable = unusableMac(mac);
+      if (unusable !== null) {
+        throw new InvalidDomainError(
+          `interface ${position} of the domain has MAC address ${quote(mac)}, which is ${unusable}: ` +
+            `a guest's interface needs a unicast, non-zero MAC such as "52:54:00:12:34:56"`,
+        );
+      }
       const source = firstChild(el, "source");
       interfaces.push({
         mac: mac.toLowerCase(),
@@ -222,6 +234,15 @@ function parseInterfaces(domain: XmlElement): DomainInterface[] {
     }
   }
   return interfaces;
+}
+
+/** Why a well-formed MAC cannot be a guest's (broadcast, multicast, all zero), or null. */
+function unusableMac(mac: string): string | null {
+  const octets = mac.split(":").map((pair) => parseInt(pair, 16));
+  if (octets.every((octet) => octet === 0xff)) return "the broadcast address";
+  if ((octets[0]! & 1) === 1) return "a multicast address";
+  if (octets.every((octet) => octet === 0)) return "all zero";
+  return null;
 }
 
 /** Returns scope extended with the xmlns declarations of el ("" is the default namespace). */
@@ -266,7 +287,7 @@ function readMetadata(
     if (localName(el.name) === "tags") {
       readTags(el, tags);
     } else if (el.children.length === 0) {
-      setKey(metadata, localName(el.name), el.text);
+      setKey(metadata, localName(el.name), el.text, "metadata");
     } else {
       // libvirt keeps one element per namespace, so keys are often wrapped:
       // <mdserver:instance><mdserver:role>db</mdserver:role>…</mdserver:instance>
@@ -285,12 +306,23 @@ function readTags(tagsElement: XmlElement, tags: Map<string, string>): void {
   for (const el of tagsElement.children) {
     if (localName(el.name) !== "tag") continue;
     const name = el.attrs.get("name");
-    if (name !== undefined) setKey(tags, name.trim(), el.text);
+    if (name !== undefined) setKey(tags, name.trim(), el.text, "tag");
   }
 }
 
-function setKey(map: Map<string, string>, key: string, text: string): void {
-  if (KEY_RE.test(key)) map.set(key, text.trim());
+function setKey(map: Map<string, string>, key: string, text: string, what = "metadata"): void {
+  if (!KEY_RE.test(key)) return;
+  const value = text.trim();
+  const bad = VALUE_CONTROL_RE.exec(value);
+  if (bad !== null) {
+    // Values reach templates: a break only PyYAML sees would add keys to the guest's cloud-config.
+    const code = `U+${bad[0].charCodeAt(0).toString(16).toUpperCase().padStart(4, "0")}`;
+    throw new InvalidDomainError(
+      `${what} ${key} = ${quote(value)} contains ${code}, a control character or line break ` +
+        `(values are placed in one line of a template, and cloud-init's YAML reader breaks lines there too)`,
+    );
+  }
+  map.set(key, value);
 }
 
 /** JSON-quotes a value for an error message, shortened so the message stays one line. */

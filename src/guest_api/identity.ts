@@ -29,8 +29,15 @@ export function isLoopback(hostname: string): boolean {
 
 /** How identifyGuest checks a guest beyond its address. */
 export interface IdentityOptions {
-  /** Compare the neighbour table's MAC for the address with the record (`verify_mac`). */
-  verifyMac?: boolean;
+  /**
+   * Compare the neighbour table's MAC for the address with the record
+   * (`verify_mac`): true always (an unreadable table refuses), "auto" where
+   * the table can be read and for addresses reached over a link (not
+   * 127.0.0.0/8, which has no MAC), false never.
+   */
+  verifyMac?: boolean | "auto";
+  /** With "auto": called when the table cannot be read (the request is then served unchecked). */
+  onUnreadable?: (error: Error) => void;
   /** The neighbour table; default: the kernel's, through `ip neigh`, in this network namespace. */
   neighbours?: NeighbourLookup;
   /** Where a refusal is logged. */
@@ -50,7 +57,17 @@ export async function identifyGuest(
   const source = peerIpv4(remoteHostname);
   const instance = await store.getByIpv4(source);
   if (instance === null || !options.verifyMac) return instance;
-  const reason = await macMismatch(instance, source, options.neighbours ?? ipNeighLookup());
+  const neighbours = options.neighbours ?? ipNeighLookup();
+  if (options.verifyMac === "auto") {
+    if (source.startsWith("127.")) return instance; // this host's own address: no link, no MAC
+    try {
+      await neighbours(source);
+    } catch (error) {
+      options.onUnreadable?.(error as Error);
+      return instance;
+    }
+  }
+  const reason = await macMismatch(instance, source, neighbours);
   if (reason !== null) {
     options.log?.warning(`verify_mac: refused ${source}: ${reason}`);
     throw new MacMismatchError(source, reason);

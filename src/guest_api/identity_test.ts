@@ -86,3 +86,21 @@ Deno.test("macMismatch() refuses when any complete entry for the address has ano
   const broken = () => Promise.reject(new Error("permission denied"));
   assert.match((await macMismatch(instance, "10.9.0.2", broken))!, /cannot read the neighbour table/);
 });
+
+Deno.test("identifyGuest() with verify_mac = auto checks where the table is readable, and says once when it is not", async () => {
+  await withGuest(async (store, ipv4) => {
+    const impostor = table([{ ipv4, mac: "52:54:00:66:66:66", device: "br-mds" }]);
+    await assert.rejects(identifyGuest(store, ipv4, { verifyMac: "auto", neighbours: impostor }), MacMismatchError);
+    const real = table([{ ipv4, mac: "52:54:00:00:00:0b", device: "br-mds" }]);
+    assert.equal((await identifyGuest(store, ipv4, { verifyMac: "auto", neighbours: real }))?.name, "bravo");
+    const unreadable: Error[] = [];
+    const broken = () => Promise.reject(new Error("ip: not found"));
+    const found = await identifyGuest(store, ipv4, {
+      verifyMac: "auto",
+      neighbours: broken,
+      onUnreadable: (error) => unreadable.push(error),
+    });
+    assert.equal(found?.name, "bravo");
+    assert.deepEqual(unreadable.map((error) => error.message), ["ip: not found"]);
+  });
+});

@@ -2,7 +2,8 @@
  * IMDSv2 session tokens, as the EC2 metadata service hands them out on
  * `PUT /latest/api/token`.
  *
- * Tokens are verifiable without storage: a token is its expiry time, a
+ * Tokens are verifiable without storage: a token is its expiry time (ms on
+ * the process's monotonic clock), a
  * random nonce and an HMAC-SHA256 over (instance UUID, source address,
  * expiry, nonce) under a key that exists only in this process. So a token
  * works only for the guest that asked for it (same instance, same address),
@@ -21,11 +22,11 @@ export const TOKEN_HEADER = "x-aws-ec2-metadata-token";
 /** The longest TTL AWS accepts: six hours. */
 export const MAX_TOKEN_TTL_SECONDS = 21600;
 
-/** What signs and checks tokens: a process-local key and a clock in milliseconds. */
+/** What signs and checks tokens: a process-local key and a monotonic clock in milliseconds. */
 export interface TokenSigner {
   /** The HMAC key tokens are signed with. */
   key: CryptoKey;
-  /** The clock, in ms since the epoch. */
+  /** The clock, in ms from any origin; monotonic, so setting the wall clock neither shortens nor extends a token. */
   now: () => number;
 }
 
@@ -43,7 +44,11 @@ export type TokenCheck = "valid" | "expired" | "invalid";
 const VERSION = "v1";
 const encoder = new TextEncoder();
 
-/** Creates a signer with a fresh random key (or the one given) and the wall clock (or the one given). */
+/**
+ * Creates a signer with a fresh random key (or the one given) and the
+ * process's monotonic clock, performance.now() (or the one given). Tokens
+ * die with the process, so a clock that starts with it is enough.
+ */
 export async function createTokenSigner(
   options: { key?: CryptoKey; now?: () => number } = {},
 ): Promise<TokenSigner> {
@@ -52,7 +57,7 @@ export async function createTokenSigner(
     false,
     ["sign", "verify"],
   );
-  return { key, now: options.now ?? (() => Date.now()) };
+  return { key, now: options.now ?? (() => performance.now()) };
 }
 
 /**
@@ -73,13 +78,17 @@ export function parseTokenTtl(header: string | null): number {
   return value;
 }
 
-/** Issues a token for subject that expires ttlSeconds from now. */
+/**
+ * Issues a token for subject that expires ttlSeconds from now, to the
+ * millisecond (rounded up, never down: a TTL of 1 is valid for the whole
+ * second after issue).
+ */
 export async function issueToken(
   signer: TokenSigner,
   subject: TokenSubject,
   ttlSeconds: number,
 ): Promise<string> {
-  const expiry = Math.floor(signer.now() / 1000) + ttlSeconds;
+  const expiry = Math.ceil(signer.now()) + ttlSeconds * 1000;
   const nonce = base64url(crypto.getRandomValues(new Uint8Array(12)));
   const mac = await crypto.subtle.sign(
     "HMAC",
@@ -100,7 +109,7 @@ export async function checkToken(
   subject: TokenSubject,
 ): Promise<TokenCheck> {
   if (token.length > 256) return "invalid";
-  const match = /^v1\.(\d{1,12})\.([A-Za-z0-9_-]{16})\.([A-Za-z0-9_-]{43})$/
+  const match = /^v1\.(\d{1,15})\.([A-Za-z0-9_-]{16})\.([A-Za-z0-9_-]{43})$/
     .exec(token.trim());
   if (!match) return "invalid";
   const expiry = Number(match[1]);
@@ -114,7 +123,7 @@ export async function checkToken(
     signedBytes(subject, expiry, nonce),
   );
   if (!genuine) return "invalid";
-  return signer.now() >= expiry * 1000 ? "expired" : "valid";
+  return signer.now() >= expiry ? "expired" : "valid";
 }
 
 function signedBytes(

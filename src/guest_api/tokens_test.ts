@@ -70,3 +70,31 @@ Deno.test("parseTokenTtl() accepts 1 to 21600 and nothing else", () => {
     assert.throws(() => parseTokenTtl(bad), RangeError, String(bad));
   }
 });
+
+Deno.test("a token of TTL 1 is valid for the whole second after issue, whatever the fraction of the clock", async () => {
+  for (const issuedAt of [5_000, 5_000.2, 5_500, 5_999.9]) {
+    let now = issuedAt;
+    const signer = await createTokenSigner({ now: () => now });
+    const token = await issueToken(signer, guest, 1);
+    now = issuedAt + 500;
+    assert.equal(await checkToken(signer, token, guest), "valid", `issued at ${issuedAt}, 0.5 s later`);
+    now = issuedAt + 999.9;
+    assert.equal(await checkToken(signer, token, guest), "valid", `issued at ${issuedAt}, 0.9999 s later`);
+    now = issuedAt + 1001;
+    assert.equal(await checkToken(signer, token, guest), "expired", `issued at ${issuedAt}, 1.001 s later`);
+  }
+});
+
+Deno.test("the default clock is monotonic: setting the wall clock back does not extend a token", async () => {
+  const signer = await createTokenSigner();
+  const token = await issueToken(signer, guest, 1);
+  const realNow = Date.now;
+  // The wall clock set back an hour while the token lives.
+  Date.now = () => realNow() - 3_600_000;
+  try {
+    await new Promise((resolve) => setTimeout(resolve, 1_050));
+    assert.equal(await checkToken(signer, token, guest), "expired");
+  } finally {
+    Date.now = realNow;
+  }
+});

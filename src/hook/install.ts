@@ -66,9 +66,14 @@ export class HookExistsError extends Error {
   }
 }
 
+/** The logger the wrapper copies the hook's report to. */
+export const DEFAULT_LOGGER = "/usr/bin/logger";
+/** Longest time the detached logger may take. */
+export const LOGGER_TIMEOUT_SECONDS = 1;
+
 /** The bash wrapper that runs hook.ts with the `hook` permission set. */
 export function hookWrapper(
-  options: { denoPath: string; projectDir: string; denoDir?: string | null },
+  options: { denoPath: string; projectDir: string; denoDir?: string | null; loggerPath?: string },
 ): string {
   const dir = options.projectDir.replace(/\/+$/, "");
   const lines = [
@@ -88,20 +93,25 @@ export function hookWrapper(
   if (options.denoDir) {
     lines.push(`export DENO_DIR=${shellQuote(options.denoDir)}`);
   }
+  const logger = shellQuote(options.loggerPath ?? DEFAULT_LOGGER);
   lines.push(
     "",
-    "# libvirt logs a hook's stderr only when the hook fails, and this one never",
-    "# does: copy its one-line reports to the journal too.",
-    "if [ -S /dev/log ] && [ -x /usr/bin/logger ]; then",
-    "  exec 2> >(/usr/bin/tee >(exec /usr/bin/logger -t mdserver-hook -p daemon.warning 2>/dev/null) >&2)",
-    "fi",
-    "",
-    "# hook.ts exits 0 whatever happens; should deno itself fail (moved,",
-    "# broken), say so and still let the domain start.",
-    `${shellQuote(options.denoPath)} run -q --no-prompt -P=hook --config ${shellQuote(`${dir}/deno.json`)} ${
+    "# hook.ts exits 0 whatever happens and writes nothing to stdout (libvirt",
+    "# would take it as a replacement XML); its one-line report is kept.",
+    `report=$(${shellQuote(options.denoPath)} run -q --no-prompt -P=hook --config ${shellQuote(`${dir}/deno.json`)} ${
       shellQuote(`${dir}/hook.ts`)
-    } "$@" ||`,
-    '  echo "mdserver-hook: $1 $2 $3: the hook could not run (exit status $?)" >&2',
+    } "$@" 2>&1 >/dev/null) ||`,
+    '  report="mdserver-hook: $1 $2 $3: the hook could not run (exit status $?)"',
+    '[ -n "$report" ] || exit 0',
+    "printf '%s\\n' \"$report\" >&2",
+    "",
+    "# libvirt logs a hook's stderr only when the hook fails, and this one never",
+    "# does: copy the report to the journal too. logger runs detached from",
+    "# libvirt's pipes (they reach EOF when this script exits) and is given",
+    `# at most ${LOGGER_TIMEOUT_SECONDS} s, so a hung syslog never holds a domain start.`,
+    `if [ -x ${logger} ] && [ -x /usr/bin/timeout ]; then`,
+    `  /usr/bin/timeout ${LOGGER_TIMEOUT_SECONDS} ${logger} -t mdserver-hook -p daemon.warning -- "$report" </dev/null >/dev/null 2>&1 &`,
+    "fi",
     "exit 0",
     "",
   );

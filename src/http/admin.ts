@@ -39,6 +39,7 @@ import type { Logger } from "../log/log.ts";
 import type { Metrics } from "../log/metrics.ts";
 import { type AccessRecorder, bootState, type Instance, type InstanceStore, knownHostsLines } from "../store/mod.ts";
 import type { TemplateRenderer } from "../user_data/mod.ts";
+import { badTargetError, requestLineUrl } from "./request_target.ts";
 import { errorToResponse, HttpError, jsonResponse, textResponse } from "./errors.ts";
 import { answerUpload } from "./_upload.ts";
 
@@ -60,6 +61,18 @@ export interface AdminDeps {
   extras?: TemplateExtras;
   /** The bearer token TCP requests must carry; null refuses every TCP request. Socket requests need none. */
   token?: string | null;
+  /** dnsmasq as the service runs it, for /health; null or absent when dnsmasq is not kept. */
+  dnsmasq?: DnsmasqState | null;
+}
+
+/** What /health says of dnsmasq. */
+export interface DnsmasqState {
+  /** Whether mdserver runs dnsmasq itself. */
+  readonly managed: boolean;
+  /** Pid of the managed dnsmasq, or null when it is not running (between restarts, or crash-looping). */
+  readonly pid: number | null;
+  /** How often the managed dnsmasq was started again. */
+  readonly restarts: number;
 }
 
 /** A request handler as Deno.serve runs it, on TCP or the unix socket. */
@@ -69,20 +82,23 @@ export type AdminHandler = (request: Request, info: { remoteAddr: Deno.Addr }) =
 export function createAdminHandler(deps: AdminDeps): AdminHandler {
   return async (request: Request, info: { remoteAddr: Deno.Addr }): Promise<Response> => {
     const started = performance.now();
-    const url = new URL(request.url);
+    // The request line alone routes: never the Host header.
+    const url = requestLineUrl(request);
+    const path = url?.pathname ?? "-";
     const source = info.remoteAddr.transport === "unix" ? "unix" : peerIpv4((info.remoteAddr as Deno.NetAddr).hostname);
     let response: Response;
     try {
       refuseManagedNetwork(source, deps.store);
       if (source !== "unix") requireToken(request, deps.token ?? null);
+      if (url === null) throw badTargetError(request);
       response = await route(request, url, deps);
     } catch (error) {
-      response = errorToResponse(error, deps.log, `admin ${request.method} ${url.pathname}`);
+      response = errorToResponse(error, deps.log, `admin ${request.method} ${path}`);
     }
     const seconds = (performance.now() - started) / 1000;
-    if (url.pathname !== "/metrics") deps.metrics.observeRequest("admin", response.status, seconds);
+    if (path !== "/metrics") deps.metrics.observeRequest("admin", response.status, seconds);
     deps.log.info(
-      `admin ${source} ${request.method} ${url.pathname} ${response.status} ${(seconds * 1000).toFixed(1)}ms`,
+      `admin ${source} ${request.method} ${path} ${response.status} ${(seconds * 1000).toFixed(1)}ms`,
     );
     return response;
   };
@@ -131,9 +147,7 @@ async function withAccess(instance: Instance, deps: AdminDeps) {
 async function route(request: Request, url: URL, deps: AdminDeps): Promise<Response> {
   const segments = url.pathname.split("/").filter((segment) => segment !== "").map(decodeSegment);
   const method = request.method;
-  if (url.pathname === "/health" && method === "GET") {
-    return jsonResponse({ status: "ok", instances: await deps.store.allocatedCount() });
-  }
+  if (url.pathname === "/health" && method === "GET") return await health(deps);
   if (url.pathname === "/metrics" && method === "GET") {
     return textResponse(await deps.metrics.render(), 200, { "content-type": "text/plain; version=0.0.4" });
   }
@@ -168,6 +182,22 @@ async function route(request: Request, url: URL, deps: AdminDeps): Promise<Respo
   }
   if (method === "GET" && action !== undefined) return await preview(instance, action, file, deps);
   throw new HttpError(404, `not found: ${method} ${url.pathname}`);
+}
+
+/**
+ * The service's health: 503 when a managed dnsmasq is not running (guests
+ * would get no DHCP answer), with its state either way.
+ */
+async function health(deps: AdminDeps): Promise<Response> {
+  const instances = await deps.store.allocatedCount();
+  const state = deps.dnsmasq ?? null;
+  const dnsmasq = state === null
+    ? { state: "off" }
+    : state.managed
+    ? { state: state.pid === null ? "down" : "running", pid: state.pid, restarts: state.restarts }
+    : { state: "not managed" };
+  const down = dnsmasq.state === "down";
+  return jsonResponse({ status: down ? "dnsmasq down" : "ok", instances, dnsmasq }, down ? 503 : 200);
 }
 
 /** What the guest would receive, rendered the same way. */

@@ -20,11 +20,14 @@ import type { Logger } from "../log/log.ts";
 import {
   AddressConflictError,
   AddressOutsidePoolError,
+  InstanceIdConflictError,
   NoManagedInterfaceError,
   PoolFullError,
   RecordTooLargeError,
   StoreBusyError,
+  StoreFullError,
 } from "../store/errors.ts";
+import { RecordFilesFullError } from "../dnsmasq/errors.ts";
 
 /** An error with the status and one-line reason to answer, raised by the HTTP handlers. */
 export class HttpError extends Error {
@@ -59,9 +62,12 @@ const ERROR_STATUSES: readonly ErrorStatus[] = [
   { type: NoManagedInterfaceError, status: 422 },
   { type: AddressOutsidePoolError, status: 422 },
   { type: AddressConflictError, status: 409 },
+  { type: InstanceIdConflictError, status: 409 },
   { type: PoolFullError, status: 507 },
   { type: RecordTooLargeError, status: 413 },
   { type: StoreBusyError, status: 503 },
+  { type: StoreFullError, status: 507 },
+  { type: RecordFilesFullError, status: 507 },
   { type: TextTooLargeError, status: 413 },
   { type: NotUtf8Error, status: 400 },
   { type: StreamReadError, status: 400 },

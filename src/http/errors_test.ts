@@ -3,7 +3,15 @@ import { InvalidDomainError, InvalidDomainXmlError } from "../domain/mod.ts";
 import { MacMismatchError, UnknownGuestError } from "../guest_api/mod.ts";
 import { NotUtf8Error, TextTooLargeError } from "../io/mod.ts";
 import type { Logger } from "../log/mod.ts";
-import { AddressConflictError, NoManagedInterfaceError, PoolFullError, StoreBusyError } from "../store/mod.ts";
+import {
+  AddressConflictError,
+  InstanceIdConflictError,
+  NoManagedInterfaceError,
+  PoolFullError,
+  StoreBusyError,
+  StoreFullError,
+} from "../store/mod.ts";
+import { RecordFilesFullError } from "../dnsmasq/mod.ts";
 import { errorToResponse, HttpError } from "./errors.ts";
 
 function recordingLog(): { log: Logger; errors: string[] } {
@@ -32,8 +40,19 @@ Deno.test("errorToResponse() answers each domain error with its status and messa
     ],
     [new NoManagedInterfaceError('domain "a" has no interface'), 422, 'domain "a" has no interface\n'],
     [new AddressConflictError("MAC taken"), 409, "MAC taken\n"],
+    [new InstanceIdConflictError("instance-id taken"), 409, "instance-id taken\n"],
     [new PoolFullError("the address pool is full"), 507, "the address pool is full\n"],
     [new StoreBusyError("busy"), 503, "busy\n"],
+    [
+      new StoreFullError(),
+      507,
+      "the instance store is full (no space left on its disk); free space where kv_file is\n",
+    ],
+    [
+      new RecordFilesFullError("a", "/b"),
+      507,
+      'cannot write the dnsmasq records of "a": no space left under /b; the upload was not stored\n',
+    ],
     [new TextTooLargeError("request body", 10), 413, "request body over 10 bytes\n"],
     [new NotUtf8Error("request body"), 400, "request body is not valid UTF-8\n"],
     [new UnknownGuestError("10.0.0.9"), 404, "unknown client 10.0.0.9: no instance has this address\n"],

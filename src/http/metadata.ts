@@ -49,6 +49,7 @@ import type { TemplateRenderer } from "../user_data/mod.ts";
 import { readBody } from "./body.ts";
 import { errorToResponse, HttpError, textResponse } from "./errors.ts";
 import { answerUpload } from "./_upload.ts";
+import { badTargetError, requestLineUrl } from "./request_target.ts";
 import { PHONE_HOME_PATH } from "../guest_api/guest_urls.ts";
 
 /** What the metadata handler needs. */
@@ -85,6 +86,9 @@ interface Context extends MetadataDeps {
   notes: RequestNotes;
   onTemplateError?: () => void;
   trees: Ec2Trees;
+  /** verify_mac = auto found the neighbour table unreadable: requests are served unchecked. */
+  neighbourTableUnreadable: boolean;
+  onNeighbourTableUnreadable: (error: Error) => void;
 }
 
 /** The EC2 `meta-data/` or `dynamic/` tree of an instance. */
@@ -109,6 +113,9 @@ function ec2Trees(config: Config): Ec2Trees {
   };
 }
 
+/** The APIs' names in answers. */
+const API_NAMES = { ec2: "EC2", openstack: "OpenStack", nocloud: "NoCloud" } as const;
+
 /** A request handler as Deno.serve runs it. */
 export type Handler = (request: Request, info: { remoteAddr: Deno.NetAddr }) => Promise<Response>;
 
@@ -119,16 +126,35 @@ export function createMetadataHandler(deps: MetadataDeps): Handler {
   const signer: Promise<TokenSigner> = deps.tokens ? Promise.resolve(deps.tokens) : createTokenSigner();
   const onTemplateError = () =>
     deps.metrics.increment("mdserver_template_errors_total", "User-data and vendor-data templates that failed.");
-  const trees = ec2Trees(deps.config);
+  // Rebuilt when a reload replaces deps.config (the handler reads deps on every request).
+  let trees = ec2Trees(deps.config);
+  let treesConfig = deps.config;
   // One neighbour table reader per handler, so concurrent requests share reads (verify_mac).
   const neighbours = deps.neighbours ?? ipNeighLookup();
+  // verify_mac = auto where the table cannot be read: said once, then not tried again.
+  let neighbourTableUnreadable = false;
+  const onNeighbourTableUnreadable = (error: Error) => {
+    if (neighbourTableUnreadable) return;
+    neighbourTableUnreadable = true;
+    log.warning(
+      `verify_mac = auto: the neighbour table cannot be read (${error.message}); guests are known by address ` +
+        `alone. Apply libvirt's clean-traffic filter to their interfaces (mdserver ctl nwfilter NAME)`,
+    );
+  };
   return async (request, info) => {
     const started = performance.now();
     const source = peerIpv4(info.remoteAddr.hostname);
-    const url = new URL(request.url);
-    const notes: RequestNotes = { instance: null, api: apiOf(url.pathname) };
+    // The request line alone routes: never the Host header.
+    const url = requestLineUrl(request);
+    const path = url?.pathname ?? "-";
+    const notes: RequestNotes = { instance: null, api: url === null ? "invalid" : apiOf(path) };
     let response: Response;
     try {
+      if (url === null) throw badTargetError(request);
+      if (deps.config !== treesConfig) {
+        trees = ec2Trees(deps.config);
+        treesConfig = deps.config;
+      }
       const context: Context = {
         ...deps,
         neighbours,
@@ -136,15 +162,17 @@ export function createMetadataHandler(deps: MetadataDeps): Handler {
         notes,
         trees,
         onTemplateError,
+        neighbourTableUnreadable,
+        onNeighbourTableUnreadable,
       };
-      response = await route(request, url, source, context);
+      response = await route(request, url!, source, context);
     } catch (error) {
-      response = errorToResponse(error, log, `${request.method} ${url.pathname} from ${source}`);
+      response = errorToResponse(error, log, `${request.method} ${path} from ${source}`);
     }
     const seconds = (performance.now() - started) / 1000;
     deps.metrics.observeRequest(notes.api, response.status, seconds);
     log.info(
-      `${source} ${notes.instance?.name ?? "-"} ${request.method} ${url.pathname} ${response.status} ${
+      `${source} ${notes.instance?.name ?? "-"} ${request.method} ${path} ${response.status} ${
         (seconds * 1000).toFixed(1)
       }ms`,
     );
@@ -176,14 +204,27 @@ async function route(request: Request, url: URL, source: string, deps: Context):
     requireMethod(request, ["POST"]);
     return await phoneHome(request, source, deps);
   }
+  const { apis } = config.mdserver;
+  if (first === "openstack" || first === "nocloud" || path === "/" || isEc2Version(first, config)) {
+    const api = first === "openstack" || first === "nocloud" ? first : "ec2";
+    if (!apis[api]) throw new HttpError(404, `the ${API_NAMES[api]} API is off ([mdserver] ${api} = no)`);
+  }
   if (segments.length === 3 && segments[1] === "api" && segments[2] === "token" && isEc2Version(first, config)) {
     requireMethod(request, ["PUT"]);
     return await tokenEndpoint(request, source, deps);
   }
   requireMethod(request, ["GET", "HEAD"]);
 
-  if (first === "openstack") return await openstackEndpoint(segments.slice(1), path, source, deps);
-  if (first === "nocloud") return await nocloudEndpoint(segments.slice(1), path, source, deps);
+  if (first === "openstack" || first === "nocloud") {
+    // imds_tokens = required holds for every API: these have no token of
+    // their own, so they take the EC2 one (cloud-init's datasources for them
+    // send none, so such guests use Ec2; README "Every API under one rule").
+    const instance = await requireGuest(source, deps);
+    await requireToken(request, instance, source, deps);
+    return first === "openstack"
+      ? await openstackEndpoint(segments.slice(1), path, instance, deps)
+      : await nocloudEndpoint(segments.slice(1), path, instance, deps);
+  }
   if (first === "service") return serviceEndpoint(segments.slice(1), path, source, config);
   if (path === "/") {
     // Not guest-specific, but IMDSv2 rules still apply to it.
@@ -242,11 +283,10 @@ function documentResponse(document: Document): Response {
  * The OpenStack API: `/openstack` lists the versions; `/openstack/<version>/`
  * lists the files this guest has; a file that does not exist is a 404.
  */
-async function openstackEndpoint(rest: string[], path: string, source: string, deps: Context): Promise<Response> {
+async function openstackEndpoint(rest: string[], path: string, instance: Instance, deps: Context): Promise<Response> {
   const [version, name, ...more] = rest;
   if (version === undefined) return textResponse(openstackVersionListing());
   if (!isOpenstackVersion(version) || more.length > 0) throw new HttpError(404, `not found: ${path}`);
-  const instance = await requireGuest(source, deps);
   if (name === undefined) {
     const names: string[] = [];
     for (const file of OPENSTACK_FILES) {
@@ -268,10 +308,9 @@ async function openstackEndpoint(rest: string[], path: string, source: string, d
  * already on the network when it reads it, and dnsmasq hands it the same
  * reserved address (docs/cloud-init.md explains why not a static one).
  */
-async function nocloudEndpoint(rest: string[], path: string, source: string, deps: Context): Promise<Response> {
+async function nocloudEndpoint(rest: string[], path: string, instance: Instance, deps: Context): Promise<Response> {
   const [name, ...more] = rest;
   if (more.length > 0) throw new HttpError(404, `not found: ${path}`);
-  const instance = await requireGuest(source, deps);
   if (name === undefined) return textResponse(NOCLOUD_FILES.join("\n"));
   const document = path.endsWith("/") ? null : await nocloudFile(deps, instance, name, "dhcp");
   if (document === null) throw new HttpError(404, `not found: ${path}`);
@@ -287,7 +326,8 @@ function requireMethod(request: Request, allowed: string[]) {
 
 async function requireGuest(source: string, deps: Context): Promise<Instance> {
   const instance = await identifyGuest(deps.store, source, {
-    verifyMac: deps.config.mdserver.verifyMac,
+    verifyMac: deps.neighbourTableUnreadable ? false : deps.config.mdserver.verifyMac,
+    onUnreadable: deps.onNeighbourTableUnreadable,
     log: deps.log,
     ...(deps.neighbours ? { neighbours: deps.neighbours } : {}),
   });

@@ -10,7 +10,7 @@
  * @module
  */
 
-export { type AdminDeps, type AdminHandler, createAdminHandler } from "./admin.ts";
+export { type AdminDeps, type AdminHandler, createAdminHandler, type DnsmasqState } from "./admin.ts";
 export { MAX_BODY_BYTES, readBody } from "./body.ts";
 export { errorToResponse, HttpError, jsonResponse, textResponse } from "./errors.ts";
 export { RequestGate } from "./gate.ts";

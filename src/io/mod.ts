@@ -1,6 +1,6 @@
 /**
  * Small I/O helpers every other part may use: atomic file writes, bounded
- * reading of a byte stream as text, and sleeping. They import nothing, so
+ * reading of a byte stream as text, telling a full disk, and sleeping. They import nothing, so
  * the libvirt hook can use them without growing its start-up.
  *
  * @module
@@ -8,4 +8,5 @@
 
 export { type AtomicWriteOptions, removeFile, updateFile, writeFileAtomic, type WriteOutcome } from "./files.ts";
 export { NotUtf8Error, readText, type ReadTextOptions, StreamReadError, TextTooLargeError } from "./read_text.ts";
+export { folderIsFull, isNoSpace } from "./no_space.ts";
 export { sleep } from "./sleep.ts";

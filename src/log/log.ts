@@ -43,8 +43,8 @@ export interface LoggerOptions {
 }
 
 /** A logger writing lines at or above a level. */
-export function createLogger(options: LoggerOptions = {}): Logger {
-  const level = normaliseLevel(options.level ?? "info");
+export function createLogger(options: LoggerOptions = {}): ReloadableLogger {
+  let level = normaliseLevel(options.level ?? "info");
   const journald = options.journald ?? detectJournald();
   const custom = options.write;
   const write: (line: string, urgent: boolean) => void = custom ? (line) => custom(line) : stderrWriter();
@@ -57,7 +57,21 @@ export function createLogger(options: LoggerOptions = {}): Logger {
       RANK[at] >= RANK.warning,
     );
   };
-  return { debug: emit("debug"), info: emit("info"), warning: emit("warning"), error: emit("error") };
+  return {
+    debug: emit("debug"),
+    info: emit("info"),
+    warning: emit("warning"),
+    error: emit("error"),
+    setLevel(next: string) {
+      level = normaliseLevel(next);
+    },
+  };
+}
+
+/** A logger whose level a configuration reload can change. */
+export interface ReloadableLogger extends Logger {
+  /** Sets the lowest level written ("debug", "info", "warning", "error"). */
+  setLevel(level: string): void;
 }
 
 /** Writes lines to stderr, batched (see _batch_writer.ts); flushed when the process exits. */

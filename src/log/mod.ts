@@ -6,5 +6,14 @@
  * @module
  */
 
-export { createLogger, type Logger, type LoggerOptions, type LogLevel, MAX_LOG_LINE, silentLogger } from "./log.ts";
+export {
+  createLogger,
+  type Logger,
+  type LoggerOptions,
+  type LogLevel,
+  MAX_LOG_LINE,
+  type ReloadableLogger,
+  silentLogger,
+} from "./log.ts";
+export { BurstLog, type BurstLogOptions, type EventCounter } from "./burst_log.ts";
 export { type GaugeSampler, LATENCY_BUCKETS, Metrics } from "./metrics.ts";

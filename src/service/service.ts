@@ -10,9 +10,18 @@ import type { Config } from "../config/config.ts";
 import { sleep } from "../io/mod.ts";
 import { type DnsmasqHandle, startDnsmasq } from "../dnsmasq/mod.ts";
 import { createTemplateRenderer, guestUrls, isLoopback, type TemplateExtras } from "../guest_api/mod.ts";
-import { createAdminHandler, createMetadataHandler, MAX_BODY_BYTES, RequestGate } from "../http/mod.ts";
+import {
+  type AdminDeps,
+  createAdminHandler,
+  createMetadataHandler,
+  MAX_BODY_BYTES,
+  type MetadataDeps,
+  RequestGate,
+} from "../http/mod.ts";
 import { formatRefusalReport, type GuestServer, serveGuests } from "../http_server/mod.ts";
+import { reloadableConfig } from "./reload.ts";
 import { buildPool, poolSize } from "../ipam/ipv4.ts";
+import { BurstLog, type EventCounter } from "../log/burst_log.ts";
 import type { Logger } from "../log/log.ts";
 import { Metrics } from "../log/metrics.ts";
 import { AccessRecorder, bootState, InstanceStore, type StoreEvent } from "../store/mod.ts";
@@ -40,6 +49,12 @@ export interface RunningService {
   access: AccessRecorder;
   /** The Prometheus metrics. */
   metrics: Metrics;
+  /**
+   * Takes a new, valid configuration for the next request: what a reload
+   * changes (see reload.ts); returns the changed keys that need a restart,
+   * whose old values stay in force.
+   */
+  reload(next: Config): string[];
 }
 
 /** Options for starting the service. */
@@ -59,7 +74,7 @@ export interface StartOptions {
 }
 
 /** Builds the instance store of a configuration over an open KV. */
-export function createStore(kv: Deno.Kv, config: Config): InstanceStore {
+export function createStore(kv: Deno.Kv, config: Config, contention?: EventCounter): InstanceStore {
   const pool = buildPool({
     network: config.dnsmasq.network,
     gateway: config.dnsmasq.gateway,
@@ -67,7 +82,12 @@ export function createStore(kv: Deno.Kv, config: Config): InstanceStore {
     poolStart: config.dnsmasq.poolStart,
     poolEnd: config.dnsmasq.poolEnd,
   });
-  return new InstanceStore(kv, { pool, location: config.service.location });
+  return new InstanceStore(kv, {
+    pool,
+    location: config.service.location,
+    spaceProbeDir: dirname(config.mdserver.kvFile),
+    ...(contention ? { contention } : {}),
+  });
 }
 
 /** Opens the configured KV file, creating its folder. */
@@ -80,16 +100,23 @@ export async function openKv(config: Config): Promise<Deno.Kv> {
 export async function startService(config: Config, options: StartOptions): Promise<RunningService> {
   const { log } = options;
   const kv = options.kv ?? await openKv(config);
-  const store = createStore(kv, config);
+  // One line per burst of store contention, for uploads and boot tracking alike.
+  const contention = new BurstLog(log, {
+    what: "store busy",
+    intervalMs: config.mdserver.storeBusyLogInterval * 1000,
+  });
+  const store = createStore(kv, config, contention);
   const dnsmasq = options.dnsmasq === false ? null : await startDnsmasq(config, { store, log });
   if (options.onChange) store.subscribe(options.onChange);
   const renderer = createTemplateRenderer(config, log);
 
-  const access = new AccessRecorder(kv, { log });
+  const access = new AccessRecorder(kv, { log, contention });
   // An upload of a known domain is a new start (the hook uploads on
   // `prepare begin`): its boot progress starts again, its host keys stay.
   store.subscribe(async (event) => {
-    if (event.type === "upsert" && event.previous !== null) await access.resetBoot(event.instance.uuid);
+    if (event.type === "upsert" && event.previous !== null && !event.takenBack) {
+      await access.resetBoot(event.instance.uuid);
+    }
   });
   const metrics = new Metrics();
   registerGauges(metrics, store, access, () => dnsmasq?.restarts ?? 0);
@@ -97,6 +124,23 @@ export async function startService(config: Config, options: StartOptions): Promi
   const extras: TemplateExtras = {};
   const servers: Deno.HttpServer[] = [];
   let metadata: GuestServer | null = null;
+  // The handlers read these objects on every request: a reload replaces their configuration and renderer.
+  // /health reports a dnsmasq mdserver runs itself (manage = child); the unit's is systemd's to watch.
+  const dnsmasqState = dnsmasq === null ? null : {
+    get managed() {
+      return dnsmasq.manage === "child";
+    },
+    get pid() {
+      return dnsmasq.pid;
+    },
+    get restarts() {
+      return dnsmasq.restarts;
+    },
+  };
+  const metadataDeps: MetadataDeps = { config, store, renderer, log, access, metrics, extras };
+  const adminDeps: AdminDeps = { config, store, log, renderer, access, metrics, extras, dnsmasq: dnsmasqState };
+  const metadataHandler = createMetadataHandler(metadataDeps);
+  const adminHandler = createAdminHandler(adminDeps);
   const gate = new RequestGate();
   const quiet = () => {};
   // The admin listeners' requests go through the gate, so a shutdown drains them.
@@ -111,8 +155,7 @@ export async function startService(config: Config, options: StartOptions): Promi
     const token = adminAddress === null
       ? null
       : await loadAdminToken(config.admin.tokenFile, options.env ?? permittedEnv);
-    const adminHandler = createAdminHandler({ config, store, log, renderer, access, metrics, extras, token });
-    const metadataHandler = createMetadataHandler({ config, store, renderer, log, access, metrics, extras });
+    adminDeps.token = token;
     // The admin API first: ctl and the hook work while the metadata address is still missing.
     if (socket) {
       await prepareSocketPath(socket);
@@ -185,6 +228,16 @@ export async function startService(config: Config, options: StartOptions): Promi
     return stopping;
   };
   const finished = Promise.all([...servers.map((server) => server.finished), metadata.finished]).then(() => {});
+  let running = config;
+  const reload = (next: Config): string[] => {
+    const { effective, needRestart } = reloadableConfig(running, next);
+    running = effective;
+    const nextRenderer = createTemplateRenderer(effective, log);
+    // Requests in flight keep what they started with; the next one sees the new configuration.
+    Object.assign(metadataDeps, { config: effective, renderer: nextRenderer });
+    Object.assign(adminDeps, { config: effective, renderer: nextRenderer });
+    return needRestart;
+  };
   return {
     store,
     metadataPort,
@@ -195,6 +248,7 @@ export async function startService(config: Config, options: StartOptions): Promi
     dnsmasq,
     access,
     metrics,
+    reload,
   };
 }
 

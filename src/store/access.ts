@@ -15,6 +15,7 @@
 
 import { StoreBusyError } from "./errors.ts";
 import { type AccessRecord, emptyAccessRecord } from "./boot_state.ts";
+import type { EventCounter } from "../log/burst_log.ts";
 import type { Logger } from "../log/log.ts";
 
 const PHONE_HOME_KEYS: Record<string, string> = {
@@ -56,6 +57,8 @@ export interface AccessRecorderOptions {
   log: Logger;
   /** The clock; default the wall clock. */
   now?: () => Date;
+  /** Where commit conflicts are counted (one log line per burst). */
+  contention?: EventCounter;
   /** Notes of one kind for one instance closer together than this (ms) are written once. */
   minIntervalMs?: number;
   /** How long notes are gathered before a batch is written (ms). */
@@ -76,6 +79,7 @@ export class AccessRecorder {
   readonly #now: () => Date;
   readonly #log: Logger;
   readonly #minIntervalMs: number;
+  readonly #contention: EventCounter | null;
   readonly #batchDelayMs: number;
   readonly #lastWrite = new Map<string, number>();
   readonly #lastUserDataWrite = new Map<string, number>();
@@ -90,6 +94,7 @@ export class AccessRecorder {
     this.#now = options.now ?? (() => new Date());
     this.#log = options.log;
     this.#minIntervalMs = options.minIntervalMs ?? 10_000;
+    this.#contention = options.contention ?? null;
     this.#batchDelayMs = options.batchDelayMs ?? 1_000;
   }
 
@@ -222,6 +227,7 @@ export class AccessRecorder {
       const updated = change(entry.value ?? emptyAccessRecord());
       const result = await this.#kv.atomic().check(entry).check(instance).set(["access", uuid], updated).commit();
       if (result.ok) return updated;
+      this.#contention?.note(`the access record of ${uuid} met a concurrent change, retrying`);
     }
     throw new StoreBusyError(`access record for ${uuid}: the store stayed busy`);
   }

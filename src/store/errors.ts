@@ -18,6 +18,9 @@ export class RegistrationError extends Error {
 /** The MAC or the address asked for already belongs to another instance. */
 export class AddressConflictError extends RegistrationError {}
 
+/** The instance-id the domain would get already belongs to another domain. */
+export class InstanceIdConflictError extends RegistrationError {}
+
 /** Every address of the pool is held. */
 export class PoolFullError extends RegistrationError {}
 
@@ -36,5 +39,14 @@ export class StoreBusyError extends Error {
   constructor(message: string, options?: ErrorOptions) {
     super(message, options);
     this.name = "StoreBusyError";
+  }
+}
+
+/** The store's disk is full: nothing more can be written until space is freed. */
+export class StoreFullError extends Error {
+  /** The error for a full store, with KV's failure as its cause. */
+  constructor(options?: ErrorOptions) {
+    super("the instance store is full (no space left on its disk); free space where kv_file is", options);
+    this.name = "StoreFullError";
   }
 }

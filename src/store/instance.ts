@@ -39,9 +39,11 @@ export interface Instance {
 }
 
 /**
- * The instance-id of a domain: "i-" and the first 17 hex digits of its UUID,
- * so it is stable across uploads, restarts and address changes.
+ * The instance-id of a new domain: "i-" and all 32 hex digits of its UUID,
+ * so distinct domains never share one, and it is stable across uploads,
+ * restarts and address changes. Ids stored before (`i-` + 17 digits, or an
+ * imported md_server `i-<address>`) are kept as they are.
  */
 export function instanceIdFromUuid(uuid: string): string {
-  return `i-${uuid.replaceAll("-", "").toLowerCase().slice(0, 17)}`;
+  return `i-${uuid.replaceAll("-", "").toLowerCase()}`;
 }

@@ -15,11 +15,13 @@ export { type AccessRecord, type BootState, bootState, emptyAccessRecord, type I
 export {
   AddressConflictError,
   AddressOutsidePoolError,
+  InstanceIdConflictError,
   NoManagedInterfaceError,
   PoolFullError,
   RecordTooLargeError,
   RegistrationError,
   StoreBusyError,
+  StoreFullError,
 } from "./errors.ts";
 export { type Instance, instanceIdFromUuid } from "./instance.ts";
 export { registerDomainXml, type UploadResult, uploadSummary } from "./registration.ts";

@@ -24,15 +24,20 @@
  */
 
 import { serialize } from "node:v8";
+import { folderIsFull } from "../io/no_space.ts";
+import type { EventCounter } from "../log/burst_log.ts";
 import { sleep } from "../io/sleep.ts";
 import {
   AddressConflictError,
   AddressOutsidePoolError,
+  InstanceIdConflictError,
   PoolFullError,
   RecordTooLargeError,
   StoreBusyError,
+  StoreFullError,
 } from "./errors.ts";
 import { type Instance, instanceIdFromUuid } from "./instance.ts";
+import { UndoableAtomic } from "./_undo.ts";
 import { formatIpv4, type Ipv4Pool, nextPoolAddress, parseIpv4, poolContains, poolSize } from "../ipam/ipv4.ts";
 
 /** What an upload registers: the domain's identity on the managed network, as the record keeps it. */
@@ -48,7 +53,14 @@ export interface AdoptOptions {
 
 /** A change to the set of instances, for whoever mirrors it (dnsmasq). */
 export type StoreEvent =
-  | { type: "upsert"; instance: Instance; previous: Instance | null; replaced: Instance | null }
+  | {
+    type: "upsert";
+    instance: Instance;
+    previous: Instance | null;
+    replaced: Instance | null;
+    /** Set when this puts back what a refused upsert had changed (listeners undo their part, nothing more). */
+    takenBack?: boolean;
+  }
   | { type: "delete"; instance: Instance };
 
 /** What the store needs besides KV. */
@@ -63,6 +75,10 @@ export interface StoreOptions {
   onChange?: (event: StoreEvent) => void | Promise<void>;
   /** How long `getByIpv4` trusts what it read, in ms; 0 reads KV every time. Default ADDRESS_CACHE_TTL_MS. */
   addressCacheTtlMs?: number;
+  /** Where commit conflicts and failures are counted (one log line per burst). */
+  contention?: EventCounter;
+  /** The folder of the KV file: a failed commit probes it for space (StoreFullError). Default: no probe. */
+  spaceProbeDir?: string;
 }
 
 /**
@@ -98,6 +114,8 @@ export class InstanceStore {
   readonly #listeners: ((event: StoreEvent) => void | Promise<void>)[] = [];
   #queue: Promise<unknown> = Promise.resolve();
   readonly #addressCacheTtlMs: number;
+  readonly #spaceProbeDir: string | null;
+  readonly #contention: EventCounter | null;
   readonly #byAddress = new Map<number, CachedGuest>();
   /** Bumped by every committed change, so a read that overlapped one is not cached. */
   #generation = 0;
@@ -111,6 +129,8 @@ export class InstanceStore {
     this.#location = options.location;
     this.#now = options.now ?? (() => new Date());
     this.#addressCacheTtlMs = options.addressCacheTtlMs ?? ADDRESS_CACHE_TTL_MS;
+    this.#spaceProbeDir = options.spaceProbeDir ?? null;
+    this.#contention = options.contention ?? null;
     if (options.onChange) this.#listeners.push(options.onChange);
   }
 
@@ -139,13 +159,16 @@ export class InstanceStore {
     for (let attempt = 0; attempt < MAX_COMMIT_ATTEMPTS; attempt++) {
       const outcome = await this.#tryUpsert(registration, adopt);
       if (outcome === null) continue;
-      await this.#emit({
-        type: "upsert",
-        instance: outcome.instance,
-        previous: outcome.previous,
-        replaced: outcome.replaced,
-      });
-      return { instance: outcome.instance, created: outcome.previous === null };
+      const { instance, previous, replaced } = outcome;
+      try {
+        await this.#emit({ type: "upsert", instance, previous, replaced });
+      } catch (error) {
+        // A listener could not follow (dnsmasq's records not written): the
+        // upload is refused, so it must change nothing.
+        await this.#takeBack(outcome.op, instance, previous, replaced);
+        throw error;
+      }
+      return { instance, created: previous === null };
     }
     throw this.#busy(`could not store "${registration.name}"`);
   }
@@ -188,12 +211,23 @@ export class InstanceStore {
       addressEntry = free.entry;
     }
 
+    // Kept once set: an imported md_server instance keeps its old id.
+    const instanceId = existing?.instanceId ?? adopt.instanceId ?? instanceIdFromUuid(uuid);
+    const idEntry = await this.kv.get<string>(["by_instance_id", instanceId]);
+    if (idEntry.value !== null && idEntry.value !== uuid && idEntry.value !== replaced?.uuid) {
+      // Never take over another domain's id (its index would point here, and
+      // DELETE by id would remove the wrong instance).
+      const holder = await this.kv.get<Instance>(["instances", idEntry.value]);
+      throw new InstanceIdConflictError(
+        `instance-id ${instanceId} of "${name}" already belongs to instance "${holder.value?.name ?? idEntry.value}"`,
+      );
+    }
+
     const now = this.#now().toISOString();
     const instance: Instance = {
       uuid,
       name,
-      // Kept once set: an imported md_server instance keeps its old id.
-      instanceId: existing?.instanceId ?? adopt.instanceId ?? instanceIdFromUuid(uuid),
+      instanceId,
       mac,
       ipv4: formatIpv4(address),
       vcpus: registration.vcpus,
@@ -207,10 +241,11 @@ export class InstanceStore {
       stoppedAt: null,
     };
 
-    const op = this.kv.atomic()
+    const op = new UndoableAtomic(this.kv)
       .check(existingEntry)
       .check(nameEntry)
-      .check(macEntry);
+      .check(macEntry)
+      .check(idEntry);
     if (addressEntry) op.check(addressEntry);
     if (replacedEntry && replaced) {
       op.check(replacedEntry).delete(["instances", replaced.uuid])
@@ -245,7 +280,26 @@ export class InstanceStore {
     }
     if (!await this.#commit(op)) return null;
     this.#forget(existing?.ipv4, replaced?.ipv4, instance.ipv4);
-    return { instance, previous: existing, replaced };
+    return { instance, previous: existing, replaced, op };
+  }
+
+  /**
+   * Undoes a committed upsert and tells the listeners what holds again, so
+   * that they put back what they had already changed. Their failures here
+   * are theirs to log: the caller reports the first one.
+   */
+  async #takeBack(op: UndoableAtomic, instance: Instance, previous: Instance | null, replaced: Instance | null) {
+    if (!await op.undo()) return;
+    this.#forget(instance.ipv4, previous?.ipv4, replaced?.ipv4);
+    const events: StoreEvent[] = [];
+    if (replaced) {
+      events.push({ type: "upsert", instance: replaced, previous: null, replaced: instance, takenBack: true });
+    }
+    if (previous) {
+      events.push({ type: "upsert", instance: previous, previous: instance, replaced: null, takenBack: true });
+    }
+    if (!previous && !replaced) events.push({ type: "delete", instance });
+    for (const event of events) await this.#emit(event).catch(() => {});
   }
 
   async #claimAddress(text: string, uuid: string): Promise<number> {
@@ -445,10 +499,18 @@ export class InstanceStore {
    * failure is not told apart by its text: the refusals that input can cause
    * (a value or key too large) are checked before committing.
    */
-  async #commit(op: Deno.AtomicOperation): Promise<boolean> {
+  async #commit(op: Deno.AtomicOperation | UndoableAtomic): Promise<boolean> {
     try {
-      return (await op.commit()).ok;
+      const ok = (await op.commit()).ok;
+      if (!ok) this.#contention?.note("a commit met a concurrent change, retrying");
+      return ok;
     } catch (error) {
+      this.#contention?.note(`a commit failed, retrying: ${(error as Error).message}`);
+      // Deno KV says nothing but SQLite's text of why a commit failed: a
+      // full disk is told by trying to write beside the database.
+      if (this.#spaceProbeDir !== null && await folderIsFull(this.#spaceProbeDir)) {
+        throw new StoreFullError({ cause: error });
+      }
       this.#lastCommitError = error;
       await sleep(2 + Math.random() * 20);
       return false;

@@ -62,7 +62,7 @@ Deno.test("upsert() of a known domain keeps its address and instance-id", async 
     assert.equal(again.created, false);
     assert.equal(again.instance.ipv4, first.instance.ipv4);
     assert.equal(again.instance.instanceId, first.instance.instanceId);
-    assert.equal(again.instance.instanceId, "i-00000001000040008");
+    assert.equal(again.instance.instanceId, "i-00000001000040008000000000000001");
     assert.equal(again.instance.vcpus, 4);
     assert.equal((await store.getByIpv4(first.instance.ipv4))?.metadata.role, "db");
   });
