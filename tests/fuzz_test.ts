@@ -314,9 +314,11 @@ Deno.test("the metadata and admin handlers never answer 5xx nor throw on generat
       const what = `case ${n} (seed ${seed}): ${admin ? "admin" : "metadata"} from ${source}: ${generated.describe}`;
       let response: Response;
       try {
-        response = await handler(generated.request, {
-          remoteAddr: { transport: "tcp", hostname: source, port: 40000 },
-        });
+        // The host reaches the admin API over its socket (TCP needs the token); strangers over TCP.
+        const remoteAddr: Deno.Addr = admin && source === "127.0.0.1"
+          ? { transport: "unix", path: "/run/mdserver/admin.sock" }
+          : { transport: "tcp", hostname: source, port: 40000 };
+        response = await handler(generated.request, { remoteAddr } as Deno.ServeHandlerInfo<Deno.NetAddr>);
         await response.arrayBuffer();
       } catch (error) {
         assert.fail(`${what}: threw ${(error as Error).stack}`);

@@ -90,7 +90,7 @@ Deno.test("the installed wrapper returns to libvirt at once even when logger han
 });
 
 Deno.test("hook.ts uploads over TCP when the unix socket accepts but never answers", async () => {
-  const t = await startTestService();
+  const t = await startTestService({ adminTcp: true });
   const dir = await Deno.makeTempDir({ prefix: "mdserver-hook-socket-" });
   const socket = join(dir, "admin.sock");
   // A listener that accepts and never answers, in its own process (the test set opens no unix sockets).
@@ -115,7 +115,8 @@ Deno.test("hook.ts uploads over TCP when the unix socket accepts but never answe
     const config = join(dir, "mdserver.conf");
     await Deno.writeTextFile(
       config,
-      `[admin]\nlisten_address = 127.0.0.1\nport = ${t.service.adminPort}\nsocket = ${socket}\nsocket_timeout = 500\n`,
+      `[admin]\nlisten_address = ${t.config.admin.listenAddress}\nport = ${t.service.adminPort}\nsocket = ${socket}\n` +
+        `socket_timeout = 500\ntoken_file = ${t.config.admin.tokenFile}\n`,
     );
     const run = await runAsLibvirt(Deno.execPath(), [
       "run",
@@ -124,7 +125,8 @@ Deno.test("hook.ts uploads over TCP when the unix socket accepts but never answe
       "-P=hook",
       `--allow-read=${dir}`,
       `--allow-write=${socket}`,
-      `--allow-net=127.0.0.1,unix:${socket}`,
+      `--allow-net=${t.config.admin.listenAddress},unix:${socket}`,
+      `--allow-read=${t.config.admin.tokenFile}`,
       "--config",
       join(PROJECT_DIR, "deno.json"),
       join(PROJECT_DIR, "hook.ts"),

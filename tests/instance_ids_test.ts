@@ -17,7 +17,7 @@ Deno.test("instance-ids of domains whose UUIDs share their first 17 hex digits d
       const response = await t.guestFetch(guest.ipv4, "/latest/meta-data/instance-id");
       assert.equal(await response.text(), guest.instance_id);
     }
-    const byId = await fetch(`${t.adminUrl}/v1/instances/${second.instance_id}`, { method: "DELETE" });
+    const byId = await t.adminFetch(`/v1/instances/${second.instance_id}`, { method: "DELETE" });
     assert.equal(byId.status, 200);
     assert.equal((await byId.json()).deleted, "twin2");
     assert.equal((await t.service.store.find(first.instance_id))?.name, "twin1");
@@ -71,7 +71,7 @@ Deno.test("stored instance-ids keep working: 17-digit ones and md_server's i-<ad
     assert.equal(first.instance_id, legacy);
     assert.equal(second.instance_id, imported);
     assert.equal(await (await t.guestFetch(first.ipv4, "/latest/meta-data/instance-id")).text(), legacy);
-    const byId = await fetch(`${t.adminUrl}/v1/instances/${imported}`, { method: "DELETE" });
+    const byId = await t.adminFetch(`/v1/instances/${imported}`, { method: "DELETE" });
     assert.equal((await byId.json()).deleted, "twin2");
     assert.equal((await t.service.store.find(legacy))?.name, "twin1");
   } finally {

@@ -189,15 +189,17 @@ export async function adminRequest(
     let client: Deno.HttpClient | null = null;
     // A socket that accepts but never answers (a hung server, a stale
     // listener) gets its own part of the budget, then TCP is tried.
-    const socketBudget = AbortSignal.timeout(endpoint.socketTimeoutMs);
+    // Without a TCP listener to fall back to, the socket has the whole budget.
+    const socketBudget = endpoint.tcp ? AbortSignal.timeout(endpoint.socketTimeoutMs) : null;
     try {
       client = Deno.createHttpClient({
         proxy: { transport: "unix", path: endpoint.socket },
       });
       // The URL names the TCP address too, so the permission set needs no
       // extra host; the connection goes to the socket.
-      const signal = init.signal ? AbortSignal.any([init.signal, socketBudget]) : socketBudget;
-      const response = await fetch(url, { ...request, client, signal });
+      const signals = [init.signal, socketBudget].filter((signal) => signal !== null && signal !== undefined);
+      const signal = signals.length > 0 ? AbortSignal.any(signals) : undefined;
+      const response = await fetch(url, { ...request, client, ...(signal ? { signal } : {}) });
       const body = await response.arrayBuffer();
       return new Response(body, {
         status: response.status,

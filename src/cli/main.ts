@@ -150,20 +150,20 @@ async function serve(line: CommandLine, deps: CliDeps): Promise<number> {
   };
   deps.onSignal("SIGTERM", () => stop("SIGTERM"));
   deps.onSignal("SIGINT", () => stop("SIGINT"));
+  // SIGHUP (systemctl reload): a valid configuration takes effect for the
+  // next request; an invalid one is refused with every problem logged, and
+  // the running one stays. One reload at a time, in order; none before the start.
+  let reloading = Promise.resolve();
+  deps.onSignal("SIGHUP", () => {
+    const running = service;
+    if (running !== null) reloading = reloading.then(() => reloadConfig(file, running, log));
+  });
   try {
     service = await deps.startService(config, { log, signal: starting.signal });
   } catch (error) {
     if (starting.signal.aborted) return 0;
     throw error;
   }
-  // SIGHUP (systemctl reload): a valid configuration takes effect for the
-  // next request; an invalid one is refused with every problem logged, and
-  // the running one stays. One reload at a time, in order.
-  const running = service;
-  let reloading = Promise.resolve();
-  deps.onSignal("SIGHUP", () => {
-    reloading = reloading.then(() => reloadConfig(file, running, log));
-  });
   await Promise.race([service.finished, signalled.promise]);
   // Bounded by [limits] shutdown_timeout, whatever clients still hold open.
   await service.shutdown();

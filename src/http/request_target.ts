@@ -22,8 +22,10 @@ export function requestLineUrl(request: Request): URL | null {
   const host = request.headers.get("host");
   const prefix = `http://${host}`;
   let target: string;
-  if (host !== null && host !== "" && request.url.startsWith(prefix)) {
-    target = request.url.slice(prefix.length);
+  // The guest server builds the URL on its bound address (Host plays no part there): cut only a Host that Deno put.
+  const cut = host !== null && host !== "" && request.url.startsWith(prefix) ? request.url.slice(prefix.length) : null;
+  if (cut !== null && cut.startsWith("/")) {
+    target = cut;
   } else {
     // No Host header (Deno put its own address), or an absolute-form target.
     try {
