@@ -74,7 +74,9 @@ Deno.test("imds_tokens = required with ec2 = no is refused by the configuration"
 /** Sends one raw HTTP/1.1 request and returns the status line's code and the body. */
 async function rawRequest(target: number | Deno.NetAddr, requestLine: string, host: string | null) {
   const conn = await Deno.connect(
-    typeof target === "number" ? { hostname: "127.0.0.1", port: target } : { hostname: target.hostname, port: target.port },
+    typeof target === "number"
+      ? { hostname: "127.0.0.1", port: target }
+      : { hostname: target.hostname, port: target.port },
   );
   try {
     const headers = host === null ? "" : `Host: ${host}\r\n`;

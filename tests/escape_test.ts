@@ -240,7 +240,7 @@ requirementTest(
         ipv4,
         "http://169.254.169.254/latest/meta-data/instance-id",
       ]);
-      assert.equal(instanceId.stdout, "i-6f1a3c2e5b7d4e8f9");
+      assert.equal(instanceId.stdout, "i-6f1a3c2e5b7d4e8f9a0b1c2d3e4f5a6b");
       const listed = await inside([
         "curl",
         "-s",
