@@ -906,7 +906,9 @@ async function guestRun(spec: GuestRun, index: number, ctx: Context): Promise<nu
       gotDhcp6 === null ? null : seconds(gotDhcp6.at),
       gotDhcp6 === null || dhcp6Pattern.exec(gotDhcp6.line)?.[1] === ipv6,
       gotDhcp6 === null
-        ? "no DHCPv6 request (the guest's network configuration asked for none)"
+        ? ctx.ipv6
+          ? "no DHCPv6 reply: the guest asked for none (22.4's fallback configuration does not)"
+          : "no DHCPv6 reply: --no-ipv6, nobody answers"
         : gotDhcp6.line.replace(/^.*?dnsmasq/i, "dnsmasq"),
     );
 
