@@ -24,6 +24,9 @@ command -v ssh >/dev/null && command -v ssh-keygen >/dev/null && command -v ssh-
 command -v dnsmasq >/dev/null || missing+=(dnsmasq-base)
 command -v ip >/dev/null || missing+=(iproute2)
 command -v flock >/dev/null || missing+=(util-linux)
+# For --libvirt: libvirtd and virsh (the run starts its own libvirtd in its namespace).
+command -v libvirtd >/dev/null || missing+=(libvirt-daemon-system)
+command -v virsh >/dev/null || missing+=(libvirt-clients)
 ((${#missing[@]} == 0)) && exit 0
 
 [[ $(id -u) == 0 ]] || die "missing host tools (${missing[*]}); installing them needs root"
@@ -31,6 +34,13 @@ command -v apt-get >/dev/null || die "missing host tools (${missing[*]}) and no 
 log "installing host tools: ${missing[*]}"
 mkdir -p "$LOG_DIR"
 export DEBIAN_FRONTEND=noninteractive
+# Packages must not start their services (libvirtd, its default network) on
+# the host: only the test's own libvirtd, in its namespace, runs.
+if [[ ! -e /usr/sbin/policy-rc.d ]]; then
+  printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d
+  chmod 755 /usr/sbin/policy-rc.d
+  trap 'rm -f /usr/sbin/policy-rc.d' EXIT
+fi
 apt_log=$LOG_DIR/host-tools.log
 { apt-get install -y "${missing[@]}" || { apt-get update && apt-get install -y "${missing[@]}"; }; } >"$apt_log" 2>&1 ||
   { tail -n 30 "$apt_log" >&2; die "apt-get install ${missing[*]} failed (log: $apt_log)"; }

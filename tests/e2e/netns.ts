@@ -33,11 +33,16 @@ export async function namespaceExists(namespace: string): Promise<boolean> {
   return result.stdout.split("\n").some((line) => line.split(" ")[0] === namespace);
 }
 
+/** Creates the namespace with its loopback up and nothing else (libvirt makes the bridge). */
+export async function createNamespace(namespace: string): Promise<void> {
+  await mustRun("ip", ["netns", "add", namespace]);
+  await mustRun("ip", ["-n", namespace, "link", "set", "lo", "up"]);
+}
+
 /** Creates the namespace, its loopback and the bridge with its addresses (as libvirt does for the network XML). */
 export async function createHypervisor(net: HypervisorNetwork): Promise<void> {
   const ip = (...args: string[]) => mustRun("ip", ["-n", net.namespace, ...args]);
-  await mustRun("ip", ["netns", "add", net.namespace]);
-  await ip("link", "set", "lo", "up");
+  await createNamespace(net.namespace);
   // As libvirt makes it: no STP and no forwarding delay, so a new port forwards at once.
   await ip("link", "add", net.bridge, "type", "bridge", "stp_state", "0", "forward_delay", "0");
   await ip("addr", "add", net.gateway, "dev", net.bridge);
