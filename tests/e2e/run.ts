@@ -1230,9 +1230,16 @@ function bootTracking(view: InstanceView): {
 }
 
 function runHook(name: string, operation: string, subOperation: string, xml: string) {
-  // As libvirt runs /etc/libvirt/hooks/qemu: the shebang's `deno run -q -P=hook`.
+  // As libvirt runs /etc/libvirt/hooks/qemu: the shebang's `deno run -q -P=hook`, with the e2e's own admin socket
+  // (the set allows /run/mdserver/admin.sock, the production path).
+  // Flags replace the set's list of that kind, so the configuration is named again.
+  const socket = [
+    `--allow-read=${ADMIN_SOCKET},/etc/mdserver`,
+    `--allow-write=${ADMIN_SOCKET}`,
+    `--allow-net=127.0.0.1,unix:${ADMIN_SOCKET}`,
+  ];
   return runCommand(
-    ...inNamespace(NAMESPACE, "deno", ["run", "-q", "-P=hook", "hook.ts", name, operation, subOperation, "-"]),
+    ...inNamespace(NAMESPACE, "deno", ["run", "-q", "-P=hook", ...socket, "hook.ts", name, operation, subOperation, "-"]),
     { stdin: xml, env: { MDSERVER_CONFIG: CONFIG_IN_NAMESPACE }, cwd: ROOT, timeoutMs: 15_000 },
   );
 }
