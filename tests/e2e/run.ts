@@ -1239,7 +1239,17 @@ function runHook(name: string, operation: string, subOperation: string, xml: str
     `--allow-net=127.0.0.1,unix:${ADMIN_SOCKET}`,
   ];
   return runCommand(
-    ...inNamespace(NAMESPACE, "deno", ["run", "-q", "-P=hook", ...socket, "hook.ts", name, operation, subOperation, "-"]),
+    ...inNamespace(NAMESPACE, "deno", [
+      "run",
+      "-q",
+      "-P=hook",
+      ...socket,
+      "hook.ts",
+      name,
+      operation,
+      subOperation,
+      "-",
+    ]),
     { stdin: xml, env: { MDSERVER_CONFIG: CONFIG_IN_NAMESPACE }, cwd: ROOT, timeoutMs: 15_000 },
   );
 }
