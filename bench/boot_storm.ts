@@ -151,8 +151,7 @@ default_template = ${join(dir, "userdata/base.yaml")}
 kv_file = mdserver.kv
 
 [admin]
-listen_address = 127.0.0.1
-port = 0
+socket = ${join(dir, "run", "admin.sock")}
 
 [public-keys]
 default = ${PUBLIC_KEY}
