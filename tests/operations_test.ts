@@ -26,16 +26,16 @@ async function admin(t: TestService, path: string) {
 
 async function state(t: TestService) {
   await t.service.access.flush();
-  return (await (await admin(t, "/v1/instances/web01")).json()).bootState;
+  return (await (await admin(t, "/v1/instances/web01")).json()).boot_state;
 }
 
 Deno.test("boot tracking follows a guest from registered to booted, and a new start begins again", async () => {
   await withService(async (t, ip) => {
     assert.equal(await state(t), "registered");
     await (await t.guestFetch(ip, "/latest/meta-data/instance-id")).text();
-    assert.equal(await state(t), "metadata fetched");
+    assert.equal(await state(t), "metadata_fetched");
     await (await t.guestFetch(ip, "/latest/user-data")).text();
-    assert.equal(await state(t), "user-data fetched");
+    assert.equal(await state(t), "user_data_fetched");
 
     const form = new URLSearchParams({
       instance_id: "i-6f1a3c2e5b7d4e8f9",
@@ -48,7 +48,7 @@ Deno.test("boot tracking follows a guest from registered to booted, and a new st
     assert.equal(phoned.status, 200, await phoned.text());
     assert.equal(await state(t), "booted");
     const shown = await (await admin(t, "/v1/instances/web01")).json();
-    assert.deepEqual(shown.access.hostKeys, { "ssh-ed25519": ED25519 });
+    assert.deepEqual(shown.access.host_keys, { "ssh-ed25519": ED25519 });
 
     const knownHosts = await (await admin(t, "/v1/known-hosts")).text();
     assert.equal(knownHosts, `web01,web01.test.internal,${ip} ${ED25519}\n`);

@@ -204,11 +204,18 @@ async function readDocument(
   try {
     text = await env.readTextFile(path);
   } catch (error) {
+    // A refusal of the permission set is not a configuration error: the CLI names the set and the path.
+    if (error instanceof Deno.errors.NotCapable || error instanceof Deno.errors.PermissionDenied) throw error;
+    const missing = error instanceof Deno.errors.NotFound;
     problems.push({
       file: includedFrom?.file ?? path,
       section: includedFrom?.section ?? "-",
       key: null,
-      message: `cannot read "${path}": ${errorMessage(error)}`,
+      message: includedFrom
+        ? `cannot read the included file "${path}": ${missing ? "it does not exist" : errorMessage(error)}`
+        : missing
+        ? "the file does not exist (give the configuration with --config FILE or $MDSERVER_CONFIG)"
+        : `cannot read it: ${errorMessage(error)}`,
     });
     return null;
   }
@@ -240,6 +247,8 @@ async function statOrProblem(
   }
 }
 
+/** An error's message without the OS detail Deno appends (`(os error 13): readfile '…'`). */
 function errorMessage(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
+  const message = error instanceof Error ? error.message : String(error);
+  return message.replace(/ \(os error \d+\)(: \w+ '[^']*')?/g, "").toLowerCase();
 }

@@ -6,9 +6,10 @@
  * - GET  /health
  * - GET  /metrics                       Prometheus text
  * - POST /v1/instances                  body: domain XML → 201/200 JSON
- * - GET  /v1/instances                  → JSON list, each with `access` and `bootState`
+ * - GET  /v1/instances                  → JSON list (snake_case), each with `access`, `boot_state`, `since`
  * - GET  /v1/instances/<ref>            → JSON (ref: name, UUID, instance-id, MAC or address)
  * - DELETE /v1/instances/<ref>
+ * - POST /v1/instances/delete          body {"uuids": [...]}: many at once → {deleted: [{name, uuid, ipv4}]}
  * - POST /v1/instances/<ref>/stopped    the hook's `release end`
  * - GET  /v1/instances/<ref>/user-data  exactly what the guest receives
  * - GET  /v1/instances/<ref>/vendor-data
@@ -35,9 +36,10 @@ import {
 import { parseIpv4, poolContains } from "../ipam/ipv4.ts";
 import type { Logger } from "../log/log.ts";
 import type { Metrics } from "../log/metrics.ts";
-import { type AccessRecorder, bootState, type Instance, type InstanceStore, knownHostsLines } from "../store/mod.ts";
+import { type AccessRecorder, type Instance, type InstanceStore, knownHostsLines } from "../store/mod.ts";
 import type { TemplateRenderer } from "../user_data/mod.ts";
 import { errorToResponse, HttpError, jsonResponse, textResponse } from "./errors.ts";
+import { instanceJson } from "./_instance_json.ts";
 import { answerUpload } from "./_upload.ts";
 
 /** What the admin handler needs. */
@@ -100,10 +102,30 @@ function decodeSegment(segment: string): string {
   }
 }
 
-/** An instance with what boot tracking knows of it. */
+/** An instance with what boot tracking knows of it (snake_case, see _instance_json.ts). */
 async function withAccess(instance: Instance, deps: AdminDeps) {
-  const access = await deps.access.get(instance.uuid);
-  return { ...instance, bootState: bootState(instance, access), access };
+  return instanceJson(instance, await deps.access.get(instance.uuid));
+}
+
+/** Removes many instances in one request; the answer lists those removed. */
+async function deleteMany(request: Request, deps: AdminDeps): Promise<Response> {
+  let uuids: unknown;
+  try {
+    uuids = (await request.json()).uuids;
+  } catch {
+    throw new HttpError(400, 'the body must be JSON: {"uuids": [...]}');
+  }
+  if (!Array.isArray(uuids) || uuids.some((uuid) => typeof uuid !== "string") || uuids.length > 10_000) {
+    throw new HttpError(400, '"uuids" must be a list of at most 10000 UUIDs');
+  }
+  const deleted = [];
+  for (const uuid of uuids as string[]) {
+    const instance = await deps.store.getByUuid(uuid);
+    if (instance === null || !(await deps.store.delete(uuid))) continue;
+    deleted.push({ name: instance.name, uuid: instance.uuid, ipv4: instance.ipv4 });
+  }
+  deps.log.info(`deleted: ${deleted.length} of ${uuids.length} instances in one request`);
+  return jsonResponse({ deleted });
 }
 
 async function route(request: Request, url: URL, deps: AdminDeps): Promise<Response> {
@@ -120,6 +142,7 @@ async function route(request: Request, url: URL, deps: AdminDeps): Promise<Respo
     throw new HttpError(404, `not found: ${url.pathname}`);
   }
   const ref = segments[2];
+  if (ref === "delete" && segments.length === 3 && method === "POST") return await deleteMany(request, deps);
   if (ref === undefined) {
     if (method === "GET") {
       const instances = [];
@@ -142,7 +165,7 @@ async function route(request: Request, url: URL, deps: AdminDeps): Promise<Respo
   if (action === "stopped" && method === "POST") {
     const updated = await deps.store.setState(instance.uuid, "stopped");
     deps.log.info(`stopped: ${instance.name}`);
-    return jsonResponse(updated);
+    return jsonResponse(updated === null ? null : instanceJson(updated, await deps.access.get(updated.uuid)));
   }
   if (method === "GET" && action !== undefined) return await preview(instance, action, file, deps);
   throw new HttpError(404, `not found: ${method} ${url.pathname}`);
