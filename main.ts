@@ -16,7 +16,7 @@ import { type CliDeps, runMain } from "./src/cli/main.ts";
 import { runProgram } from "./src/cli/install.ts";
 import { startService } from "./src/service/mod.ts";
 
-export { type CommandLine, parseCommandLine } from "./src/cli/main.ts";
+export { type CommandLine, parseCommandLine } from "./src/cli/args.ts";
 
 /** The real world: stdout, stderr, the environment, this project's folder, signals. */
 export function realCliDeps(): CliDeps {

@@ -84,7 +84,7 @@ for (const spec of COMMANDS) {
       assert.deepEqual(err, []);
       assert.equal(out[0], commandHelp(spec));
       assert.match(out[0]!, new RegExp(`^usage: mdserver ${spec.name}`));
-      assert.match(out[0]!, /\noptions:\n[^]*--help[^]*\nexample:\n  mdserver /);
+      assert.match(out[0]!, /\noptions:\n[^]*--help[^]*\nexample:\n {2}mdserver /);
     }
   });
   Deno.test(`mdserver ${spec.name}: an unknown option is a usage error (2) that reads nothing else`, async () => {

@@ -13,7 +13,8 @@ import { createAdminHandler, createMetadataHandler, RequestGate } from "../http/
 import { buildPool, poolSize } from "../ipam/ipv4.ts";
 import type { Logger } from "../log/log.ts";
 import { Metrics } from "../log/metrics.ts";
-import { AccessRecorder, bootState, InstanceStore, type StoreEvent } from "../store/mod.ts";
+import { AccessRecorder, InstanceStore, type StoreEvent } from "../store/mod.ts";
+import { stateLabel, StateTally } from "./state_tally.ts";
 
 /** A started service. */
 export interface RunningService {
@@ -70,18 +71,23 @@ export async function startService(config: Config, options: StartOptions): Promi
   const { log } = options;
   const kv = options.kv ?? await openKv(config);
   const store = createStore(kv, config);
-  const dnsmasq = options.dnsmasq === false ? null : await startDnsmasq(config, { store, log });
+  let dnsmasq: DnsmasqHandle | null = null;
   if (options.onChange) store.subscribe(options.onChange);
   const renderer = createTemplateRenderer(config, log);
 
-  const access = new AccessRecorder(kv, { log });
+  const tally = new StateTally();
+  store.subscribe((event) => {
+    if (event.type === "delete") tally.remove(event.instance.uuid);
+    else tally.setInstance(event.instance);
+  });
+  const access = new AccessRecorder(kv, { log, onWrite: (uuid, record) => tally.setAccess(uuid, record) });
   // An upload of a known domain is a new start (the hook uploads on
   // `prepare begin`): its boot progress starts again, its host keys stay.
   store.subscribe(async (event) => {
     if (event.type === "upsert" && event.previous !== null) await access.resetBoot(event.instance.uuid);
   });
   const metrics = new Metrics();
-  registerGauges(metrics, store, access, () => dnsmasq?.restarts ?? 0);
+  registerMetrics(metrics, { store, tally, version: config.service.version, restarts: () => dnsmasq?.restarts ?? 0 });
   // Filled in once the metadata listener has its port.
   const extras: TemplateExtras = {};
   const metadataHandler = createMetadataHandler({ config, store, renderer, log, access, metrics, extras });
@@ -96,9 +102,16 @@ export async function startService(config: Config, options: StartOptions): Promi
   let metadataPort = 0;
   let adminPort: number | null = null;
   try {
-    const metadata = Deno.serve(
-      { hostname: config.mdserver.listenAddress, port: config.mdserver.port, onListen: quiet },
-      gated(metadataHandler),
+    const metadata = listen(
+      "the metadata listener",
+      "mdserver",
+      config.mdserver.listenAddress,
+      config.mdserver.port,
+      () =>
+        Deno.serve(
+          { hostname: config.mdserver.listenAddress, port: config.mdserver.port, onListen: quiet },
+          gated(metadataHandler),
+        ),
     );
     servers.push(metadata);
     metadataPort = metadata.addr.port;
@@ -113,9 +126,16 @@ export async function startService(config: Config, options: StartOptions): Promi
       log.info(`admin listening on unix:${config.admin.socket}`);
     }
     {
-      const server = Deno.serve(
-        { hostname: config.admin.listenAddress, port: config.admin.port, onListen: quiet },
-        gated(adminHandler),
+      const server = listen(
+        "the admin listener",
+        "admin",
+        config.admin.listenAddress,
+        config.admin.port,
+        () =>
+          Deno.serve(
+            { hostname: config.admin.listenAddress, port: config.admin.port, onListen: quiet },
+            gated(adminHandler),
+          ),
       );
       servers.push(server);
       adminPort = server.addr.port;
@@ -125,10 +145,27 @@ export async function startService(config: Config, options: StartOptions): Promi
     // A listener that cannot bind (address in use, not configured on any
     // interface…) stops the start: undo what was started.
     await Promise.all(servers.map((server) => server.shutdown()));
-    await dnsmasq?.stop();
     if (!options.kv) kv.close();
     throw error;
   }
+
+  // Behind the listeners (guests already known are served from KV meanwhile):
+  // dnsmasq's records rebuilt from the store, and the process started.
+  try {
+    if (options.dnsmasq !== false) dnsmasq = await startDnsmasq(config, { store, log });
+  } catch (error) {
+    await Promise.all(servers.map((server) => server.shutdown()));
+    if (!options.kv) kv.close();
+    throw error;
+  }
+
+  // Behind the listeners: counting the stored instances for /metrics.
+  const started = performance.now();
+  const counting = tally.fill(store, (uuid) => access.get(uuid)).then(
+    (count) =>
+      log.info(`counted ${count} instances by boot state in ${((performance.now() - started) / 1000).toFixed(1)}s`),
+    (error) => log.warning(`instances not counted for /metrics: ${(error as Error).message}`),
+  );
 
   let stopping: Promise<void> | null = null;
   const shutdown = () => {
@@ -136,6 +173,7 @@ export async function startService(config: Config, options: StartOptions): Promi
       // Deno's server.shutdown() cuts off request bodies still arriving, so
       // in-flight requests are drained first; new ones meanwhile get a 503.
       await gate.drain(DRAIN_TIMEOUT_MS);
+      await counting;
       await Promise.all(servers.map((server) => server.shutdown()));
       await dnsmasq?.stop();
       await access.flush();
@@ -148,25 +186,70 @@ export async function startService(config: Config, options: StartOptions): Promi
   return { store, metadataPort, adminPort, shutdown, finished, dnsmasq, access, metrics };
 }
 
+/** Binds a listener; an address in use or not on this host is named with its configuration key. */
+export function listen(
+  what: string,
+  section: string,
+  host: string,
+  port: number,
+  bind: () => Deno.HttpServer<Deno.NetAddr>,
+): Deno.HttpServer<Deno.NetAddr> {
+  try {
+    return bind();
+  } catch (error) {
+    if (error instanceof Deno.errors.AddrInUse) {
+      throw new Error(
+        `${what} cannot listen on ${host}:${port}: the address is in use (another mdserver? see: ss -ltnp 'sport = :${port}'); ` +
+          `stop it or change [${section}] port`,
+      );
+    }
+    if (error instanceof Deno.errors.AddrNotAvailable) {
+      throw new Error(
+        `${what} cannot listen on ${host}:${port}: no interface of this host has ${host}; ` +
+          `add it (the mds network up?) or change [${section}] listen_address`,
+      );
+    }
+    throw error;
+  }
+}
+
 /** Longest wait for in-flight requests at shutdown. */
 const DRAIN_TIMEOUT_MS = 15_000;
 
-function registerGauges(metrics: Metrics, store: InstanceStore, access: AccessRecorder, restarts: () => number) {
-  metrics.gauge("mdserver_instances", "Instances by boot state.", async () => {
-    const counts = new Map<string, number>();
-    for await (const instance of store.list()) {
-      const state = bootState(instance, await access.get(instance.uuid));
-      counts.set(state, (counts.get(state) ?? 0) + 1);
-    }
-    return [...counts].map(([state, count]) => [{ state }, count]);
-  });
-  metrics.gauge("mdserver_pool_addresses", "Addresses of the pool: size and used.", async () => [
-    [{ kind: "size" }, poolSize(store.pool)],
-    [{ kind: "used" }, await store.allocatedCount()],
-  ]);
+/** What the metrics read at scrape time; every sampler is O(1) in the instance count. */
+interface MetricSources {
+  store: InstanceStore;
+  tally: StateTally;
+  version: string;
+  restarts: () => number;
+}
+
+function registerMetrics(metrics: Metrics, sources: MetricSources) {
+  const { store, tally } = sources;
   metrics.gauge(
-    "mdserver_dnsmasq_restarts",
+    "mdserver_build_info",
+    "mdserver's version; always 1.",
+    () => Promise.resolve([[{ version: sources.version }, 1]]),
+  );
+  metrics.declareCounter("mdserver_template_errors_total", "User-data and vendor-data templates that failed.");
+  metrics.gauge(
+    "mdserver_instances",
+    "Instances by boot state.",
+    () => Promise.resolve(tally.counts().map(([state, count]) => [{ state: stateLabel(state) }, count])),
+  );
+  metrics.gauge(
+    "mdserver_pool_size_addresses",
+    "Addresses the pool can hand out.",
+    () => Promise.resolve([[{}, poolSize(store.pool)]]),
+  );
+  metrics.gauge(
+    "mdserver_pool_used_addresses",
+    "Addresses of the pool held by instances.",
+    async () => [[{}, await store.allocatedCount()]],
+  );
+  metrics.sampledCounter(
+    "mdserver_dnsmasq_restarts_total",
     "Times the managed dnsmasq was started again.",
-    () => Promise.resolve([[{}, restarts()]]),
+    () => Promise.resolve([[{}, sources.restarts()]]),
   );
 }
