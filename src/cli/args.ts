@@ -68,11 +68,12 @@ export function parseCommandLine(argv: string[]): Parsed {
   for (const [name, option] of Object.entries(spec.options)) {
     options[name] = option.short ? { type: option.type, short: option.short } : { type: option.type };
   }
+  checkOptions(rawArgs, spec);
   let parsed;
   try {
     parsed = parseArgs({ args: rawArgs, options, strict: true, allowPositionals: true });
   } catch (error) {
-    throw new UsageError(usageMessage(error as Error, spec), spec);
+    throw new UsageError(`${spec.name}: ${(error as Error).message.split("\n")[0]}`, spec);
   }
   if (parsed.values.help) return { kind: "help", spec };
   const args = parsed.positionals;
@@ -98,19 +99,32 @@ function commandNamed(name: string): CommandSpec {
   throw new UsageError(`unknown command "${name}"${near ? `; did you mean "${near}"?` : ""}`, null);
 }
 
-/** parseArgs' messages, shortened to the option and what is wrong with it. */
-function usageMessage(error: Error, spec: CommandSpec): string {
-  const unknown = error.message.match(/Unknown option '([^']+)'/);
-  if (unknown) {
-    const given = unknown[1]!.replace(/^-+/, "");
-    const near = nearestWord(given, Object.keys(spec.options));
-    return `${spec.name} has no option "${unknown[1]}"${near ? `; did you mean "--${near}"?` : ""}`;
+/** Each option token checked against the command's table first, so a mistake is named plainly. */
+function checkOptions(args: string[], spec: CommandSpec): void {
+  const { tokens } = parseArgs({ args, strict: false, allowPositionals: true, tokens: true, options: {} });
+  const shorts = new Map(
+    Object.entries(spec.options).flatMap(([name, option]) => option.short ? [[option.short, name]] : []),
+  );
+  shorts.set("h", "help");
+  for (const [index, token] of tokens.entries()) {
+    if (token.kind !== "option") continue;
+    const name = token.rawName.startsWith("--") ? token.name : shorts.get(token.name);
+    const option = name === "help" ? { type: "boolean" } : name === undefined ? undefined : spec.options[name];
+    if (option === undefined) {
+      const near = nearestWord(token.name, Object.keys(spec.options));
+      throw new UsageError(
+        `${spec.name} has no option "${token.rawName}"${near ? `; did you mean "--${near}"?` : ""}`,
+        spec,
+      );
+    }
+    if (option.type === "boolean" && token.inlineValue) throw new UsageError(`option --${name} takes no value`, spec);
+    if (option.type === "string" && token.value === undefined) {
+      const next = tokens[index + 1];
+      if (next === undefined || next.kind !== "positional") {
+        throw new UsageError(`option --${name} needs a value`, spec);
+      }
+    }
   }
-  const missing = error.message.match(/Option '(?:-\w, )?(--[\w-]+)[^']*' argument missing/);
-  if (missing) return `option ${missing[1]} needs a value`;
-  const flag = error.message.match(/Option '(?:-\w, )?(--[\w-]+)' does not take an argument/);
-  if (flag) return `option ${flag[1]} takes no value`;
-  return error.message.split("\n")[0]!;
 }
 
 /** The synopsis of a command: `mdserver show INSTANCE [options]`. */

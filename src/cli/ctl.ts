@@ -220,6 +220,7 @@ async function gc(line: CtlLine, deps: CtlDeps): Promise<number> {
     force: line.options.has("force"),
     progress: (done, total) => deps.progress?.(`gc: removed ${done} of ${total}`),
   });
+  deps.progress?.("");
   const verb = result.dryRun ? "would remove" : "removed";
   for (const { instance, reason } of result.removed) {
     deps.print(`${verb} ${instance.name} ${instance.ipv4} ${instance.mac} ${instance.uuid}: ${reason}`);
@@ -244,7 +245,7 @@ export function adminStore(deps: Pick<CtlDeps, "configFile" | "readEndpoint">): 
     },
     async deleteMany(uuids) {
       const answer = await (await admin(ctl, "/v1/instances/delete", "POST", undefined, { uuids })).json();
-      return (answer.deleted as { uuid: string }[]).map((entry) => entry.uuid);
+      return answer.deleted as { uuid: string }[];
     },
   };
 }

@@ -15,8 +15,8 @@ export interface GcStore {
   list(): AsyncIterable<Instance>;
   /** Removes one instance; false when it was already gone. */
   delete(uuid: string): Promise<boolean>;
-  /** Removes many in one go; the UUIDs that were removed. When absent, delete() runs for each. */
-  deleteMany?(uuids: string[]): Promise<string[]>;
+  /** Removes many in one go; those removed. When absent, delete() runs for each. */
+  deleteMany?(uuids: string[]): Promise<{ uuid: string }[]>;
 }
 
 /** Which instances to remove. */
@@ -136,7 +136,9 @@ export async function collectGarbage(
   else if (store.deleteMany) {
     for (let start = 0; start < candidates.length; start += GC_BATCH) {
       const batch = candidates.slice(start, start + GC_BATCH);
-      const gone = new Set(await store.deleteMany(batch.map((candidate) => candidate.instance.uuid)));
+      const gone = new Set(
+        (await store.deleteMany(batch.map((candidate) => candidate.instance.uuid))).map((instance) => instance.uuid),
+      );
       removed.push(...batch.filter((candidate) => gone.has(candidate.instance.uuid)));
       options.progress?.(start + batch.length, candidates.length);
     }

@@ -97,6 +97,7 @@ async function importMdServer(line: CommandLine, deps: CliDeps): Promise<number>
       entries,
       {
         keepInstanceIds: !line.options.has("new-instance-ids"),
+        progress: (done, total) => deps.printProgress?.(`import-md-server: ${done} of ${total} entries`),
       },
     );
     for (const outcome of outcomes) {
@@ -111,6 +112,7 @@ async function importMdServer(line: CommandLine, deps: CliDeps): Promise<number>
           .join("\t").trimEnd(),
       );
     }
+    deps.printProgress?.("");
     const failed = outcomes.filter((outcome) => outcome.result === "failed").length;
     deps.print(
       `${outcomes.length - failed} of ${outcomes.length} entries imported from ${file}`,

@@ -148,7 +148,7 @@ Deno.test("runMain() reports a failing command on one line with exit code 1", as
   const { deps, err } = capture();
   assert.equal(await runMain(["import-md-server", "/nonexistent/db_file.json", "--config", file], deps), 1);
   assert.equal(err.length, 1);
-  assert.equal(err[0], 'mdserver: error: "/nonexistent/db_file.json" does not exist');
+  assert.equal(err[0], 'mdserver: error: "/nonexistent/db_file.json": no such file or directory');
   const missing = capture();
   assert.equal(await runMain(["check-config", "/nonexistent/mdserver.conf"], missing.deps), 1);
   assert.equal(

@@ -36,10 +36,6 @@ export function errorLines(error: unknown, spec: CommandSpec | null): string[] {
     const refusal = permissionRefusal(error.message, spec);
     if (refusal) return [`mdserver: error: ${refusal}`];
   }
-  if (error instanceof Deno.errors.NotFound) {
-    const path = error.message.match(/'([^']+)'$/)?.[1];
-    if (path) return [`mdserver: error: "${path}" does not exist`];
-  }
   const message = error instanceof Error ? error.message : String(error);
   return [`mdserver: error: ${stripOsDetail(message)}`];
 }
@@ -55,7 +51,13 @@ export function permissionRefusal(message: string, spec: CommandSpec | null): st
     `permissions.${set}.${kind.key} in deno.json (or use paths it allows)`;
 }
 
-/** "No such file or directory (os error 2): readfile '/x'" as "no such file or directory". */
+/** "No such file or directory (os error 2): readfile '/x'" as `"/x": no such file or directory`. */
 function stripOsDetail(message: string): string {
-  return message.replace(/ \(os error \d+\)(: \w+ '[^']*')?/g, "").replace(/\b(\w+Error): /g, "");
+  return message
+    .replace(
+      /^(.*) \(os error \d+\): \w+ '([^']*)'.*$/s,
+      (_, what: string, path: string) => `"${path}": ${what.toLowerCase()}`,
+    )
+    .replace(/ \(os error \d+\)/g, "")
+    .replace(/\b(\w+Error): /g, "");
 }

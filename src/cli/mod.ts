@@ -39,6 +39,8 @@ export { type AdminCall, AdminError, callAdmin } from "./admin_client.ts";
 export { COMMANDS, type CommandSpec, findCommand, type OptionSpec } from "./commands.ts";
 export { errorLines, permissionRefusal } from "./messages.ts";
 export { rfc3339 } from "./time.ts";
+export { progressPrinter } from "./progress.ts";
+export { installedWrapper, shellQuote, WRAPPER_PATH, type WrapperPaths, wrapperScript } from "./wrapper.ts";
 export {
   importMdServerEntries,
   type ImportOutcome,

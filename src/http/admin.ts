@@ -118,12 +118,8 @@ async function deleteMany(request: Request, deps: AdminDeps): Promise<Response> 
   if (!Array.isArray(uuids) || uuids.some((uuid) => typeof uuid !== "string") || uuids.length > 10_000) {
     throw new HttpError(400, '"uuids" must be a list of at most 10000 UUIDs');
   }
-  const deleted = [];
-  for (const uuid of uuids as string[]) {
-    const instance = await deps.store.getByUuid(uuid);
-    if (instance === null || !(await deps.store.delete(uuid))) continue;
-    deleted.push({ name: instance.name, uuid: instance.uuid, ipv4: instance.ipv4 });
-  }
+  const deleted = (await deps.store.deleteMany(uuids as string[]))
+    .map((instance) => ({ name: instance.name, uuid: instance.uuid, ipv4: instance.ipv4 }));
   deps.log.info(`deleted: ${deleted.length} of ${uuids.length} instances in one request`);
   return jsonResponse({ deleted });
 }
