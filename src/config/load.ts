@@ -15,8 +15,8 @@ import { ConfigError, type ConfigProblem, located } from "./problems.ts";
 import { nearestWord } from "./nearest.ts";
 import { PATH_KEYS, schema } from "./schema.ts";
 
-/** Template keys: a relative path names a file of userdata_dir. */
-const TEMPLATE_KEYS = new Set(["mdserver.default_template", "mdserver.vendordata_template"]);
+/** A relative default_template names a file of userdata_dir (md_server's meaning; vendordata_template, new, is relative to its file). */
+const TEMPLATE_KEYS = new Set(["mdserver.default_template"]);
 
 /** What loadConfig needs from the outside world. */
 export interface ConfigEnvironment {
