@@ -56,8 +56,8 @@ if [ "$set" = install ]; then
   target=""
   prev=""
   for arg in "$@"; do
-    case "$prev" in --root|--path) target="$arg" ;; esac
-    case "$arg" in --root=*|--path=*) target="\${arg#*=}" ;; esac
+    case "$prev" in --root) target="$arg" ;; --path) target="$(dirname "$arg")" ;; esac
+    case "$arg" in --root=*) target="\${arg#*=}" ;; --path=*) target="$(dirname "\${arg#*=}")" ;; esac
     prev="$arg"
   done
   if [ -n "$target" ]; then
