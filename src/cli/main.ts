@@ -45,7 +45,7 @@ export interface CliDeps {
 export { type CommandLine, parseCommandLine };
 
 /** The command line's usage text (the top-level help). */
-export const USAGE = mainHelp();
+export const USAGE: string = mainHelp();
 
 /** The configuration file a command uses: --config, then a positional one, then MDSERVER_CONFIG, then the default. */
 export function configPath(line: CommandLine, env: (name: string) => string | undefined, positional?: string): string {
