@@ -141,8 +141,11 @@ async function route(request: Request, url: URL, deps: AdminDeps): Promise<Respo
   if (ref === "delete" && segments.length === 3 && method === "POST") return await deleteMany(request, deps);
   if (ref === undefined) {
     if (method === "GET") {
+      const records = await deps.access.all();
       const instances = [];
-      for await (const instance of deps.store.list()) instances.push(await withAccess(instance, deps));
+      for await (const instance of deps.store.list()) {
+        instances.push(instanceJson(instance, records.get(instance.uuid) ?? null));
+      }
       return jsonResponse(instances);
     }
     if (method === "POST") return await answerUpload(request, deps);

@@ -161,7 +161,7 @@ export async function startService(config: Config, options: StartOptions): Promi
 
   // Behind the listeners: counting the stored instances for /metrics.
   const started = performance.now();
-  const counting = tally.fill(store, (uuid) => access.get(uuid)).then(
+  const counting = tally.fill(store, () => access.all()).then(
     (count) =>
       log.info(`counted ${count} instances by boot state in ${((performance.now() - started) / 1000).toFixed(1)}s`),
     (error) => log.warning(`instances not counted for /metrics: ${(error as Error).message}`),

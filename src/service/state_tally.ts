@@ -63,12 +63,13 @@ export class StateTally {
   }
 
   /** Counts every stored instance (at start); changes meanwhile are kept. */
-  async fill(store: InstanceStore, readAccess: (uuid: string) => Promise<AccessRecord | null>): Promise<number> {
+  async fill(store: InstanceStore, readAccess: () => Promise<Map<string, AccessRecord>>): Promise<number> {
+    const records = await readAccess();
     let seen = 0;
     for await (const instance of store.list()) {
       seen++;
       if (this.#states.has(instance.uuid)) continue; // changed since start: already current
-      this.setInstance(instance, await readAccess(instance.uuid));
+      this.setInstance(instance, records.get(instance.uuid) ?? null);
     }
     return seen;
   }

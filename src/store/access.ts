@@ -149,6 +149,16 @@ export class AccessRecorder {
     return (await this.#kv.get<AccessRecord>(["access", uuid])).value;
   }
 
+  /** Every record, by UUID, in one scan (listing all instances). */
+  async all(): Promise<Map<string, AccessRecord>> {
+    await this.flush();
+    const records = new Map<string, AccessRecord>();
+    for await (const entry of this.#kv.list<AccessRecord>({ prefix: ["access"] })) {
+      records.set(entry.key[1] as string, entry.value);
+    }
+    return records;
+  }
+
   /** Writes every gathered note now and waits for it (reads, tests and shutdown). */
   async flush(): Promise<void> {
     this.#startBatch();
