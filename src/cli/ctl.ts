@@ -11,7 +11,7 @@
 import type { AdminEndpoint } from "../admin/endpoint.ts";
 import { runSmbios } from "../seed/smbios.ts";
 import type { Instance } from "../store/instance.ts";
-import { callAdmin } from "./admin_client.ts";
+import { AdminError, callAdmin } from "./admin_client.ts";
 import { UsageError } from "./args.ts";
 import { findCommand } from "./commands.ts";
 import { collectGarbage, type GcStore, parseDuration, virshDomainNames } from "./gc.ts";
@@ -65,7 +65,12 @@ export async function runCtl(line: CtlLine, deps: CtlDeps): Promise<number> {
     case "gc":
       return await gc(line, deps);
     case "reload": {
-      await admin(deps, "/v1/reload", "POST");
+      try {
+        await admin(deps, "/v1/reload", "POST");
+      } catch (error) {
+        if (!(error instanceof AdminError && error.notFound)) throw error;
+        throw new AdminError("the running mdserver cannot reload in place; restart it: systemctl restart mdserver");
+      }
       deps.print("reloaded");
       return 0;
     }
