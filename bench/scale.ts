@@ -4,7 +4,7 @@
  * N = 10,000 (or the counts given): importing N md_server entries (the
  * import's own path), starting the service over them with an empty
  * dnsmasq base_dir (time until both listeners answer, and until the record
- * rebuild behind them is done), a /metrics scrape (median of 20), and gc
+ * rebuild behind them is done), a /metrics scrape (median of 20, 2 s after the start), and gc
  * removing every instance through the admin API in bulk.
  *
  *   deno run -P=bench bench/scale.ts [10 10000]
@@ -101,6 +101,8 @@ export async function measureScale(count: number): Promise<ScaleRow> {
     }
     const service = await starting;
     const startedS = (performance.now() - started) / 1000;
+    // Settled: the count by state behind the listeners is done (its log line), then a warm-up scrape.
+    await new Promise((resolve) => setTimeout(resolve, 2000));
     await (await callAdmin({ configFile: clientConfig, path: "/metrics" })).text();
     const scrapeMs = await median(20, async () => {
       await (await callAdmin({ configFile: clientConfig, path: "/metrics" })).text();
