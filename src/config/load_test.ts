@@ -233,3 +233,12 @@ Deno.test("formatConfig() prints the effective configuration with the password m
   assert.match(text, /password = \*{8}/);
   assert.doesNotMatch(text, /password-test/);
 });
+
+Deno.test("loadConfig() judges no key by a network that failed its own check (no follow-on errors)", async () => {
+  const errors = await configErrors({
+    "mdserver.conf": "[mdserver]\nuserdata_dir = userdata\n[dnsmasq]\nnet_address = 127.100.0.0\nnet_prefix = 7\n" +
+      "gateway = 10.0.0.1\n",
+  });
+  assert.match(errors, /\[dnsmasq\] net_prefix: expected a whole number from 8 to 30, got "7" \(line 5\)/);
+  assert.doesNotMatch(errors, /gateway/);
+});
