@@ -65,16 +65,20 @@ async function serve(line: CommandLine, deps: CliDeps): Promise<number> {
   log.info(
     `mdserver ${config.service.version} using ${config.files.join(", ")}`,
   );
-  const service = await deps.startService(config, { log });
+  // The handlers come first: the listeners answer before the start-up rebuild is done, so a
+  // SIGTERM may arrive while startService() still runs; the service then stops once started.
+  let service: Awaited<ReturnType<typeof deps.startService>> | null = null;
   let stopping = false;
   const stop = (signal: Deno.Signal) => {
     if (stopping) return; // a second signal (e.g. from the task runner too) changes nothing
     stopping = true;
     log.info(`shutting down on ${signal}`);
-    service.shutdown();
+    service?.shutdown();
   };
   deps.onSignal("SIGTERM", () => stop("SIGTERM"));
   deps.onSignal("SIGINT", () => stop("SIGINT"));
+  service = await deps.startService(config, { log });
+  if (stopping) service.shutdown();
   await service.finished;
   await service.shutdown();
   return 0;
