@@ -12,6 +12,7 @@
  * - GET  /v1/instances/<ref>            → JSON (ref: name, UUID, instance-id, MAC or address)
  * - DELETE /v1/instances/<ref>
  * - POST /v1/instances/<ref>/stopped    the hook's `release end`
+ * - POST|DELETE /v1/instances/<ref>/password  set (JSON body) or generate (empty body), or remove
  * - GET  /v1/instances/<ref>/user-data  exactly what the guest receives
  * - GET  /v1/instances/<ref>/vendor-data
  * - GET  /v1/instances/<ref>/meta-data  the EC2 meta-data tree as JSON
@@ -37,11 +38,19 @@ import {
 import { parseIpv4, poolContains } from "../ipam/ipv4.ts";
 import type { Logger } from "../log/log.ts";
 import type { Metrics } from "../log/metrics.ts";
-import { type AccessRecorder, bootState, type Instance, type InstanceStore, knownHostsLines } from "../store/mod.ts";
+import {
+  type AccessRecorder,
+  bootState,
+  type Instance,
+  type InstanceStore,
+  knownHostsLines,
+  shownInstance,
+} from "../store/mod.ts";
 import type { TemplateRenderer } from "../user_data/mod.ts";
 import { badTargetError, requestLineUrl } from "./request_target.ts";
 import { errorToResponse, HttpError, jsonResponse, textResponse } from "./errors.ts";
-import { answerUpload } from "./_upload.ts";
+import { answerUpload, type ConfigDriveKeeper } from "./_upload.ts";
+import { answerPassword } from "./_password.ts";
 
 /** What the admin handler needs. */
 export interface AdminDeps {
@@ -63,6 +72,8 @@ export interface AdminDeps {
   token?: string | null;
   /** dnsmasq as the service runs it, for /health; null or absent when dnsmasq is not kept. */
   dnsmasq?: DnsmasqState | null;
+  /** Keeps the config drives (built on upload, rebuilt on a new password); null or absent: none are kept. */
+  configDrives?: ConfigDriveKeeper | null;
 }
 
 /** What /health says of dnsmasq. */
@@ -141,7 +152,7 @@ function decodeSegment(segment: string): string {
 /** An instance with what boot tracking knows of it. */
 async function withAccess(instance: Instance, deps: AdminDeps) {
   const access = await deps.access.get(instance.uuid);
-  return { ...instance, bootState: bootState(instance, access), access };
+  return { ...shownInstance(instance), bootState: bootState(instance, access), access };
 }
 
 async function route(request: Request, url: URL, deps: AdminDeps): Promise<Response> {
@@ -178,7 +189,10 @@ async function route(request: Request, url: URL, deps: AdminDeps): Promise<Respo
   if (action === "stopped" && method === "POST") {
     const updated = await deps.store.setState(instance.uuid, "stopped");
     deps.log.info(`stopped: ${instance.name}`);
-    return jsonResponse(updated);
+    return jsonResponse(updated === null ? null : shownInstance(updated));
+  }
+  if (action === "password" && file === undefined && method !== "GET") {
+    return await answerPassword(request, instance, deps);
   }
   if (method === "GET" && action !== undefined) return await preview(instance, action, file, deps);
   throw new HttpError(404, `not found: ${method} ${url.pathname}`);

@@ -31,3 +31,5 @@ export {
   type SmbiosDatasource,
   smbiosSnippet,
 } from "./smbios.ts";
+export { type ConfigDriveDeps, ConfigDriveImages, type ConfigDriveOutcome } from "./config_drive.ts";
+export { configDriveDiskXml, type DriveTarget } from "./config_drive_xml.ts";

@@ -5,6 +5,7 @@
  */
 
 import type { InstanceState } from "./boot_state.ts";
+import type { InstancePassword } from "./password.ts";
 
 /** One domain known to mdserver, as stored in KV. */
 export interface Instance {
@@ -36,6 +37,22 @@ export interface Instance {
   updatedAt: string;
   /** When the hook reported the domain stopped, or null. */
   stoppedAt: string | null;
+  /** Set when the domain asks for a config drive (a CD-ROM at `[configdrive] dir`/<uuid>.iso). */
+  configDrive?: boolean;
+  /** The guest's password (`mdserver password`), kept across uploads; absent when none was set. */
+  password?: InstancePassword;
+}
+
+/**
+ * The record as the admin API shows it: the password's hash and clear text
+ * left out, only whether one is set, when, and whether it still waits to
+ * be delivered.
+ */
+export function shownInstance(instance: Instance): Omit<Instance, "password"> & {
+  password: { setAt: string; pending: boolean } | null;
+} {
+  const { password, ...rest } = instance;
+  return { ...rest, password: password ? { setAt: password.setAt, pending: password.clear !== null } : null };
 }
 
 /**

@@ -23,8 +23,17 @@ export {
   StoreBusyError,
   StoreFullError,
 } from "./errors.ts";
-export { type Instance, instanceIdFromUuid } from "./instance.ts";
-export { registerDomainXml, type UploadResult, uploadSummary } from "./registration.ts";
+export { type Instance, instanceIdFromUuid, shownInstance } from "./instance.ts";
+export {
+  GENERATED_PASSWORD_LENGTH,
+  generatePassword,
+  type InstancePassword,
+  MAX_PASSWORD_LENGTH,
+  newInstancePassword,
+  passwordProblem,
+  sha512Crypt,
+} from "./password.ts";
+export { configDrivePath, registerDomainXml, type UploadResult, uploadSummary } from "./registration.ts";
 export {
   ADDRESS_CACHE_TTL_MS,
   type AdoptOptions,
