@@ -11,9 +11,12 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { startTestService, type TestDomain, type TestService } from "./_harness.ts";
-import { seedImageMissing } from "./_seed_image.ts";
+import { extractSeedImage, seedImageMissing } from "./_seed_image.ts";
 import { cloudInitClients, runDriver } from "./_cloudinit.ts";
-import { configDriveDiskXml } from "../src/seed/mod.ts";
+import { configDriveDiskXml, ConfigDriveImages } from "../src/seed/mod.ts";
+import { loadConfig } from "../src/config/mod.ts";
+import { createTemplateRenderer } from "../src/guest_api/mod.ts";
+import { silentLogger } from "../src/log/log.ts";
 
 const missing = await seedImageMissing();
 const NETWORK = { address: "127.106.0.0", prefix: 16, gateway: "127.106.0.1" };
@@ -52,24 +55,16 @@ async function hookUpload(t: TestService, domain: TestDomain) {
   return { body, warning: response.headers.get("x-mdserver-warning") };
 }
 
+/** The image's files, and its volume id as "(volume id)". */
 async function extract(iso: string, dir: string): Promise<Map<string, string>> {
-  const run = async (command: string, args: string[]) => {
-    const output = await new Deno.Command(command, { args, stdout: "piped", stderr: "piped" }).output();
-    assert.equal(output.code, 0, new TextDecoder().decode(output.stderr));
-    return new TextDecoder().decode(output.stdout);
-  };
-  await run("xorriso", ["-osirrox", "on", "-indev", iso, "-extract", "/", dir]);
-  await run("chmod", ["-R", "u+w", dir]);
-  const label = await run("xorriso", ["-indev", iso, "-pvd_info"]);
-  const files = new Map<string, string>([["(volume id)", /Volume Id\s*:\s*(\S+)/.exec(label)?.[1] ?? ""]]);
-  const walk = async (sub: string) => {
-    for await (const entry of Deno.readDir(join(dir, sub))) {
-      const path = sub === "" ? entry.name : `${sub}/${entry.name}`;
-      if (entry.isDirectory) await walk(path);
-      else files.set(path, await Deno.readTextFile(join(dir, path)));
-    }
-  };
-  await walk("");
+  const files = await extractSeedImage(iso, dir);
+  const output = await new Deno.Command("xorriso", {
+    args: ["-indev", iso, "-pvd_info"],
+    stdout: "piped",
+    stderr: "null",
+  })
+    .output();
+  files.set("(volume id)", /Volume Id\s*:\s*(\S+)/.exec(new TextDecoder().decode(output.stdout))?.[1] ?? "");
   return files;
 }
 
@@ -244,3 +239,48 @@ for (const { client, missing: clientMissing } of await cloudInitClients("DataSou
     },
   });
 }
+
+Deno.test({
+  name: "a reload rebuilds images with the new template, a stop drops a delivered password, a sweep removes orphans",
+  ignore: missing !== null,
+  async fn() {
+    const t = await startTestService({ network: NETWORK, userdata: { "web01.yaml": TEMPLATE }, configDrives: true });
+    try {
+      const dir = t.config.configDrive.dir;
+      const iso = join(dir, `${WEB.uuid}.iso`);
+      await hookUpload(t, withDrive(t, WEB));
+      await Deno.writeTextFile(join(t.dir, "userdata", "web01.yaml"), "#cloud-config\nhostname: edited\n");
+      t.service.reload(await loadConfig(join(t.dir, "mdserver.conf")));
+      let userData = "";
+      for (let attempt = 0; attempt < 50 && !userData.includes("edited"); attempt++) {
+        await new Promise((resolve) => setTimeout(resolve, 100));
+        userData = (await extract(iso, join(t.dir, `reload-${attempt}`))).get("openstack/latest/user_data") ?? "";
+      }
+      assert.equal(userData, "#cloud-config\nhostname: edited\n");
+
+      // Set while the domain runs: the image has the password; once stopped, the rebuilt one has not.
+      await (await t.adminFetch("/v1/instances/web01/password", { method: "POST" })).body?.cancel();
+      assert.ok((await extract(iso, join(t.dir, "running"))).has("cloudstack/password/vm_password.txt"));
+      await (await t.adminFetch("/v1/instances/web01/stopped", { method: "POST" })).body?.cancel();
+      assert.ok(!(await extract(iso, join(t.dir, "stopped"))).has("cloudstack/password/vm_password.txt"));
+
+      // Left by a domain deleted while the service was down, and by a crash mid-write.
+      const orphan = join(dir, "0f0f0f0f-0000-4000-8000-000000000000.iso");
+      await Deno.writeTextFile(orphan, "old");
+      await Deno.mkdir(join(dir, ".partial-crashed"));
+      const keeper = new ConfigDriveImages({
+        store: t.service.store,
+        log: silentLogger,
+        documents: () => ({
+          config: t.config,
+          renderer: createTemplateRenderer(t.config, silentLogger),
+          log: silentLogger,
+        }),
+      });
+      assert.equal(await keeper.sweep(), 2);
+      assert.deepEqual([...Deno.readDirSync(dir)].map((entry) => entry.name), [`${WEB.uuid}.iso`]);
+    } finally {
+      await t.close();
+    }
+  },
+});

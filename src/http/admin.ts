@@ -189,6 +189,8 @@ async function route(request: Request, url: URL, deps: AdminDeps): Promise<Respo
   if (action === "stopped" && method === "POST") {
     const updated = await deps.store.setState(instance.uuid, "stopped");
     deps.log.info(`stopped: ${instance.name}`);
+    // Rebuilt from the record, the image no longer holds a password that was delivered at this start.
+    await deps.configDrives?.refresh(instance);
     return jsonResponse(updated === null ? null : shownInstance(updated));
   }
   if (action === "password" && file === undefined && method !== "GET") {
