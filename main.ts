@@ -14,10 +14,13 @@
 
 import { type CliDeps, runMain } from "./src/cli/main.ts";
 import { runProgram } from "./src/cli/install.ts";
+import { progressPrinter } from "./src/cli/progress.ts";
 import { type StartOptions, startService } from "./src/service/mod.ts";
 import { ConfigDriveImages } from "./src/seed/mod.ts";
 
-export { type CommandLine, parseCommandLine } from "./src/cli/main.ts";
+export { type CommandLine, parseCommandLine } from "./src/cli/args.ts";
+
+const encoder = new TextEncoder();
 
 /** The real world: stdout, stderr, the environment, this project's folder, signals. */
 export function realCliDeps(): CliDeps {
@@ -33,6 +36,7 @@ export function realCliDeps(): CliDeps {
     startService: (config, options: StartOptions) =>
       startService(config, { configDrives: (deps) => new ConfigDriveImages(deps), ...options }),
     onSignal: (signal, handler) => Deno.addSignalListener(signal, handler),
+    printProgress: progressPrinter((text) => Deno.stderr.writeSync(encoder.encode(text)), Deno.stderr.isTerminal()),
   };
 }
 

@@ -5,7 +5,6 @@
  */
 
 import type { InstanceState } from "./boot_state.ts";
-import type { InstancePassword } from "./password.ts";
 
 /** One domain known to mdserver, as stored in KV. */
 export interface Instance {
@@ -43,16 +42,14 @@ export interface Instance {
   password?: InstancePassword;
 }
 
-/**
- * The record as the admin API shows it: the password's hash and clear text
- * left out, only whether one is set, when, and whether it still waits to
- * be delivered.
- */
-export function shownInstance(instance: Instance): Omit<Instance, "password"> & {
-  password: { setAt: string; pending: boolean } | null;
-} {
-  const { password, ...rest } = instance;
-  return { ...rest, password: password ? { setAt: password.setAt, pending: password.clear !== null } : null };
+/** A guest's password as the record keeps it (see password.ts). */
+export interface InstancePassword {
+  /** SHA-512 crypt hash, `$6$<salt>$<hash>`: kept for good. */
+  hash: string;
+  /** The clear text until it has been delivered once; null afterwards. */
+  clear: string | null;
+  /** When it was set (ISO). */
+  setAt: string;
 }
 
 /**

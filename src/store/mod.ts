@@ -23,7 +23,7 @@ export {
   StoreBusyError,
   StoreFullError,
 } from "./errors.ts";
-export { type Instance, instanceIdFromUuid, shownInstance } from "./instance.ts";
+export { type Instance, instanceIdFromUuid } from "./instance.ts";
 export {
   GENERATED_PASSWORD_LENGTH,
   generatePassword,

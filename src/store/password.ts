@@ -13,16 +13,9 @@
  */
 
 import { createHash, getRandomValues } from "node:crypto";
+import type { InstancePassword } from "./instance.ts";
 
-/** A password as the instance record keeps it. */
-export interface InstancePassword {
-  /** SHA-512 crypt hash, `$6$<salt>$<hash>`. */
-  hash: string;
-  /** The clear text until it has been delivered once; null afterwards. */
-  clear: string | null;
-  /** When it was set (ISO). */
-  setAt: string;
-}
+export type { InstancePassword };
 
 /** Letters and digits without the look-alikes 0/O, 1/l/I, so a password can be read out and typed. */
 const PASSWORD_ALPHABET = "abcdefghijkmnopqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789";
