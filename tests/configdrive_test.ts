@@ -10,7 +10,9 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { startTestService, type TestDomain, type TestService } from "./_harness.ts";
+import { startTestService, type TestDomain, type TestService, writeClientConfig } from "./_harness.ts";
+import { runCtl } from "../src/cli/ctl.ts";
+import { runPassword } from "../src/cli/password.ts";
 import { extractSeedImage, seedImageMissing } from "./_seed_image.ts";
 import { cloudInitClients, runDriver } from "./_cloudinit.ts";
 import { configDriveDiskXml, ConfigDriveImages } from "../src/seed/mod.ts";
@@ -279,6 +281,45 @@ Deno.test({
       });
       assert.equal(await keeper.sweep(), 2);
       assert.deepEqual([...Deno.readDirSync(dir)].map((entry) => entry.name), [`${WEB.uuid}.iso`]);
+    } finally {
+      await t.close();
+    }
+  },
+});
+
+Deno.test({
+  name: "mdserver password prints a generated password once, sets one from stdin, and configdrive prints the <disk>",
+  ignore: missing !== null,
+  async fn() {
+    const t = await startTestService({ network: NETWORK, userdata: { "web01.yaml": TEMPLATE }, configDrives: true });
+    try {
+      const configFile = await writeClientConfig(t);
+      const lines: string[] = [];
+      const deps = { configFile, print: (line: string) => lines.push(line) };
+      assert.equal(await runCtl({ args: ["configdrive", WEB.uuid.toUpperCase()], options: new Map() }, deps), 0);
+      assert.equal(lines.slice(1).join("\n"), configDriveDiskXml(t.config, WEB.uuid));
+      assert.match(lines[1]!, /^<disk type='file' device='cdrom'>/);
+      lines.length = 0;
+      await hookUpload(t, withDrive(t, WEB));
+      assert.equal(await runCtl({ args: ["password", "web01"], options: new Map() }, deps), 0);
+      const [generated] = lines;
+      assert.match(generated!, /^[a-km-zA-HJ-NP-Z2-9]{20}$/);
+      const iso = join(t.config.configDrive.dir, `${WEB.uuid}.iso`);
+      assert.equal((await extract(iso, join(t.dir, "x1"))).get("cloudstack/password/vm_password.txt"), generated);
+      lines.length = 0;
+      const stdin = ReadableStream.from([new TextEncoder().encode("typed secret\nignored\n")]);
+      assert.equal(
+        await runPassword({ args: ["password", "web01"], options: new Map([["stdin", true]]) }, {
+          ...deps,
+          stdin,
+        }),
+        0,
+      );
+      assert.deepEqual(lines, ["password of web01 set; its config drive was rebuilt"]);
+      assert.equal((await extract(iso, join(t.dir, "x2"))).get("cloudstack/password/vm_password.txt"), "typed secret");
+      lines.length = 0;
+      assert.equal(await runCtl({ args: ["show", "web01"], options: new Map() }, deps), 0);
+      assert.doesNotMatch(lines.join("\n"), /typed secret|\$6\$/);
     } finally {
       await t.close();
     }

@@ -2,7 +2,8 @@
  * The operator's commands that work through the running service's admin API
  * (so every change goes through the service and its dnsmasq records
  * follow): list, show, delete, user-data, vendor-data, meta-data,
- * known-hosts, gc, reload; and smbios, which reads only the configuration.
+ * known-hosts, gc, reload, password; and smbios and configdrive, which read
+ * only the configuration (and virsh).
  * Every request goes through callAdmin() (admin_client.ts).
  *
  * @module
@@ -10,6 +11,9 @@
 
 import type { AdminEndpoint } from "../admin/endpoint.ts";
 import { runSmbios } from "../seed/smbios.ts";
+import { runConfigDriveXml } from "../seed/config_drive_xml.ts";
+import { loadConfig } from "../config/mod.ts";
+import { runPassword } from "./password.ts";
 import type { Instance } from "../store/instance.ts";
 import { AdminError, callAdmin } from "./admin_client.ts";
 import { UsageError } from "./args.ts";
@@ -81,6 +85,10 @@ export async function runCtl(line: CtlLine, deps: CtlDeps): Promise<number> {
     // Detection help: needs only the configuration, never the service.
     case "smbios":
       return await runSmbios(line, deps);
+    case "configdrive":
+      return await runConfigDriveXml(line, { config: await loadConfig(deps.configFile), print: deps.print });
+    case "password":
+      return await runPassword(line, deps);
     default:
       throw new UsageError(`unknown command "${command}"`, null);
   }

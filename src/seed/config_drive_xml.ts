@@ -38,3 +38,47 @@ export function configDriveDiskXml(config: Config, uuid: string, target: DriveTa
     "</disk>",
   ].join("\n");
 }
+
+const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/** The UUID libvirt gives a domain name: `virsh domuuid NAME`. Throws when virsh does not know it. */
+export async function virshDomainUuid(domain: string, connect: string | null): Promise<string> {
+  const args = [...(connect ? ["--connect", connect] : []), "domuuid", domain];
+  const output = await new Deno.Command("virsh", { args, stdout: "piped", stderr: "piped" }).output();
+  const uuid = new TextDecoder().decode(output.stdout).trim();
+  if (!output.success || !UUID_RE.test(uuid)) {
+    const reason = new TextDecoder().decode(output.stderr).trim().split("\n")[0] ?? "";
+    throw new Error(`virsh does not know domain "${domain}"${reason ? `: ${reason}` : ""}; give its UUID instead`);
+  }
+  return uuid.toLowerCase();
+}
+
+/**
+ * `configdrive DOMAIN|UUID [--dev sdb] [--bus sata] [--connect URI]`: prints
+ * the `<disk>` element for the domain (its UUID from virsh when a name is
+ * given); returns the exit code.
+ */
+export async function runConfigDriveXml(
+  line: { args: string[]; options: Map<string, string | true> },
+  deps: {
+    config: Config;
+    print(line: string): void;
+    domainUuid?: (domain: string, connect: string | null) => Promise<string>;
+  },
+): Promise<number> {
+  const domain = line.args[1];
+  if (!domain) throw new TypeError("configdrive needs a domain name or UUID");
+  const text = (name: string) => {
+    const value = line.options.get(name);
+    return typeof value === "string" ? value : undefined;
+  };
+  const uuid = UUID_RE.test(domain)
+    ? domain.toLowerCase()
+    : await (deps.domainUuid ?? virshDomainUuid)(domain, text("connect") ?? null);
+  const target: DriveTarget = {};
+  if (text("dev")) target.dev = text("dev")!;
+  if (text("bus")) target.bus = text("bus")!;
+  deps.print(`<!-- mdserver: the config drive of ${escapeXml(domain)}; virsh edit: put it inside <devices>. -->`);
+  deps.print(configDriveDiskXml(deps.config, uuid, target));
+  return 0;
+}
