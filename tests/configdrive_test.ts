@@ -117,7 +117,7 @@ Deno.test({
 });
 
 Deno.test({
-  name: "a password set by the admin API reaches the image once (vm_password.txt, admin_pass) and user-data as a hash",
+  name: "a password set by the admin API reaches the image until a start delivers it, and user-data as a hash for good",
   ignore: missing !== null,
   async fn() {
     const t = await startTestService({ network: NETWORK, userdata: { "web01.yaml": TEMPLATE }, configDrives: true });
@@ -134,11 +134,16 @@ Deno.test({
         files.get("openstack/latest/user_data")!,
         new RegExp(`password: "${set.hash.replaceAll("$", "\\$")}"`),
       );
-      // Delivered: the record keeps the hash only, and the admin API never shows either.
+      // Set while the domain is stopped (or runs on its old image): it waits for the next start.
       const shown = await (await t.adminFetch("/v1/instances/web01")).json();
-      assert.equal(shown.password.pending, false);
+      assert.equal(shown.password.pending, true);
       assert.doesNotMatch(JSON.stringify(shown), new RegExp(`${set.password}|\\$6\\$`));
-      // The next start: a fresh image, the hash still in user-data, the clear text gone for good.
+      // The start: its image has the password, which is then delivered; the record keeps the hash only.
+      await hookUpload(t, withDrive(t, WEB));
+      const started = await extract(iso, join(t.dir, "x-start"));
+      assert.equal(started.get("cloudstack/password/vm_password.txt"), set.password);
+      assert.equal((await (await t.adminFetch("/v1/instances/web01")).json()).password.pending, false);
+      // The start after: a fresh image, the hash still in user-data, the clear text gone for good.
       await hookUpload(t, withDrive(t, WEB));
       const next = await extract(iso, join(t.dir, "x2"));
       assert.equal(next.get("cloudstack/password/vm_password.txt"), undefined);
@@ -243,7 +248,7 @@ for (const { client, missing: clientMissing } of await cloudInitClients("DataSou
 }
 
 Deno.test({
-  name: "a reload rebuilds images with the new template, a stop drops a delivered password, a sweep removes orphans",
+  name: "a reload rebuilds images with the new template, a stop keeps a pending password and drops a delivered one",
   ignore: missing !== null,
   async fn() {
     const t = await startTestService({ network: NETWORK, userdata: { "web01.yaml": TEMPLATE }, configDrives: true });
@@ -260,8 +265,11 @@ Deno.test({
       }
       assert.equal(userData, "#cloud-config\nhostname: edited\n");
 
-      // Set while the domain runs: the image has the password; once stopped, the rebuilt one has not.
+      // Delivered at a start: once the domain stops, the rebuilt image no longer holds it.
       await (await t.adminFetch("/v1/instances/web01/password", { method: "POST" })).body?.cancel();
+      await (await t.adminFetch("/v1/instances/web01/stopped", { method: "POST" })).body?.cancel();
+      assert.ok((await extract(iso, join(t.dir, "pending"))).has("cloudstack/password/vm_password.txt"));
+      await hookUpload(t, withDrive(t, WEB));
       assert.ok((await extract(iso, join(t.dir, "running"))).has("cloudstack/password/vm_password.txt"));
       await (await t.adminFetch("/v1/instances/web01/stopped", { method: "POST" })).body?.cancel();
       assert.ok(!(await extract(iso, join(t.dir, "stopped"))).has("cloudstack/password/vm_password.txt"));
@@ -299,6 +307,10 @@ Deno.test({
       assert.equal(await runCtl({ args: ["configdrive", WEB.uuid.toUpperCase()], options: new Map() }, deps), 0);
       assert.equal(lines.slice(1).join("\n"), configDriveDiskXml(t.config, WEB.uuid));
       assert.match(lines[1]!, /^<disk type='file' device='cdrom'>/);
+      assert.deepEqual(configDriveQemuArgs(t.config, WEB.uuid), [
+        "-drive",
+        `file=${t.config.configDrive.dir}/${WEB.uuid}.iso,format=raw,media=cdrom,readonly=on,if=ide,index=2`,
+      ]);
       lines.length = 0;
       await hookUpload(t, withDrive(t, WEB));
       assert.equal(await runCtl({ args: ["password", "web01"], options: new Map() }, deps), 0);

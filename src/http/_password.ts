@@ -4,7 +4,8 @@
  * answers with it (the one time the operator sees a generated password);
  * `DELETE` removes it. The record keeps the SHA-512 crypt hash for good and
  * the clear text until it is delivered; the instance's config drive is
- * rebuilt at once, which delivers it (see docs/configdrive.md).
+ * rebuilt at once with it, and the domain's next start delivers it (see
+ * docs/configdrive.md).
  *
  * @module
  */

@@ -17,8 +17,14 @@ import { jsonResponse } from "./errors.ts";
 
 /** What the listeners ask of the config drive keeper (src/seed/config_drive.ts); it never throws. */
 export interface ConfigDriveKeeper {
-  /** Builds the instance's image when it asks for one, removes it when it no longer does. */
-  refresh(instance: Pick<Instance, "uuid" | "name">): Promise<{ state: string; reason?: string }>;
+  /**
+   * Builds the instance's image when it asks for one, removes it when it no longer does;
+   * `deliver`: the build for a start, after which a pending password counts as delivered.
+   */
+  refresh(
+    instance: Pick<Instance, "uuid" | "name">,
+    options?: { deliver?: boolean },
+  ): Promise<{ state: string; reason?: string }>;
   /** Removes the image of a deleted instance. */
   remove(uuid: string): Promise<boolean>;
 }
@@ -35,7 +41,7 @@ export async function answerUpload(
   const { instance } = result;
   deps.log.info(`upload: ${instance.name} ${instance.mac} ${instance.ipv4} ${result.created ? "created" : "updated"}`);
   // Before answering: the hook returns, and QEMU opens the image, only after this.
-  const drive = deps.configDrives ? await deps.configDrives.refresh(instance) : null;
+  const drive = deps.configDrives ? await deps.configDrives.refresh(instance, { deliver: true }) : null;
   const summary = uploadSummary(result);
   const headers: Record<string, string> = {};
   if (drive !== null) summary.config_drive = drive.state;

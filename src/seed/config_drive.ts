@@ -4,8 +4,8 @@
  * labelled `config-2` with the OpenStack and CloudStack layouts
  * (configDriveFiles), built when the domain is uploaded (the hook's
  * `prepare begin`, before QEMU opens the file), rebuilt when what it holds
- * changes (every upload, a reload, a new password) and removed with the
- * domain. See docs/configdrive.md.
+ * changes (every upload, a reload, a new password, a stop) and removed with
+ * the domain. See docs/configdrive.md.
  *
  * Every image is written beside its final name and renamed over it, so
  * QEMU opens either the old image or the new one, whole. A failed build
@@ -102,17 +102,19 @@ export class ConfigDriveImages {
 
   /**
    * Brings the instance's image up to date: built when it asks for one,
-   * removed when it no longer does. Never throws: a failure is logged and
-   * returned.
+   * removed when it no longer does. A password waiting to be delivered goes
+   * into the image; with `deliver` (the build for a start, which QEMU opens
+   * next) it then counts as delivered and the record keeps only its hash.
+   * Never throws: a failure is logged and returned.
    */
-  refresh(instance: Pick<Instance, "uuid" | "name">): Promise<ConfigDriveOutcome> {
+  refresh(instance: Pick<Instance, "uuid" | "name">, options: { deliver?: boolean } = {}): Promise<ConfigDriveOutcome> {
     return this.#serial(instance.uuid, async () => {
       const path = this.path(instance.uuid);
       try {
         // The record as it is now: a build queued behind another sees what changed meanwhile.
         const current = await this.#deps.store.getByUuid(instance.uuid);
         if (!current?.configDrive) return { state: await removeFile(path) ? "removed" : "none", path };
-        return await this.#build(current, path);
+        return await this.#build(current, path, options.deliver === true);
       } catch (error) {
         const reason = error instanceof Error ? error.message : String(error);
         // Fail open, but never leave an image that no longer says what mdserver knows.
@@ -125,7 +127,7 @@ export class ConfigDriveImages {
     });
   }
 
-  async #build(instance: Instance, path: string): Promise<ConfigDriveOutcome> {
+  async #build(instance: Instance, path: string, deliver: boolean): Promise<ConfigDriveOutcome> {
     const started = performance.now();
     const config = this.#config;
     const { dir, label, maxImages, maxBytes } = config.configDrive;
@@ -154,13 +156,13 @@ export class ConfigDriveImages {
     } finally {
       await removeFile(partial);
     }
-    // In an image now: the clear text has been delivered, only the hash stays.
+    // In the image this start opens: the clear text has been delivered, only the hash stays.
     const password = files.has("cloudstack/password/vm_password.txt");
-    if (password) await this.#deps.store.takeClearPassword(instance.uuid, instance.password!.hash);
+    if (password && deliver) await this.#deps.store.takeClearPassword(instance.uuid, instance.password!.hash);
     const ms = Math.round(performance.now() - started);
     this.#deps.log.info(
       `config drive: ${instance.name}: ${path} built, ${files.size} files, ${bytes} bytes` +
-        `${password ? ", with its password" : ""}, ${ms} ms`,
+        `${password ? (deliver ? ", with its password (delivered)" : ", with its password") : ""}, ${ms} ms`,
     );
     return { state: "built", path, files: files.size, bytes, ms, password };
   }

@@ -82,3 +82,14 @@ export async function runConfigDriveXml(
   deps.print(configDriveDiskXml(deps.config, uuid, target));
   return 0;
 }
+
+/**
+ * The QEMU arguments that attach the domain's config drive as a read-only
+ * IDE CD-ROM, for a guest started without libvirt (after its upload built
+ * the image): `-drive file=…,media=cdrom,readonly=on,if=ide,index=2`.
+ */
+export function configDriveQemuArgs(config: Config, uuid: string): string[] {
+  // QEMU's -drive splits on "," (doubled to escape).
+  const file = configDrivePath(config, uuid.toLowerCase()).replaceAll(",", ",,");
+  return ["-drive", `file=${file},format=raw,media=cdrom,readonly=on,if=ide,index=2`];
+}

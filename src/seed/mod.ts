@@ -32,4 +32,10 @@ export {
   smbiosSnippet,
 } from "./smbios.ts";
 export { type ConfigDriveDeps, ConfigDriveImages, type ConfigDriveOutcome } from "./config_drive.ts";
-export { configDriveDiskXml, type DriveTarget, runConfigDriveXml, virshDomainUuid } from "./config_drive_xml.ts";
+export {
+  configDriveDiskXml,
+  configDriveQemuArgs,
+  type DriveTarget,
+  runConfigDriveXml,
+  virshDomainUuid,
+} from "./config_drive_xml.ts";

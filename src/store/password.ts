@@ -2,8 +2,8 @@
  * A guest's password: generated or given, kept as a SHA-512 crypt hash
  * (`$6$…`, what cloud-init's `chpasswd` and `users: hashed_passwd` take and
  * what /etc/shadow holds) for good, and in clear only until it has been
- * delivered once (written into a config drive image or fetched by the
- * guest), see docs/configdrive.md.
+ * delivered once (in the config drive a start of the domain opens, or
+ * fetched by the guest), see docs/configdrive.md.
  *
  * The hash is the crypt(3) scheme of glibc ("Unix crypt using SHA-256 and
  * SHA-512", 5000 rounds by default), written from its specification with
