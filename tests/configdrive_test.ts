@@ -15,7 +15,7 @@ import { runCtl } from "../src/cli/ctl.ts";
 import { runPassword } from "../src/cli/password.ts";
 import { extractSeedImage, seedImageMissing } from "./_seed_image.ts";
 import { cloudInitClients, runDriver } from "./_cloudinit.ts";
-import { configDriveDiskXml, ConfigDriveImages } from "../src/seed/mod.ts";
+import { configDriveDiskXml, ConfigDriveImages, configDriveQemuArgs } from "../src/seed/mod.ts";
 import { loadConfig } from "../src/config/mod.ts";
 import { createTemplateRenderer } from "../src/guest_api/mod.ts";
 import { silentLogger } from "../src/log/log.ts";
