@@ -38,11 +38,16 @@ export interface ConfigDriveDeps {
   log: Logger;
   /** The rendering dependencies of the next build, read for each one (a reload replaces them). */
   documents: () => DocumentDeps;
-  /** The tools tried, in order; default genisoimage, then xorriso. */
+  /** The tools tried, in order; default genisoimage alone (xorriso can launch other programs). */
   tools?: readonly IsoTool[];
 }
 
 const IMAGE_RE = /^([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})\.iso$/;
+/**
+ * The one tool the service runs: genisoimage writes an image and nothing
+ * else, where xorriso can launch other programs (`-launch_frontend`).
+ */
+export const SERVICE_ISO_TOOLS: readonly IsoTool[] = ["genisoimage"];
 /** Names the keeper writes before renaming: stale ones are swept. */
 const PARTIAL_PREFIX = ".partial-";
 
@@ -141,7 +146,7 @@ export class ConfigDriveImages {
     if (bytes > maxBytes) {
       throw new RangeError(`its files are ${bytes} bytes, over [configdrive] max_size = ${maxBytes}`);
     }
-    this.#tool ??= findIsoTool(this.#deps.tools);
+    this.#tool ??= findIsoTool(this.#deps.tools ?? SERVICE_ISO_TOOLS);
     const tool = await this.#tool.catch((error) => {
       this.#tool = null;
       throw error;
