@@ -304,10 +304,13 @@ async function openstackEndpoint(
     return textResponse(names.join("\n"));
   }
   if (name === "password" && !path.endsWith("/")) {
-    // Nova's password route: the clear text once (then only the hash is kept), else empty.
-    const clear = deps.method === "GET" ? await deps.store.takeClearPassword(instance.uuid) : null;
-    if (clear !== null) deps.log.info(`password: ${instance.name}: fetched by the guest`);
-    return textResponse(clear ?? "");
+    // Nova's password route: the clear text once (then only the hash is kept); none is a 404, like any missing file.
+    const clear = deps.method === "GET"
+      ? await deps.store.takeClearPassword(instance.uuid)
+      : instance.password?.clear ?? null;
+    if (clear === null) throw new HttpError(404, `not found: ${path}`);
+    if (deps.method === "GET") deps.log.info(`password: ${instance.name}: fetched by the guest`);
+    return textResponse(clear);
   }
   const document = path.endsWith("/") ? null : await openstackFile(deps, instance, name);
   if (document === null) throw new HttpError(404, `not found: ${path}`);
