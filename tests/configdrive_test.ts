@@ -333,6 +333,7 @@ Deno.test({
       lines.length = 0;
       assert.equal(await runCtl({ args: ["show", "web01"], options: new Map() }, deps), 0);
       assert.doesNotMatch(lines.join("\n"), /typed secret|\$6\$/);
+      assert.match(lines.join("\n"), /config-drive\s+yes\npassword\s+set \S+, not yet delivered/);
     } finally {
       await t.close();
     }

@@ -188,6 +188,8 @@ async function show(line: CtlLine, deps: CtlDeps): Promise<number> {
       updated_at: string;
       metadata: Record<string, string>;
       tags: Record<string, string>;
+      config_drive?: boolean;
+      password: { set_at: string; pending: boolean } | null;
       access: {
         first_metadata_at: string | null;
         user_data_at: string | null;
@@ -214,6 +216,13 @@ async function show(line: CtlLine, deps: CtlDeps): Promise<number> {
     ["metadata-fetched", rfc3339(instance.access?.first_metadata_at) ?? "-"],
     ["user-data-fetched", rfc3339(instance.access?.user_data_at) ?? "-"],
     ["booted", rfc3339(instance.access?.booted_at) ?? "-"],
+    ["config-drive", instance.config_drive ? "yes" : "no"],
+    [
+      "password",
+      instance.password
+        ? `set ${rfc3339(instance.password.set_at) ?? "-"}${instance.password.pending ? ", not yet delivered" : ""}`
+        : "-",
+    ],
   ];
   for (const [key, value] of Object.entries(instance.metadata ?? {})) rows.push([`metadata.${key}`, value]);
   for (const [key, value] of Object.entries(instance.tags ?? {})) rows.push([`tag.${key}`, value]);
