@@ -339,3 +339,18 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name: "uploads of new domains at the same moment do not pass max_images together",
+  ignore: missing !== null,
+  async fn() {
+    const t = await startTestService({ network: NETWORK, ini: "[configdrive]\nmax_images = 1\n", configDrives: true });
+    try {
+      const answers = await Promise.all([hookUpload(t, withDrive(t, WEB)), hookUpload(t, withDrive(t, DB))]);
+      assert.deepEqual(answers.map((answer) => answer.body.config_drive).sort(), ["built", "failed"]);
+      assert.equal([...Deno.readDirSync(t.config.configDrive.dir)].length, 1);
+    } finally {
+      await t.close();
+    }
+  },
+});

@@ -77,6 +77,8 @@ async function removeFile(path: string): Promise<boolean> {
 export class ConfigDriveImages {
   readonly #deps: ConfigDriveDeps;
   #tool: Promise<IsoTool> | null = null;
+  /** New images being built now. */
+  #adding = 0;
   /** One build at a time per instance, in the order asked, so the last one asked is the one left. */
   readonly #queues = new Map<string, Promise<unknown>>();
 
@@ -137,9 +139,24 @@ export class ConfigDriveImages {
     const config = this.#config;
     const { dir, label, maxImages, maxBytes } = config.configDrive;
     await Deno.mkdir(dir, { recursive: true, mode: 0o750 });
-    if (!await exists(path) && await this.count() >= maxImages) {
+    // New images being built count too, so concurrent uploads of new domains cannot pass the bound together.
+    const adding = !await exists(path);
+    if (adding && await this.count() + this.#adding >= maxImages) {
       throw new RangeError(`[configdrive] max_images = ${maxImages} images exist already`);
     }
+    if (adding) this.#adding++;
+    try {
+      return await this.#write(instance, { path, label, maxBytes, dir, deliver, started });
+    } finally {
+      if (adding) this.#adding--;
+    }
+  }
+
+  async #write(
+    instance: Instance,
+    options: { path: string; label: string; maxBytes: number; dir: string; deliver: boolean; started: number },
+  ): Promise<ConfigDriveOutcome> {
+    const { path, label, maxBytes, dir, deliver, started } = options;
     const files = await configDriveFiles(this.#deps.documents(), instance);
     let bytes = 0;
     for (const text of files.values()) bytes += new TextEncoder().encode(text).byteLength;
