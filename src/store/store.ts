@@ -1,8 +1,9 @@
 /**
- * Every Deno KV key and transaction. An instance and its indexes (name, MAC,
- * address) are written in one atomic commit guarded by `.check()`, so two
- * uploads — in this process or in another one sharing the store — never hold
- * the same name, MAC or address.
+ * Every store key and transaction, on any backend (backend.ts: Deno KV or
+ * etcd). An instance and its indexes (name, MAC, address) are written in one
+ * atomic commit guarded by checks of every key read, so two uploads — in
+ * this process, in another one sharing the store, or on another host of the
+ * fleet — never hold the same name, MAC or address.
  *
  * Keys:
  * - ["instances", uuid] → Instance
@@ -11,14 +12,15 @@
  * - ["by_ipv4", address as number] → uuid (numbers sort, so the pool is scanned in order)
  * - ["by_instance_id", instance-id] → uuid
  * - ["ipam", "cursor"] → last address handed out (number)
- * - ["ipam", "allocated"] → Deno.KvU64 count of held addresses
+ * - ["ipam", "allocated"] → counter of held addresses
  *
  * Guests are identified by address on every metadata request, so
  * `getByIpv4` keeps what it read in memory for a short time (see
  * ADDRESS_CACHE_TTL_MS): a change made through this store (upload, delete,
  * state) drops the entries it touches at once; a change made by another
- * process sharing the KV file (Deno KV's watch does not see those) is seen
- * within the time to live.
+ * process is seen within the time to live on Deno KV (its watch does not
+ * see those), and as soon as the watch reports it on etcd (`follow()`,
+ * remote.ts).
  *
  * @module
  */
@@ -27,18 +29,29 @@ import { serialize } from "node:v8";
 import { folderIsFull } from "../io/no_space.ts";
 import type { EventCounter } from "../log/burst_log.ts";
 import { sleep } from "../io/sleep.ts";
+import { AddressCache } from "./_address_cache.ts";
+import { claimAddress, findFreeAddress } from "./_allocation.ts";
+import {
+  getOne,
+  type KeyValueBackend,
+  type StoreCommitResult,
+  type StoreEntry,
+  type StoreKey,
+  type StoreMutation,
+} from "./backend.ts";
+import { InstanceMirror, type MirrorStatus } from "./_mirror.ts";
 import {
   AddressConflictError,
-  AddressOutsidePoolError,
   InstanceIdConflictError,
-  PoolFullError,
   RecordTooLargeError,
   StoreBusyError,
   StoreFullError,
+  StoreUnavailableError,
 } from "./errors.ts";
 import { type Instance, instanceIdFromUuid } from "./instance.ts";
+import { asBackend } from "./kv_backend.ts";
 import { UndoableAtomic } from "./_undo.ts";
-import { formatIpv4, type Ipv4Pool, nextPoolAddress, parseIpv4, poolContains, poolSize } from "../ipam/ipv4.ts";
+import { formatIpv4, type Ipv4Pool, parseIpv4, poolContains } from "../ipam/ipv4.ts";
 
 /** What an upload registers: the domain's identity on the managed network, as the record keeps it. */
 export type Registration = Pick<Instance, "uuid" | "name" | "mac" | "vcpus" | "memoryMiB" | "metadata" | "tags">;
@@ -60,10 +73,12 @@ export type StoreEvent =
     replaced: Instance | null;
     /** Set when this puts back what a refused upsert had changed (listeners undo their part, nothing more). */
     takenBack?: boolean;
+    /** Set when another host made the change (seen by the watch); that host did the rest. */
+    remote?: boolean;
   }
-  | { type: "delete"; instance: Instance };
+  | { type: "delete"; instance: Instance; remote?: boolean };
 
-/** What the store needs besides KV. */
+/** What the store needs besides its backend. */
 export interface StoreOptions {
   /** The pool addresses are allocated from. */
   pool: Ipv4Pool;
@@ -73,7 +88,7 @@ export interface StoreOptions {
   now?: () => Date;
   /** A listener called after every committed change. */
   onChange?: (event: StoreEvent) => void | Promise<void>;
-  /** How long `getByIpv4` trusts what it read, in ms; 0 reads KV every time. Default ADDRESS_CACHE_TTL_MS. */
+  /** How long `getByIpv4` trusts what it read, in ms; 0 reads the store every time. Default ADDRESS_CACHE_TTL_MS. */
   addressCacheTtlMs?: number;
   /** Where commit conflicts and failures are counted (one log line per burst). */
   contention?: EventCounter;
@@ -83,52 +98,43 @@ export interface StoreOptions {
 
 /**
  * Default time to live of the address cache. Long enough that a booting
- * guest's dozens of requests cost one KV read or a few instead of two each;
- * short enough that a change written by another process (md_server import,
- * a second mdserver on shared storage) reaches guests within seconds.
+ * guest's dozens of requests cost one store read or a few instead of two
+ * each; short enough that a change written by another process (md_server
+ * import, a second mdserver on shared storage) reaches guests within seconds.
  */
 export const ADDRESS_CACHE_TTL_MS = 10_000;
 
-/** An instance read by address, and until when it is trusted (performance.now()). */
-interface CachedGuest {
-  instance: Instance;
-  expires: number;
-}
-
 const MAX_COMMIT_ATTEMPTS = 64;
-/** Largest value Deno KV stores, in bytes of its serialization. */
+/** Largest value Deno KV stores, in bytes of its serialization (the limit on every backend). */
 const MAX_VALUE_BYTES = 65_536;
 /** Longest reference looked up by key; KV refuses keys over 2 KiB, and no name, MAC or id comes near this. */
 const MAX_REFERENCE_LENGTH = 512;
-const ONE = 1n;
-const MINUS_ONE = 0xffffffffffffffffn; // sum() wraps: adding 2^64-1 subtracts 1
 
-/** The instance store over one Deno KV database. */
+/** The instance store over one key-value backend (Deno KV or etcd). */
 export class InstanceStore {
-  /** The Deno KV database. */
-  readonly kv: Deno.Kv;
+  /** The backend every key lives in. */
+  readonly backend: KeyValueBackend;
   /** The pool addresses are allocated from. */
   readonly pool: Ipv4Pool;
   readonly #location: string;
   readonly #now: () => Date;
   readonly #listeners: ((event: StoreEvent) => void | Promise<void>)[] = [];
   #queue: Promise<unknown> = Promise.resolve();
-  readonly #addressCacheTtlMs: number;
   readonly #spaceProbeDir: string | null;
   readonly #contention: EventCounter | null;
-  readonly #byAddress = new Map<number, CachedGuest>();
-  /** Bumped by every committed change, so a read that overlapped one is not cached. */
-  #generation = 0;
+  readonly #cache: AddressCache;
   /** Why the last commit failed, for the StoreBusyError that ends the retries. */
   #lastCommitError: unknown = null;
+  /** Set by `follow()`: every instance as the watch last reported it. */
+  #mirror: InstanceMirror | null = null;
 
-  /** A store over `kv`. */
-  constructor(kv: Deno.Kv, options: StoreOptions) {
-    this.kv = kv;
+  /** A store over a backend, or over a Deno KV database. */
+  constructor(backend: KeyValueBackend | Deno.Kv, options: StoreOptions) {
+    this.backend = asBackend(backend);
     this.pool = options.pool;
     this.#location = options.location;
     this.#now = options.now ?? (() => new Date());
-    this.#addressCacheTtlMs = options.addressCacheTtlMs ?? ADDRESS_CACHE_TTL_MS;
+    this.#cache = new AddressCache(options.addressCacheTtlMs ?? ADDRESS_CACHE_TTL_MS);
     this.#spaceProbeDir = options.spaceProbeDir ?? null;
     this.#contention = options.contention ?? null;
     if (options.onChange) this.#listeners.push(options.onChange);
@@ -140,9 +146,29 @@ export class InstanceStore {
   }
 
   /**
+   * On a backend that sees other hosts' writes (etcd): keeps every instance
+   * in memory as the watch reports it, serves lookups by address from it
+   * (also while the backend cannot be reached: the last known state), and
+   * tells the listeners of other hosts' changes. Resolves once the first
+   * snapshot is in; does nothing on Deno KV.
+   */
+  async follow(signal: AbortSignal, onLost?: (error: unknown) => void): Promise<void> {
+    if (!this.backend.watchesOthers) return;
+    const mirror = new InstanceMirror((event) => this.#emit(event).catch(() => {}), onLost);
+    await this.backend.follow(["instances"], mirror, signal);
+    this.#mirror = mirror;
+  }
+
+  /** What the watch-fed copy holds: its state for /health and metrics, or null when not following. */
+  mirrorStatus(): MirrorStatus | null {
+    return this.#mirror?.status() ?? null;
+  }
+
+  /**
    * Stores a registration: a known domain keeps its address and instance-id;
    * a new one gets the next free address. Throws AddressConflictError (a MAC
-   * held by another domain), PoolFullError, RecordTooLargeError or StoreBusyError.
+   * held by another domain), PoolFullError, RecordTooLargeError, StoreBusyError
+   * or StoreUnavailableError.
    */
   upsert(
     registration: Registration,
@@ -175,21 +201,21 @@ export class InstanceStore {
 
   async #tryUpsert(registration: Registration, adopt: AdoptOptions) {
     const { uuid, name, mac } = registration;
-    const [existingEntry, nameEntry, macEntry] = await this.kv.getMany<
-      [Instance, string, string]
-    >([["instances", uuid], ["by_name", name], ["by_mac", mac]]);
+    const [existingEntry, nameEntry, macEntry] = await this.backend.getMany(
+      [["instances", uuid], ["by_name", name], ["by_mac", mac]],
+    ) as [StoreEntry<Instance>, StoreEntry<string>, StoreEntry<string>];
     const existing = existingEntry.value;
 
     // A different domain with the same name is a redefinition of that host:
     // the new domain replaces the old record and inherits its address.
     let replaced: Instance | null = null;
-    let replacedEntry: Deno.KvEntryMaybe<Instance> | null = null;
+    let replacedEntry: StoreEntry<Instance> | null = null;
     if (nameEntry.value !== null && nameEntry.value !== uuid) {
-      replacedEntry = await this.kv.get<Instance>(["instances", nameEntry.value]);
+      replacedEntry = await getOne<Instance>(this.backend, ["instances", nameEntry.value]);
       replaced = replacedEntry.value;
     }
     if (macEntry.value !== null && macEntry.value !== uuid && macEntry.value !== replaced?.uuid) {
-      const holder = await this.kv.get<Instance>(["instances", macEntry.value]);
+      const holder = await getOne<Instance>(this.backend, ["instances", macEntry.value]);
       throw new AddressConflictError(
         `MAC ${mac} already belongs to instance "${holder.value?.name ?? macEntry.value}"`,
       );
@@ -200,24 +226,23 @@ export class InstanceStore {
       return value !== null && poolContains(this.pool, value);
     });
     let address = keep ? parseIpv4(keep)! : null;
-    let addressEntry: Deno.KvEntryMaybe<string> | null = null;
+    let addressEntry: StoreEntry | null = null;
     const allocating = address === null;
-    if (address === null && adopt.ipv4 !== undefined) {
-      address = await this.#claimAddress(adopt.ipv4, uuid);
-      addressEntry = await this.kv.get<string>(["by_ipv4", address]);
-    } else if (address === null) {
-      const free = await this.#findFreeAddress();
-      address = free.address;
-      addressEntry = free.entry;
+    if (address === null) {
+      const found = adopt.ipv4 !== undefined
+        ? await claimAddress(this.backend, this.pool, adopt.ipv4, uuid)
+        : await findFreeAddress(this.backend, this.pool);
+      address = found.address;
+      addressEntry = found.entry;
     }
 
     // Kept once set: an imported md_server instance keeps its old id.
     const instanceId = existing?.instanceId ?? adopt.instanceId ?? instanceIdFromUuid(uuid);
-    const idEntry = await this.kv.get<string>(["by_instance_id", instanceId]);
+    const idEntry = await getOne<string>(this.backend, ["by_instance_id", instanceId]);
     if (idEntry.value !== null && idEntry.value !== uuid && idEntry.value !== replaced?.uuid) {
       // Never take over another domain's id (its index would point here, and
       // DELETE by id would remove the wrong instance).
-      const holder = await this.kv.get<Instance>(["instances", idEntry.value]);
+      const holder = await getOne<Instance>(this.backend, ["instances", idEntry.value]);
       throw new InstanceIdConflictError(
         `instance-id ${instanceId} of "${name}" already belongs to instance "${holder.value?.name ?? idEntry.value}"`,
       );
@@ -241,11 +266,7 @@ export class InstanceStore {
       stoppedAt: null,
     };
 
-    const op = new UndoableAtomic(this.kv)
-      .check(existingEntry)
-      .check(nameEntry)
-      .check(macEntry)
-      .check(idEntry);
+    const op = new UndoableAtomic(this.backend).check(existingEntry, nameEntry, macEntry, idEntry);
     if (addressEntry) op.check(addressEntry);
     if (replacedEntry && replaced) {
       op.check(replacedEntry).delete(["instances", replaced.uuid])
@@ -253,7 +274,7 @@ export class InstanceStore {
       if (replaced.mac !== mac) op.delete(["by_mac", replaced.mac]);
       const replacedAddress = parseIpv4(replaced.ipv4);
       if (replacedAddress !== null && replacedAddress !== address) {
-        op.delete(["by_ipv4", replacedAddress]).sum(["ipam", "allocated"], MINUS_ONE);
+        op.delete(["by_ipv4", replacedAddress]).sum(["ipam", "allocated"], -1);
       }
     }
     if (existing) {
@@ -261,7 +282,7 @@ export class InstanceStore {
       if (existing.mac !== mac) op.delete(["by_mac", existing.mac]);
       const oldAddress = parseIpv4(existing.ipv4);
       if (oldAddress !== null && oldAddress !== address) {
-        op.delete(["by_ipv4", oldAddress]).sum(["ipam", "allocated"], MINUS_ONE);
+        op.delete(["by_ipv4", oldAddress]).sum(["ipam", "allocated"], -1);
       }
     }
     op.set(["instances", uuid], instance)
@@ -270,7 +291,7 @@ export class InstanceStore {
       .set(["by_ipv4", address], uuid)
       .set(["by_instance_id", instance.instanceId], uuid);
     if (allocating) {
-      op.set(["ipam", "cursor"], address).sum(["ipam", "allocated"], ONE);
+      op.set(["ipam", "cursor"], address).sum(["ipam", "allocated"], 1);
     }
     // KV refuses a value over 64 KiB: the domain brought too much metadata.
     if (serialize(instance).byteLength > MAX_VALUE_BYTES) {
@@ -278,8 +299,9 @@ export class InstanceStore {
         `cannot store "${name}": its record is over the store's 64 KiB limit; keep its mdserver metadata and tags smaller`,
       );
     }
-    if (!await this.#commit(op)) return null;
-    this.#forget(existing?.ipv4, replaced?.ipv4, instance.ipv4);
+    const version = await this.#commit(op);
+    if (version === null) return null;
+    this.#forget(version, [existing?.ipv4, replaced?.ipv4, instance.ipv4], [instance], [replaced?.uuid]);
     return { instance, previous: existing, replaced, op };
   }
 
@@ -289,8 +311,10 @@ export class InstanceStore {
    * are theirs to log: the caller reports the first one.
    */
   async #takeBack(op: UndoableAtomic, instance: Instance, previous: Instance | null, replaced: Instance | null) {
-    if (!await op.undo()) return;
-    this.#forget(instance.ipv4, previous?.ipv4, replaced?.ipv4);
+    const version = await op.undo();
+    if (version === null) return;
+    const gone = previous ? [] : [instance.uuid];
+    this.#forget(version, [instance.ipv4, previous?.ipv4, replaced?.ipv4], [previous, replaced], gone);
     const events: StoreEvent[] = [];
     if (replaced) {
       events.push({ type: "upsert", instance: replaced, previous: null, replaced: instance, takenBack: true });
@@ -302,100 +326,51 @@ export class InstanceStore {
     for (const event of events) await this.#emit(event).catch(() => {});
   }
 
-  async #claimAddress(text: string, uuid: string): Promise<number> {
-    const address = parseIpv4(text);
-    if (address === null || !poolContains(this.pool, address)) {
-      throw new AddressOutsidePoolError(`address ${text} is not in the pool`);
-    }
-    const holder = (await this.kv.get<string>(["by_ipv4", address])).value;
-    if (holder !== null && holder !== uuid) {
-      throw new AddressConflictError(`address ${text} already belongs to another instance`);
-    }
-    return address;
-  }
-
-  async #findFreeAddress(): Promise<{ address: number; entry: Deno.KvEntryMaybe<string> }> {
-    const size = poolSize(this.pool);
-    const allocated = await this.kv.get<Deno.KvU64>(["ipam", "allocated"]);
-    if (size === 0 || (allocated.value && allocated.value.value >= BigInt(size))) {
-      throw new PoolFullError(`the address pool is full (${size} addresses)`);
-    }
-    const cursor = (await this.kv.get<number>(["ipam", "cursor"])).value;
-    let candidate = nextPoolAddress(this.pool, cursor ?? this.pool.first - 1)!;
-    let checked = 0;
-    // Walk the allocated addresses in order from the candidate: the first gap
-    // is free. With the cursor this is one short listing per upload.
-    while (checked <= size) {
-      const start = candidate;
-      let wrapped = false;
-      for await (
-        const entry of this.kv.list<string>({
-          start: ["by_ipv4", start],
-          end: ["by_ipv4", this.pool.last + 1],
-        }, { batchSize: 64 })
-      ) {
-        const taken = entry.key[1] as number;
-        if (taken > candidate) break;
-        if (taken === candidate) {
-          const next = nextPoolAddress(this.pool, candidate)!;
-          checked++;
-          if (next < candidate) {
-            wrapped = true;
-            candidate = next;
-            break;
-          }
-          candidate = next;
-        }
-      }
-      if (!wrapped) {
-        const entry = await this.kv.get<string>(["by_ipv4", candidate]);
-        if (entry.value === null) return { address: candidate, entry };
-        checked++;
-        candidate = nextPoolAddress(this.pool, candidate)!;
-      }
-    }
-    throw new PoolFullError(`the address pool is full (${size} addresses)`);
-  }
-
   /**
    * The instance holding an address, by index (never a scan). Served from
-   * memory when read less than the cache's time to live ago; the object is
-   * frozen, since callers share it.
+   * the watch-fed copy when following (etcd), else from memory when read
+   * less than the cache's time to live ago; the object is frozen, since
+   * callers share it.
    */
   async getByIpv4(address: string): Promise<Instance | null> {
     const value = parseIpv4(address);
     if (value === null) return null;
-    if (this.#addressCacheTtlMs <= 0) return await this.#follow(["by_ipv4", value]);
-    const cached = this.#byAddress.get(value);
-    if (cached !== undefined && cached.expires > performance.now()) return cached.instance;
-    const generation = this.#generation;
+    if (this.#mirror !== null) {
+      const known = this.#mirror.byAddress(value);
+      if (known !== undefined) return known;
+      // Registered a moment ago on another host, before its watch event: read it.
+      try {
+        return await this.#follow(["by_ipv4", value]);
+      } catch (error) {
+        if (error instanceof StoreUnavailableError) return null;
+        throw error;
+      }
+    }
+    if (!this.#cache.enabled) return await this.#follow(["by_ipv4", value]);
+    const cached = this.#cache.get(value);
+    if (cached !== undefined) return cached;
+    const generation = this.#cache.generation;
     const instance = await this.#follow(["by_ipv4", value]);
     if (instance === null) {
       // Strangers are not cached: a guest registered by another process is known at once.
-      this.#byAddress.delete(value);
+      this.#cache.drop(value);
       return null;
     }
-    if (generation === this.#generation) {
-      const now = performance.now();
-      // Re-inserted, so the map stays in expiry order and the expired
-      // entries (guests that have gone quiet) are dropped from its front.
-      this.#byAddress.delete(value);
-      this.#byAddress.set(value, { instance: freezeInstance(instance), expires: now + this.#addressCacheTtlMs });
-      for (const [key, entry] of this.#byAddress) {
-        if (entry.expires > now) break;
-        this.#byAddress.delete(key);
-      }
-    }
-    return instance;
+    return this.#cache.put(value, instance, generation);
   }
 
-  /** Drops cached lookups of these addresses after a committed change. */
-  #forget(...addresses: (string | null | undefined)[]): void {
-    this.#generation++;
-    for (const address of addresses) {
-      const value = address ? parseIpv4(address) : null;
-      if (value !== null) this.#byAddress.delete(value);
-    }
+  /** Drops cached lookups of these addresses after a commit at `version`; the mirror takes what it wrote. */
+  #forget(
+    version: string,
+    addresses: (string | null | undefined)[],
+    written: (Instance | null | undefined)[] = [],
+    deleted: (string | null | undefined)[] = [],
+  ): void {
+    const values = addresses.map((address) => address ? parseIpv4(address) : null);
+    this.#cache.forget(values.filter((value): value is number => value !== null));
+    if (this.#mirror === null) return;
+    for (const instance of written) if (instance) this.#mirror.apply(instance.uuid, instance, Number(version));
+    for (const uuid of deleted) if (uuid) this.#mirror.apply(uuid, null, Number(version));
   }
 
   /** The instance with a MAC. */
@@ -410,7 +385,7 @@ export class InstanceStore {
 
   /** The instance with a domain UUID. */
   async getByUuid(uuid: string): Promise<Instance | null> {
-    return (await this.kv.get<Instance>(["instances", uuid.toLowerCase()])).value;
+    return (await getOne<Instance>(this.backend, ["instances", uuid.toLowerCase()])).value;
   }
 
   /** Finds an instance by name, UUID, instance-id, MAC or address. */
@@ -423,45 +398,51 @@ export class InstanceStore {
     return await this.getByName(ref);
   }
 
-  async #follow(key: Deno.KvKey): Promise<Instance | null> {
+  async #follow(key: StoreKey): Promise<Instance | null> {
     // A reference longer than KV allows in a key names nothing stored.
     if (key.some((part) => typeof part === "string" && part.length > MAX_REFERENCE_LENGTH)) return null;
-    const uuid = (await this.kv.get<string>(key)).value;
+    const uuid = (await getOne<string>(this.backend, key)).value;
     if (uuid === null) return null;
-    return (await this.kv.get<Instance>(["instances", uuid])).value;
+    return (await getOne<Instance>(this.backend, ["instances", uuid])).value;
   }
 
   /** Every instance, in UUID order. */
   async *list(): AsyncIterable<Instance> {
-    for await (const entry of this.kv.list<Instance>({ prefix: ["instances"] })) {
-      yield entry.value;
+    for await (const entry of this.backend.list({ prefix: ["instances"] })) {
+      yield entry.value as Instance;
     }
   }
 
   /** How many addresses are held. */
   async allocatedCount(): Promise<number> {
-    const entry = await this.kv.get<Deno.KvU64>(["ipam", "allocated"]);
-    return entry.value ? Number(entry.value.value) : 0;
+    const entry = await getOne<number>(this.backend, ["ipam", "allocated"]);
+    return entry.value ?? 0;
   }
 
   /** Removes an instance and releases its address; false when it was not there. */
   async delete(uuid: string): Promise<boolean> {
     for (let attempt = 0; attempt < MAX_COMMIT_ATTEMPTS; attempt++) {
-      const entry = await this.kv.get<Instance>(["instances", uuid]);
+      const entry = await getOne<Instance>(this.backend, ["instances", uuid]);
       const instance = entry.value;
       if (instance === null) return false;
       const address = parseIpv4(instance.ipv4);
-      const op = this.kv.atomic().check(entry)
-        .delete(["instances", uuid])
-        .delete(["by_name", instance.name])
-        .delete(["by_mac", instance.mac])
-        .delete(["by_instance_id", instance.instanceId])
-        .delete(["access", uuid]);
+      const mutations: StoreMutation[] = [
+        { type: "delete", key: ["instances", uuid] },
+        { type: "delete", key: ["by_name", instance.name] },
+        { type: "delete", key: ["by_mac", instance.mac] },
+        { type: "delete", key: ["by_instance_id", instance.instanceId] },
+        { type: "delete", key: ["access", uuid] },
+      ];
       if (address !== null) {
-        op.delete(["by_ipv4", address]).sum(["ipam", "allocated"], MINUS_ONE);
+        mutations.push({ type: "delete", key: ["by_ipv4", address] }, {
+          type: "sum",
+          key: ["ipam", "allocated"],
+          delta: -1,
+        });
       }
-      if (await this.#commit(op)) {
-        this.#forget(instance.ipv4);
+      const version = await this.#commit({ commit: () => this.backend.commit([entry], mutations) });
+      if (version !== null) {
+        this.#forget(version, [instance.ipv4], [], [uuid]);
         await this.#emit({ type: "delete", instance });
         return true;
       }
@@ -480,11 +461,13 @@ export class InstanceStore {
 
   async #update(uuid: string, change: (instance: Instance) => Instance): Promise<Instance | null> {
     for (let attempt = 0; attempt < MAX_COMMIT_ATTEMPTS; attempt++) {
-      const entry = await this.kv.get<Instance>(["instances", uuid]);
+      const entry = await getOne<Instance>(this.backend, ["instances", uuid]);
       if (entry.value === null) return null;
       const updated = change(entry.value);
-      if (await this.#commit(this.kv.atomic().check(entry).set(["instances", uuid], updated))) {
-        this.#forget(entry.value.ipv4, updated.ipv4);
+      const write: StoreMutation = { type: "set", key: ["instances", uuid], value: updated };
+      const version = await this.#commit({ commit: () => this.backend.commit([entry], [write]) });
+      if (version !== null) {
+        this.#forget(version, [entry.value.ipv4, updated.ipv4], [updated]);
         return updated;
       }
     }
@@ -492,19 +475,22 @@ export class InstanceStore {
   }
 
   /**
-   * Commits; false on a failed check or a failed commit, so the caller
+   * Commits, returning the commit's version; null on a failed check or a failed commit, so the caller
    * reads again and retries (at most MAX_COMMIT_ATTEMPTS times, then
    * StoreBusyError). Deno KV reports another process holding the database
    * lock (shared storage) as a TypeError, as it does every refusal, so a
    * failure is not told apart by its text: the refusals that input can cause
-   * (a value or key too large) are checked before committing.
+   * (a value or key too large) are checked before committing. A backend that
+   * cannot be reached (StoreUnavailableError) is not retried: it already
+   * tried every endpoint.
    */
-  async #commit(op: Deno.AtomicOperation | UndoableAtomic): Promise<boolean> {
+  async #commit(op: { commit(): Promise<StoreCommitResult> }): Promise<string | null> {
     try {
-      const ok = (await op.commit()).ok;
-      if (!ok) this.#contention?.note("a commit met a concurrent change, retrying");
-      return ok;
+      const result = await op.commit();
+      if (!result.ok) this.#contention?.note("a commit met a concurrent change, retrying");
+      return result.ok ? result.version : null;
     } catch (error) {
+      if (error instanceof StoreUnavailableError) throw error;
       this.#contention?.note(`a commit failed, retrying: ${(error as Error).message}`);
       // Deno KV says nothing but SQLite's text of why a commit failed: a
       // full disk is told by trying to write beside the database.
@@ -513,7 +499,7 @@ export class InstanceStore {
       }
       this.#lastCommitError = error;
       await sleep(2 + Math.random() * 20);
-      return false;
+      return null;
     }
   }
 
@@ -527,11 +513,4 @@ export class InstanceStore {
   async #emit(event: StoreEvent) {
     for (const listener of this.#listeners) await listener(event);
   }
-}
-
-/** Freezes an instance and the objects in it, so a shared copy cannot be changed by one caller. */
-function freezeInstance(instance: Instance): Instance {
-  Object.freeze(instance.metadata);
-  Object.freeze(instance.tags);
-  return Object.freeze(instance);
 }
