@@ -24,7 +24,15 @@ import { buildPool, poolSize } from "../ipam/ipv4.ts";
 import { BurstLog, type EventCounter } from "../log/burst_log.ts";
 import type { Logger } from "../log/log.ts";
 import { Metrics } from "../log/metrics.ts";
-import { AccessRecorder, bootState, InstanceStore, type StoreEvent } from "../store/mod.ts";
+import {
+  AccessRecorder,
+  bootState,
+  DenoKvBackend,
+  InstanceStore,
+  type KeyValueBackend,
+  openBackend,
+  type StoreEvent,
+} from "../store/mod.ts";
 import { prepareSocketPath, restrictSocket } from "./_admin_socket.ts";
 import { loadAdminToken, permittedEnv } from "./_admin_token.ts";
 import { listenWhenAvailable } from "./_listen.ts";
@@ -63,6 +71,8 @@ export interface StartOptions {
   log: Logger;
   /** Opened KV to use instead of the configured file (tests pass ":memory:" ones). */
   kv?: Deno.Kv;
+  /** An opened backend to use instead of the configured one (kept open at shutdown). */
+  backend?: KeyValueBackend;
   /** Called for every store change, after the built-in listeners. */
   onChange?: (event: StoreEvent) => void | Promise<void>;
   /** Keep dnsmasq's files (and, with `manage = child`, the process); default true. */
@@ -73,8 +83,12 @@ export interface StartOptions {
   env?: (name: string) => string | undefined;
 }
 
-/** Builds the instance store of a configuration over an open KV. */
-export function createStore(kv: Deno.Kv, config: Config, contention?: EventCounter): InstanceStore {
+/** Builds the instance store of a configuration over an open KV or backend. */
+export function createStore(
+  kv: Deno.Kv | KeyValueBackend,
+  config: Config,
+  contention?: EventCounter,
+): InstanceStore {
   const pool = buildPool({
     network: config.dnsmasq.network,
     gateway: config.dnsmasq.gateway,
@@ -82,10 +96,11 @@ export function createStore(kv: Deno.Kv, config: Config, contention?: EventCount
     poolStart: config.dnsmasq.poolStart,
     poolEnd: config.dnsmasq.poolEnd,
   });
+  const onKv = kv instanceof Deno.Kv || kv.name === "kv";
   return new InstanceStore(kv, {
     pool,
     location: config.service.location,
-    spaceProbeDir: dirname(config.mdserver.kvFile),
+    ...(onKv ? { spaceProbeDir: dirname(config.mdserver.kvFile) } : {}),
     ...(contention ? { contention } : {}),
   });
 }
@@ -99,22 +114,32 @@ export async function openKv(config: Config): Promise<Deno.Kv> {
 /** Starts both listeners. */
 export async function startService(config: Config, options: StartOptions): Promise<RunningService> {
   const { log } = options;
-  const kv = options.kv ?? await openKv(config);
+  const ownBackend = !options.kv && !options.backend;
+  const backend = options.backend ?? (options.kv ? new DenoKvBackend(options.kv) : await openBackend(config));
+  const following = new AbortController();
   // One line per burst of store contention, for uploads and boot tracking alike.
   const contention = new BurstLog(log, {
     what: "store busy",
     intervalMs: config.mdserver.storeBusyLogInterval * 1000,
   });
-  const store = createStore(kv, config, contention);
+  const store = createStore(backend, config, contention);
   const dnsmasq = options.dnsmasq === false ? null : await startDnsmasq(config, { store, log });
+  try {
+    // etcd: the fleet's instances held by watch; guests are served from them, other hosts' changes reach dnsmasq.
+    await store.follow(following.signal, (error) => log.warning(`store: watch lost, retrying: ${error}`));
+  } catch (error) {
+    await dnsmasq?.stop();
+    if (ownBackend) backend.close();
+    throw error;
+  }
   if (options.onChange) store.subscribe(options.onChange);
   const renderer = createTemplateRenderer(config, log);
 
-  const access = new AccessRecorder(kv, { log, contention });
+  const access = new AccessRecorder(backend, { log, contention });
   // An upload of a known domain is a new start (the hook uploads on
   // `prepare begin`): its boot progress starts again, its host keys stay.
   store.subscribe(async (event) => {
-    if (event.type === "upsert" && event.previous !== null && !event.takenBack) {
+    if (event.type === "upsert" && event.previous !== null && !event.takenBack && !event.remote) {
       await access.resetBoot(event.instance.uuid);
     }
   });
@@ -201,7 +226,8 @@ export async function startService(config: Config, options: StartOptions): Promi
     // interface…) stops the start: undo what was started.
     await Promise.all([...servers.map((server) => server.shutdown()), metadata?.shutdown({ deadlineMs: 0 })]);
     await dnsmasq?.stop();
-    if (!options.kv) kv.close();
+    following.abort();
+    if (ownBackend) backend.close();
     throw error;
   }
 
@@ -222,7 +248,8 @@ export async function startService(config: Config, options: StartOptions): Promi
       ]);
       await dnsmasq?.stop();
       await access.flush();
-      if (!options.kv) kv.close();
+      following.abort();
+      if (ownBackend) backend.close();
       log.info("stopped");
     })();
     return stopping;
@@ -265,6 +292,34 @@ function registerGauges(metrics: Metrics, store: InstanceStore, access: AccessRe
     [{ kind: "size" }, poolSize(store.pool)],
     [{ kind: "used" }, await store.allocatedCount()],
   ]);
+  metrics.gauge(
+    "mdserver_store_reachable",
+    "Whether the store's backend answered its last request (1) or not (0).",
+    () => {
+      const status = store.status();
+      return Promise.resolve([[{ backend: status.backend }, status.reachable ? 1 : 0]]);
+    },
+  );
+  metrics.gauge(
+    "mdserver_store_watch_lag_revisions",
+    "etcd: revisions between the newest this host read or wrote and the newest its watch delivered.",
+    () => {
+      const status = store.status();
+      if (status.watch === null) return Promise.resolve([]);
+      const newest = Number(status.details.revision ?? 0);
+      return Promise.resolve([[{}, Math.max(0, newest - status.watch.revision)]]);
+    },
+  );
+  metrics.gauge(
+    "mdserver_store_watch_lost_seconds",
+    "etcd: seconds since the watch was lost (0 while it is up): how stale guests' answers may be.",
+    () => {
+      const watch = store.status().watch;
+      if (watch === null) return Promise.resolve([]);
+      const lost = watch.lostSinceMs === null ? 0 : (Date.now() - watch.lostSinceMs) / 1000;
+      return Promise.resolve([[{}, lost]]);
+    },
+  );
   metrics.gauge(
     "mdserver_dnsmasq_restarts",
     "Times the managed dnsmasq was started again.",

@@ -42,6 +42,7 @@ export { EtcdBackend, type EtcdBackendOptions } from "./etcd_backend.ts";
 export { type Instance, instanceIdFromUuid } from "./instance.ts";
 export { DenoKvBackend } from "./kv_backend.ts";
 export type { MirrorStatus } from "./_mirror.ts";
+export { openBackend } from "./open.ts";
 export { registerDomainXml, type UploadResult, uploadSummary } from "./registration.ts";
 export {
   ADDRESS_CACHE_TTL_MS,

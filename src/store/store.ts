@@ -32,6 +32,7 @@ import { sleep } from "../io/sleep.ts";
 import { AddressCache } from "./_address_cache.ts";
 import { claimAddress, findFreeAddress } from "./_allocation.ts";
 import {
+  type BackendStatus,
   getOne,
   type KeyValueBackend,
   type StoreCommitResult,
@@ -162,6 +163,11 @@ export class InstanceStore {
   /** What the watch-fed copy holds: its state for /health and metrics, or null when not following. */
   mirrorStatus(): MirrorStatus | null {
     return this.#mirror?.status() ?? null;
+  }
+
+  /** The backend's state and the watch's, for /health and metrics. */
+  status(): BackendStatus & { watch: MirrorStatus | null } {
+    return { ...this.backend.status(), watch: this.mirrorStatus() };
   }
 
   /**
