@@ -29,6 +29,7 @@ import {
   bootState,
   DenoKvBackend,
   InstanceStore,
+  isKv,
   type KeyValueBackend,
   openBackend,
   type StoreEvent,
@@ -96,7 +97,7 @@ export function createStore(
     poolStart: config.dnsmasq.poolStart,
     poolEnd: config.dnsmasq.poolEnd,
   });
-  const onKv = kv instanceof Deno.Kv || kv.name === "kv";
+  const onKv = isKv(kv) || kv.name === "kv";
   return new InstanceStore(kv, {
     pool,
     location: config.service.location,

@@ -30,17 +30,30 @@ export async function claimAddress(
   return { address, entry };
 }
 
-/** The next free address after the cursor, with its (absent) index entry to check; PoolFullError when none. */
+/** How many addresses are held: the counter where sums do not conflict, else a count of the address index. */
+export async function heldAddresses(backend: KeyValueBackend): Promise<number> {
+  if (!backend.sums) return await backend.count(["by_ipv4"]);
+  const [allocated] = await backend.getMany([["ipam", "allocated"]]);
+  return typeof allocated!.value === "number" ? allocated!.value : 0;
+}
+
+/**
+ * The next free address after `after` (the shared cursor, or elsewhere in
+ * the pool for a retry after another host took the address), with its
+ * (absent) index entry to check; PoolFullError when none. Where the counter
+ * is kept it answers a full pool at once; elsewhere the walk finds no gap.
+ */
 export async function findFreeAddress(
   backend: KeyValueBackend,
   pool: Ipv4Pool,
+  after: number | null,
 ): Promise<{ address: number; entry: StoreEntry }> {
   const size = poolSize(pool);
-  const [allocated, cursorEntry] = await backend.getMany([["ipam", "allocated"], ["ipam", "cursor"]]);
-  if (size === 0 || (typeof allocated!.value === "number" && allocated!.value >= size)) {
+  const allocated = backend.sums ? await heldAddresses(backend) : 0;
+  if (size === 0 || allocated >= size) {
     throw new PoolFullError(`the address pool is full (${size} addresses)`);
   }
-  const cursor = cursorEntry!.value as number | null;
+  const cursor = after;
   let candidate = nextPoolAddress(pool, cursor ?? pool.first - 1)!;
   let checked = 0;
   // Walk the allocated addresses in order from the candidate: the first gap
@@ -64,12 +77,9 @@ export async function findFreeAddress(
         candidate = next;
       }
     }
-    if (!wrapped) {
-      const entry = await getOne<string>(backend, ["by_ipv4", candidate]);
-      if (entry.value === null) return { address: candidate, entry };
-      checked++;
-      candidate = nextPoolAddress(pool, candidate)!;
-    }
+    // The listing passed the candidate without meeting it: it was free. The
+    // commit checks that it still is (absent), so it is not read again.
+    if (!wrapped) return { address: candidate, entry: { key: ["by_ipv4", candidate], value: null, version: null } };
   }
   throw new PoolFullError(`the address pool is full (${size} addresses)`);
 }

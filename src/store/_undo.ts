@@ -1,8 +1,9 @@
 /**
  * An atomic operation that remembers the keys it writes, so that a commit
- * can be taken back: before committing, the values those keys held are read
- * (and checked, so they are exactly what the commit replaces); `undo()`
- * writes them back unless another writer has changed one of the keys since.
+ * can be taken back: the commit reports the values those keys held right
+ * before it (Deno KV reads and checks them first; etcd reads them in the
+ * same transaction); `undo()` writes them back unless another writer has
+ * changed one of the keys since.
  *
  * @module
  */
@@ -53,12 +54,13 @@ export class UndoableAtomic {
     return this;
   }
 
-  /** Reads what the written keys hold now and checks it stays so until the commit; then commits. */
+  /** Commits, learning what the written keys held right before (the backend reads them with the commit). */
   async commit(): Promise<StoreCommitResult> {
-    this.#before = await this.#backend.getMany([...this.#keys.values()]);
-    const checks = [...this.#checks, ...this.#before.map((entry) => ({ key: entry.key, version: entry.version }))];
-    const result = await this.#backend.commit(checks, this.#mutations);
-    if (result.ok) this.#version = result.version;
+    const result = await this.#backend.commit(this.#checks, this.#mutations, [...this.#keys.values()]);
+    if (result.ok) {
+      this.#version = result.version;
+      this.#before = result.before ?? [];
+    }
     return result;
   }
 

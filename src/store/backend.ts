@@ -36,8 +36,12 @@ export type StoreMutation =
   /** Adds `delta` to a counter (an absent counter is 0); its value reads back as a number. */
   | { type: "sum"; key: StoreKey; delta: number };
 
-/** The outcome of a commit: ok with the version every written key now has, or a failed check. */
-export type StoreCommitResult = { ok: true; version: string } | { ok: false };
+/**
+ * The outcome of a commit: ok with the version every written key now has
+ * (and, when asked for, what the `readBefore` keys held just before it), or
+ * a failed check.
+ */
+export type StoreCommitResult = { ok: true; version: string; before?: StoreEntry[] } | { ok: false };
 
 /** Which keys a listing covers: a prefix, or the keys from `start` (inclusive) to `end` (exclusive). */
 export type StoreSelector = { prefix: StoreKey } | { start: StoreKey; end: StoreKey };
@@ -83,14 +87,31 @@ export interface KeyValueBackend {
    * reading again (Deno KV: its watch does not see other processes).
    */
   readonly watchesOthers: boolean;
+  /**
+   * Whether `sum` commits without conflicting with other writers' sums
+   * (Deno KV's atomic sum). Where it does not (etcd: a sum is a compared
+   * put), the store keeps no counters and counts keys with `count`, so
+   * uploads on different hosts do not all conflict on one key.
+   */
+  readonly sums: boolean;
+  /** How many keys lie under a prefix. */
+  count(prefix: StoreKey): Promise<number>;
   /** The most keys one commit may check or write, each (the store splits its batches to fit). */
   readonly maxOperations: number;
   /** Reads keys with their versions, in the order asked. */
   getMany(keys: readonly StoreKey[]): Promise<StoreEntry[]>;
   /** Lists the keys a selector covers, in key order. */
   list(selector: StoreSelector, options?: { batchSize?: number }): AsyncIterable<StoreEntry>;
-  /** Commits the mutations if every check holds. Throws when the backend cannot be reached. */
-  commit(checks: readonly StoreCheck[], mutations: readonly StoreMutation[]): Promise<StoreCommitResult>;
+  /**
+   * Commits the mutations if every check holds; with `readBefore`, also
+   * reports what those keys held right before the commit (what it replaced).
+   * Throws when the backend cannot be reached.
+   */
+  commit(
+    checks: readonly StoreCheck[],
+    mutations: readonly StoreMutation[],
+    readBefore?: readonly StoreKey[],
+  ): Promise<StoreCommitResult>;
   /**
    * Reports a snapshot of a prefix and then every later change to it, made
    * by any process, until `signal` aborts; resolves once the first snapshot

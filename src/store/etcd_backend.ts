@@ -58,6 +58,8 @@ export class EtcdBackend implements KeyValueBackend {
   readonly name = "etcd";
   /** etcd's watch sees every host's writes. */
   readonly watchesOthers = true;
+  /** A sum is a compared put: the store counts keys instead. */
+  readonly sums = false;
   /** etcd's limit of operations per transaction. */
   readonly maxOperations = MAX_TXN_OPS;
   /** The gateway client. */
@@ -96,6 +98,18 @@ export class EtcdBackend implements KeyValueBackend {
     return entries;
   }
 
+  /** One count-only range. */
+  async count(prefix: StoreKey): Promise<number> {
+    const range = prefixRange(this.#prefix, prefix);
+    const answer = await this.client.call<RangeResponse & { count?: string }>("/v3/kv/range", {
+      key: toBase64(range.key),
+      range_end: toBase64(range.rangeEnd),
+      count_only: true,
+    });
+    this.#saw(answer.header);
+    return Number(answer.count ?? 0);
+  }
+
   /** Pages through a range at the revision of its first page, in key order. */
   async *list(selector: StoreSelector, options: { batchSize?: number } = {}): AsyncIterable<StoreEntry> {
     const range = "prefix" in selector
@@ -127,8 +141,16 @@ export class EtcdBackend implements KeyValueBackend {
     }
   }
 
-  /** One transaction: every check a mod_revision compare, then the writes. */
-  async commit(checks: readonly StoreCheck[], mutations: readonly StoreMutation[]): Promise<StoreCommitResult> {
+  /**
+   * One transaction: every check a mod_revision compare, then (in the
+   * success branch) ranges of the `readBefore` keys, then the writes; the
+   * ranges see exactly what the writes replace.
+   */
+  async commit(
+    checks: readonly StoreCheck[],
+    mutations: readonly StoreMutation[],
+    readBefore?: readonly StoreKey[],
+  ): Promise<StoreCommitResult> {
     const compare = checks.map((check) => this.#compare(check.key, check.version));
     const writes = collapse(this.#prefix, mutations);
     // Counters: read, compare their revision, put the sum.
@@ -145,14 +167,24 @@ export class EtcdBackend implements KeyValueBackend {
         });
       });
     }
-    const success = [...writes.entries()].map(([key, write]) =>
-      write.type === "delete"
-        ? { request_delete_range: { key: toBase64(key) } }
-        : { request_put: { key: toBase64(key), value: toBase64(JSON.stringify((write as { value: unknown }).value)) } }
-    );
+    const reads = (readBefore ?? []).map((key) => ({ request_range: { key: toBase64(encodeKey(this.#prefix, key)) } }));
+    const success = [
+      ...reads,
+      ...[...writes.entries()].map(([key, write]) =>
+        write.type === "delete" ? { request_delete_range: { key: toBase64(key) } } : {
+          request_put: { key: toBase64(key), value: toBase64(JSON.stringify((write as { value: unknown }).value)) },
+        }
+      ),
+    ];
     const answer = await this.client.call<TxnResponse>("/v3/kv/txn", { compare, success });
     this.#saw(answer.header);
-    return answer.succeeded ? { ok: true, version: answer.header?.revision ?? "0" } : { ok: false };
+    if (!answer.succeeded) return { ok: false };
+    const version = answer.header?.revision ?? "0";
+    if (!readBefore) return { ok: true, version };
+    const before = readBefore.map((key, index) =>
+      this.#entry(key, answer.responses?.[index]?.response_range?.kvs?.[0])
+    );
+    return { ok: true, version, before };
   }
 
   /** A snapshot of the prefix, then its changes from the watch, again after every lost watch. */

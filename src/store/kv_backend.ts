@@ -32,6 +32,8 @@ export class DenoKvBackend implements KeyValueBackend {
   readonly name = "kv";
   /** Deno KV's watch does not see other processes. */
   readonly watchesOthers = false;
+  /** Deno KV's sums never conflict. */
+  readonly sums = true;
   /** Deno KV's limit of checks per atomic operation. */
   readonly maxOperations = MAX_CHECKS;
   /** The database. */
@@ -64,10 +66,28 @@ export class DenoKvBackend implements KeyValueBackend {
     for await (const entry of iterator) yield fromKv(entry);
   }
 
-  /** One atomic operation with a check per key; a thrown error (disk full, lock held) is passed on. */
-  async commit(checks: readonly StoreCheck[], mutations: readonly StoreMutation[]): Promise<StoreCommitResult> {
+  /** Counts by listing (the store counts with its counter on Deno KV). */
+  async count(prefix: StoreKey): Promise<number> {
+    let count = 0;
+    for await (const _ of this.kv.list({ prefix: prefix as Deno.KvKey })) count++;
+    return count;
+  }
+
+  /**
+   * One atomic operation with a check per key; `readBefore` keys are read
+   * first and checked too, so they are exactly what the commit replaces. A
+   * thrown error (disk full, lock held) is passed on.
+   */
+  async commit(
+    checks: readonly StoreCheck[],
+    mutations: readonly StoreMutation[],
+    readBefore?: readonly StoreKey[],
+  ): Promise<StoreCommitResult> {
+    const before = readBefore ? await this.getMany(readBefore) : undefined;
     const op = this.kv.atomic();
-    for (const check of checks) op.check({ key: check.key as Deno.KvKey, versionstamp: check.version });
+    for (const check of [...checks, ...before ?? []]) {
+      op.check({ key: check.key as Deno.KvKey, versionstamp: check.version });
+    }
     for (const mutation of mutations) {
       const key = mutation.key as Deno.KvKey;
       if (mutation.type === "set") op.set(key, mutation.value);
@@ -77,7 +97,8 @@ export class DenoKvBackend implements KeyValueBackend {
     try {
       const result = await op.commit();
       this.#contact(true);
-      return result.ok ? { ok: true, version: result.versionstamp } : { ok: false };
+      if (!result.ok) return { ok: false };
+      return before ? { ok: true, version: result.versionstamp, before } : { ok: true, version: result.versionstamp };
     } catch (error) {
       this.#contact(false);
       throw error;
@@ -113,5 +134,10 @@ function fromKv(entry: Deno.KvEntryMaybe<unknown>): StoreEntry {
 
 /** The backend for a KV database, or the backend itself when given one. */
 export function asBackend(store: Deno.Kv | KeyValueBackend): KeyValueBackend {
-  return store instanceof Deno.Kv ? new DenoKvBackend(store) : store;
+  return isKv(store) ? new DenoKvBackend(store) : store;
+}
+
+/** Whether `store` is a Deno KV database (Deno.Kv is absent without the kv feature). */
+export function isKv(store: Deno.Kv | KeyValueBackend): store is Deno.Kv {
+  return typeof Deno.Kv === "function" && store instanceof Deno.Kv;
 }

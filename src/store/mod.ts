@@ -40,7 +40,7 @@ export {
 } from "./errors.ts";
 export { EtcdBackend, type EtcdBackendOptions } from "./etcd_backend.ts";
 export { type Instance, instanceIdFromUuid } from "./instance.ts";
-export { DenoKvBackend } from "./kv_backend.ts";
+export { DenoKvBackend, isKv } from "./kv_backend.ts";
 export type { MirrorStatus } from "./_mirror.ts";
 export { openBackend } from "./open.ts";
 export { registerDomainXml, type UploadResult, uploadSummary } from "./registration.ts";

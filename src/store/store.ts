@@ -30,7 +30,7 @@ import { folderIsFull } from "../io/no_space.ts";
 import type { EventCounter } from "../log/burst_log.ts";
 import { sleep } from "../io/sleep.ts";
 import { AddressCache } from "./_address_cache.ts";
-import { claimAddress, findFreeAddress } from "./_allocation.ts";
+import { claimAddress, findFreeAddress, heldAddresses } from "./_allocation.ts";
 import {
   type BackendStatus,
   getOne,
@@ -189,7 +189,12 @@ export class InstanceStore {
 
   async #upsertOnce(registration: Registration, adopt: AdoptOptions) {
     for (let attempt = 0; attempt < MAX_COMMIT_ATTEMPTS; attempt++) {
-      const outcome = await this.#tryUpsert(registration, adopt);
+      // In a fleet, after a conflict (another host took the address) look for a free one elsewhere in the pool.
+      const span = this.pool.last - this.pool.first + 1;
+      const from = attempt > 0 && this.backend.watchesOthers
+        ? this.pool.first + Math.floor(Math.random() * span)
+        : undefined;
+      const outcome = await this.#tryUpsert(registration, adopt, from);
       if (outcome === null) continue;
       const { instance, previous, replaced } = outcome;
       try {
@@ -205,11 +210,13 @@ export class InstanceStore {
     throw this.#busy(`could not store "${registration.name}"`);
   }
 
-  async #tryUpsert(registration: Registration, adopt: AdoptOptions) {
+  async #tryUpsert(registration: Registration, adopt: AdoptOptions, from: number | undefined) {
     const { uuid, name, mac } = registration;
-    const [existingEntry, nameEntry, macEntry] = await this.backend.getMany(
-      [["instances", uuid], ["by_name", name], ["by_mac", mac]],
-    ) as [StoreEntry<Instance>, StoreEntry<string>, StoreEntry<string>];
+    // The id a new domain gets and the cursor are read with the rest: one read for a usual upload.
+    const newId = adopt.instanceId ?? instanceIdFromUuid(uuid);
+    const [existingEntry, nameEntry, macEntry, newIdEntry, cursorEntry] = await this.backend.getMany(
+      [["instances", uuid], ["by_name", name], ["by_mac", mac], ["by_instance_id", newId], ["ipam", "cursor"]],
+    ) as [StoreEntry<Instance>, StoreEntry<string>, StoreEntry<string>, StoreEntry<string>, StoreEntry<number>];
     const existing = existingEntry.value;
 
     // A different domain with the same name is a redefinition of that host:
@@ -237,14 +244,16 @@ export class InstanceStore {
     if (address === null) {
       const found = adopt.ipv4 !== undefined
         ? await claimAddress(this.backend, this.pool, adopt.ipv4, uuid)
-        : await findFreeAddress(this.backend, this.pool);
+        : await findFreeAddress(this.backend, this.pool, from ?? cursorEntry.value);
       address = found.address;
       addressEntry = found.entry;
     }
 
     // Kept once set: an imported md_server instance keeps its old id.
-    const instanceId = existing?.instanceId ?? adopt.instanceId ?? instanceIdFromUuid(uuid);
-    const idEntry = await getOne<string>(this.backend, ["by_instance_id", instanceId]);
+    const instanceId = existing?.instanceId ?? newId;
+    const idEntry = instanceId === newId
+      ? newIdEntry
+      : await getOne<string>(this.backend, ["by_instance_id", instanceId]);
     if (idEntry.value !== null && idEntry.value !== uuid && idEntry.value !== replaced?.uuid) {
       // Never take over another domain's id (its index would point here, and
       // DELETE by id would remove the wrong instance).
@@ -280,7 +289,8 @@ export class InstanceStore {
       if (replaced.mac !== mac) op.delete(["by_mac", replaced.mac]);
       const replacedAddress = parseIpv4(replaced.ipv4);
       if (replacedAddress !== null && replacedAddress !== address) {
-        op.delete(["by_ipv4", replacedAddress]).sum(["ipam", "allocated"], -1);
+        op.delete(["by_ipv4", replacedAddress]);
+        if (this.backend.sums) op.sum(["ipam", "allocated"], -1);
       }
     }
     if (existing) {
@@ -288,7 +298,8 @@ export class InstanceStore {
       if (existing.mac !== mac) op.delete(["by_mac", existing.mac]);
       const oldAddress = parseIpv4(existing.ipv4);
       if (oldAddress !== null && oldAddress !== address) {
-        op.delete(["by_ipv4", oldAddress]).sum(["ipam", "allocated"], -1);
+        op.delete(["by_ipv4", oldAddress]);
+        if (this.backend.sums) op.sum(["ipam", "allocated"], -1);
       }
     }
     op.set(["instances", uuid], instance)
@@ -297,7 +308,8 @@ export class InstanceStore {
       .set(["by_ipv4", address], uuid)
       .set(["by_instance_id", instance.instanceId], uuid);
     if (allocating) {
-      op.set(["ipam", "cursor"], address).sum(["ipam", "allocated"], 1);
+      op.set(["ipam", "cursor"], address);
+      if (this.backend.sums) op.sum(["ipam", "allocated"], 1);
     }
     // KV refuses a value over 64 KiB: the domain brought too much metadata.
     if (serialize(instance).byteLength > MAX_VALUE_BYTES) {
@@ -421,8 +433,7 @@ export class InstanceStore {
 
   /** How many addresses are held. */
   async allocatedCount(): Promise<number> {
-    const entry = await getOne<number>(this.backend, ["ipam", "allocated"]);
-    return entry.value ?? 0;
+    return await heldAddresses(this.backend);
   }
 
   /** Removes an instance and releases its address; false when it was not there. */
@@ -440,11 +451,8 @@ export class InstanceStore {
         { type: "delete", key: ["access", uuid] },
       ];
       if (address !== null) {
-        mutations.push({ type: "delete", key: ["by_ipv4", address] }, {
-          type: "sum",
-          key: ["ipam", "allocated"],
-          delta: -1,
-        });
+        mutations.push({ type: "delete", key: ["by_ipv4", address] });
+        if (this.backend.sums) mutations.push({ type: "sum", key: ["ipam", "allocated"], delta: -1 });
       }
       const version = await this.#commit({ commit: () => this.backend.commit([entry], mutations) });
       if (version !== null) {
