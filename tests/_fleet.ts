@@ -36,9 +36,12 @@ export async function startFleet(dir: string, endpoints: string[], count: number
         `\n[store]\nbackend = etcd\nendpoints = ${endpoints.join(",")}\nprefix = ${prefix}\ntimeout = 1000\n`,
         { append: true },
       );
-      // The location names the host, so a record says which host registered it.
+      // Each host has its own name, as hypervisors do: a record says which host it runs on.
       const text = await Deno.readTextFile(config.file);
-      await Deno.writeTextFile(config.file, text.replace("location = testzone", `location = ${name}`));
+      await Deno.writeTextFile(
+        config.file,
+        text.replace("location = testzone", `location = testzone\nhostname = ${name}.fleet.test`),
+      );
       hosts.push({ name, config, server: spawnServer(config.file) });
     }
     await Promise.all(hosts.map((host) => waitForHealth(host.server, host.config.adminSocket)));

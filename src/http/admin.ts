@@ -184,7 +184,8 @@ async function route(request: Request, url: URL, deps: AdminDeps): Promise<Respo
   }
   if (action === "stopped" && method === "POST") {
     const updated = await deps.store.setState(instance.uuid, "stopped");
-    deps.log.info(`stopped: ${instance.name}`);
+    if (updated?.state === "stopped") deps.log.info(`stopped: ${instance.name}`);
+    else deps.log.info(`stop of ${instance.name} ignored: it runs on ${updated?.host} now (migrated)`);
     return jsonResponse(updated);
   }
   if (method === "GET" && action !== undefined) return await preview(instance, action, file, deps);

@@ -101,6 +101,7 @@ export function createStore(
   return new InstanceStore(kv, {
     pool,
     location: config.service.location,
+    host: config.service.hostname,
     ...(onKv ? { spaceProbeDir: dirname(config.mdserver.kvFile) } : {}),
     ...(contention ? { contention } : {}),
   });
@@ -140,7 +141,7 @@ export async function startService(config: Config, options: StartOptions): Promi
   // An upload of a known domain is a new start (the hook uploads on
   // `prepare begin`): its boot progress starts again, its host keys stay.
   store.subscribe(async (event) => {
-    if (event.type === "upsert" && event.previous !== null && !event.takenBack && !event.remote) {
+    if (event.type === "upsert" && event.previous !== null && !event.takenBack && !event.remote && !event.migration) {
       await access.resetBoot(event.instance.uuid);
     }
   });

@@ -24,10 +24,12 @@ export interface UploadResult {
  * (InvalidDomainXmlError, InvalidDomainError), a domain with no interface on
  * the managed network NoManagedInterfaceError; either way nothing is changed.
  * Any other error is a bug or the store failing, and is thrown as it is.
+ * `migration`: the upload of a live migration's destination (store.upsert).
  */
 export async function registerDomainXml(
   xml: string,
   deps: { store: InstanceStore; config: Config },
+  migration = false,
 ): Promise<UploadResult> {
   const domain = parseDomainXml(xml);
   const netName = deps.config.dnsmasq.netName;
@@ -37,15 +39,19 @@ export async function registerDomainXml(
       `domain "${domain.name}" has no interface on network "${netName}" (needs <interface type='network'><source network='${netName}'/>)`,
     );
   }
-  return await deps.store.upsert({
-    uuid: domain.uuid,
-    name: domain.name,
-    mac: nic.mac,
-    vcpus: domain.vcpus,
-    memoryMiB: domain.memoryMiB,
-    metadata: domain.metadata,
-    tags: domain.tags,
-  });
+  return await deps.store.upsert(
+    {
+      uuid: domain.uuid,
+      name: domain.name,
+      mac: nic.mac,
+      vcpus: domain.vcpus,
+      memoryMiB: domain.memoryMiB,
+      metadata: domain.metadata,
+      tags: domain.tags,
+    },
+    {},
+    migration,
+  );
 }
 
 /** The JSON an upload answers with. */

@@ -76,6 +76,8 @@ export type StoreEvent =
     takenBack?: boolean;
     /** Set when another host made the change (seen by the watch); that host did the rest. */
     remote?: boolean;
+    /** Set when the upload is a live migration arriving here: the guest keeps running, its boot is not new. */
+    migration?: boolean;
   }
   | { type: "delete"; instance: Instance; remote?: boolean };
 
@@ -85,6 +87,8 @@ export interface StoreOptions {
   pool: Ipv4Pool;
   /** `[service] location`, kept in each record. */
   location: string;
+  /** This host's name (`[service] hostname`), kept in each record it uploads; default none. */
+  host?: string;
   /** The clock; default the wall clock. */
   now?: () => Date;
   /** A listener called after every committed change. */
@@ -118,6 +122,7 @@ export class InstanceStore {
   /** The pool addresses are allocated from. */
   readonly pool: Ipv4Pool;
   readonly #location: string;
+  readonly #host: string | null;
   readonly #now: () => Date;
   readonly #listeners: ((event: StoreEvent) => void | Promise<void>)[] = [];
   #queue: Promise<unknown> = Promise.resolve();
@@ -134,6 +139,7 @@ export class InstanceStore {
     this.backend = asBackend(backend);
     this.pool = options.pool;
     this.#location = options.location;
+    this.#host = options.host ?? null;
     this.#now = options.now ?? (() => new Date());
     this.#cache = new AddressCache(options.addressCacheTtlMs ?? ADDRESS_CACHE_TTL_MS);
     this.#spaceProbeDir = options.spaceProbeDir ?? null;
@@ -174,20 +180,22 @@ export class InstanceStore {
    * Stores a registration: a known domain keeps its address and instance-id;
    * a new one gets the next free address. Throws AddressConflictError (a MAC
    * held by another domain), PoolFullError, RecordTooLargeError, StoreBusyError
-   * or StoreUnavailableError.
+   * or StoreUnavailableError. `migration`: a live migration arriving on this
+   * host (the record moves here; listeners keep the guest's boot state).
    */
   upsert(
     registration: Registration,
     adopt: AdoptOptions = {},
+    migration = false,
   ): Promise<{ instance: Instance; created: boolean }> {
     // Uploads in this process run one at a time so they never race for the
     // same address; the commit checks still guard against other processes.
-    const result = this.#queue.then(() => this.#upsertOnce(registration, adopt));
+    const result = this.#queue.then(() => this.#upsertOnce(registration, adopt, migration));
     this.#queue = result.catch(() => {});
     return result;
   }
 
-  async #upsertOnce(registration: Registration, adopt: AdoptOptions) {
+  async #upsertOnce(registration: Registration, adopt: AdoptOptions, migration: boolean) {
     for (let attempt = 0; attempt < MAX_COMMIT_ATTEMPTS; attempt++) {
       // In a fleet, after a conflict (another host took the address) look for a free one elsewhere in the pool.
       const span = this.pool.last - this.pool.first + 1;
@@ -198,7 +206,7 @@ export class InstanceStore {
       if (outcome === null) continue;
       const { instance, previous, replaced } = outcome;
       try {
-        await this.#emit({ type: "upsert", instance, previous, replaced });
+        await this.#emit({ type: "upsert", instance, previous, replaced, ...(migration ? { migration } : {}) });
       } catch (error) {
         // A listener could not follow (dnsmasq's records not written): the
         // upload is refused, so it must change nothing.
@@ -275,6 +283,7 @@ export class InstanceStore {
       metadata: registration.metadata,
       tags: registration.tags,
       location: this.#location,
+      ...(this.#host !== null ? { host: this.#host } : {}),
       state: "registered",
       createdAt: existing?.createdAt ?? now,
       updatedAt: now,
@@ -464,20 +473,33 @@ export class InstanceStore {
     throw this.#busy(`could not delete instance ${uuid}`);
   }
 
-  /** Marks an instance stopped (its address is kept); null when unknown. */
+  /**
+   * Marks an instance stopped (its address is kept); null when unknown. A
+   * stop reported by another host than the one it runs on (the source of a
+   * live migration, whose `release end` comes after the destination's
+   * upload) changes nothing: the instance is returned as it is.
+   */
   setState(uuid: string, state: Instance["state"]): Promise<Instance | null> {
-    return this.#update(uuid, (instance) => ({
-      ...instance,
-      state,
-      stoppedAt: state === "stopped" ? this.#now().toISOString() : null,
-    }));
+    return this.#update(uuid, (instance) =>
+      this.#runsElsewhere(instance) ? null : ({
+        ...instance,
+        state,
+        stoppedAt: state === "stopped" ? this.#now().toISOString() : null,
+      }));
   }
 
-  async #update(uuid: string, change: (instance: Instance) => Instance): Promise<Instance | null> {
+  /** Whether the record says another host runs the instance (its last upload came from there). */
+  #runsElsewhere(instance: Instance): boolean {
+    return this.#host !== null && instance.host !== undefined && instance.host !== this.#host;
+  }
+
+  /** Applies `change` to a record; a change that answers null leaves it as it is. */
+  async #update(uuid: string, change: (instance: Instance) => Instance | null): Promise<Instance | null> {
     for (let attempt = 0; attempt < MAX_COMMIT_ATTEMPTS; attempt++) {
       const entry = await getOne<Instance>(this.backend, ["instances", uuid]);
       if (entry.value === null) return null;
       const updated = change(entry.value);
+      if (updated === null) return entry.value;
       const write: StoreMutation = { type: "set", key: ["instances", uuid], value: updated };
       const version = await this.#commit({ commit: () => this.backend.commit([entry], [write]) });
       if (version !== null) {
