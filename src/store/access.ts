@@ -60,6 +60,8 @@ export interface AccessRecorderOptions {
   minIntervalMs?: number;
   /** How long notes are gathered before a batch is written (ms). */
   batchDelayMs?: number;
+  /** Told of every record written (what the metrics count by state). */
+  onWrite?: (uuid: string, record: AccessRecord) => void;
 }
 
 /**
@@ -78,6 +80,7 @@ export class AccessRecorder {
   readonly #minIntervalMs: number;
   readonly #contention: EventCounter | null;
   readonly #batchDelayMs: number;
+  readonly #onWrite: (uuid: string, record: AccessRecord) => void;
   readonly #lastWrite = new Map<string, number>();
   readonly #lastUserDataWrite = new Map<string, number>();
   #queued = new Map<string, PendingNote>();
@@ -93,6 +96,7 @@ export class AccessRecorder {
     this.#minIntervalMs = options.minIntervalMs ?? 10_000;
     this.#contention = options.contention ?? null;
     this.#batchDelayMs = options.batchDelayMs ?? 1_000;
+    this.#onWrite = options.onWrite ?? (() => {});
   }
 
   /** Notes a metadata fetch (EC2, OpenStack or NoCloud). */
@@ -148,6 +152,16 @@ export class AccessRecorder {
     return entry!.value as AccessRecord | null;
   }
 
+  /** Every record, by UUID, in one scan (listing all instances). */
+  async all(): Promise<Map<string, AccessRecord>> {
+    await this.flush();
+    const records = new Map<string, AccessRecord>();
+    for await (const entry of this.#backend.list({ prefix: ["access"] })) {
+      records.set(entry.key[1] as string, entry.value as AccessRecord);
+    }
+    return records;
+  }
+
   /** Writes every gathered note now and waits for it (reads, tests and shutdown). */
   async flush(): Promise<void> {
     this.#startBatch();
@@ -199,15 +213,22 @@ export class AccessRecorder {
     const entries = await this.#backend.getMany(uuids.flatMap(recordKeys));
     const checks: StoreEntry[] = [];
     const writes: { type: "set"; key: StoreKey; value: AccessRecord }[] = [];
+    const written: [string, AccessRecord][] = [];
     uuids.forEach((uuid, index) => {
       const access = entries[2 * index] as StoreEntry<AccessRecord>;
       const instance = entries[2 * index + 1]!;
       if (instance.value === null) return; // deleted since: nothing to record
       const note = batch.get(uuid)!;
+      const record = applyNote(access.value, note);
+      written.push([uuid, record]);
       checks.push(access, instance);
-      writes.push({ type: "set", key: ["access", uuid], value: applyNote(access.value, note) });
+      writes.push({ type: "set", key: ["access", uuid], value: record });
     });
-    if (writes.length === 0 || (await this.#backend.commit(checks, writes)).ok) return;
+    if (writes.length === 0) return;
+    if ((await this.#backend.commit(checks, writes)).ok) {
+      for (const [uuid, record] of written) this.#onWrite(uuid, record);
+      return;
+    }
     for (const uuid of uuids) {
       const note = batch.get(uuid)!;
       try {
@@ -229,7 +250,10 @@ export class AccessRecorder {
         key: ["access", uuid],
         value: updated,
       }]);
-      if (result.ok) return updated;
+      if (result.ok) {
+        this.#onWrite(uuid, updated);
+        return updated;
+      }
       this.#contention?.note(`the access record of ${uuid} met a concurrent change, retrying`);
     }
     throw new StoreBusyError(`access record for ${uuid}: the store stayed busy`);

@@ -96,8 +96,10 @@ export interface KeyValueBackend {
   readonly sums: boolean;
   /** How many keys lie under a prefix. */
   count(prefix: StoreKey): Promise<number>;
-  /** The most keys one commit may check or write, each (the store splits its batches to fit). */
+  /** The most checks one commit may hold (the store splits its batches to fit). */
   readonly maxOperations: number;
+  /** The most writes one commit may hold. */
+  readonly maxMutations: number;
   /** Reads keys with their versions, in the order asked. */
   getMany(keys: readonly StoreKey[]): Promise<StoreEntry[]>;
   /** Lists the keys a selector covers, in key order. */

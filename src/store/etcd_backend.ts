@@ -62,6 +62,8 @@ export class EtcdBackend implements KeyValueBackend {
   readonly sums = false;
   /** etcd's limit of operations per transaction. */
   readonly maxOperations = MAX_TXN_OPS;
+  /** etcd's limit of operations per transaction. */
+  readonly maxMutations = MAX_TXN_OPS;
   /** The gateway client. */
   readonly client: EtcdClient;
   readonly #prefix: string;

@@ -36,6 +36,8 @@ export class DenoKvBackend implements KeyValueBackend {
   readonly sums = true;
   /** Deno KV's limit of checks per atomic operation. */
   readonly maxOperations = MAX_CHECKS;
+  /** Deno KV's limit of mutations per atomic operation. */
+  readonly maxMutations = 1000;
   /** The database. */
   readonly kv: Deno.Kv;
   #lastContactMs: number | null = null;

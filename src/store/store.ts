@@ -114,6 +114,8 @@ const MAX_COMMIT_ATTEMPTS = 64;
 const MAX_VALUE_BYTES = 65_536;
 /** Longest reference looked up by key; KV refuses keys over 2 KiB, and no name, MAC or id comes near this. */
 const MAX_REFERENCE_LENGTH = 512;
+/** Instances one deleteMany() commit removes at most (fewer where the backend takes fewer writes). */
+const DELETE_BATCH = 50;
 
 /** The instance store over one key-value backend (Deno KV or etcd). */
 export class InstanceStore {
@@ -452,13 +454,7 @@ export class InstanceStore {
       const instance = entry.value;
       if (instance === null) return false;
       const address = parseIpv4(instance.ipv4);
-      const mutations: StoreMutation[] = [
-        { type: "delete", key: ["instances", uuid] },
-        { type: "delete", key: ["by_name", instance.name] },
-        { type: "delete", key: ["by_mac", instance.mac] },
-        { type: "delete", key: ["by_instance_id", instance.instanceId] },
-        { type: "delete", key: ["access", uuid] },
-      ];
+      const mutations: StoreMutation[] = instanceKeys(instance).map((key) => ({ type: "delete", key }));
       if (address !== null) {
         mutations.push({ type: "delete", key: ["by_ipv4", address] });
         if (this.backend.sums) mutations.push({ type: "sum", key: ["ipam", "allocated"], delta: -1 });
@@ -471,6 +467,52 @@ export class InstanceStore {
       }
     }
     throw this.#busy(`could not delete instance ${uuid}`);
+  }
+
+  /**
+   * Removes many instances in few commits (up to DELETE_BATCH a commit,
+   * each guarded by its instance's version); the instances removed. A batch
+   * that loses a race is removed one by one instead.
+   */
+  async deleteMany(uuids: string[]): Promise<Instance[]> {
+    const removed: Instance[] = [];
+    // Six deletes and a check per instance, and one counter for the batch.
+    const perCommit = Math.max(
+      1,
+      Math.min(DELETE_BATCH, this.backend.maxOperations, Math.floor((this.backend.maxMutations - 1) / 6)),
+    );
+    for (let start = 0; start < uuids.length; start += perCommit) {
+      const batch = uuids.slice(start, start + perCommit);
+      const entries = (await this.backend.getMany(batch.map((uuid) => ["instances", uuid])))
+        .filter((entry) => entry.value !== null) as StoreEntry<Instance>[];
+      const mutations: StoreMutation[] = [];
+      let released = 0;
+      for (const entry of entries) {
+        const instance = entry.value!;
+        for (const key of instanceKeys(instance)) mutations.push({ type: "delete", key });
+        const address = parseIpv4(instance.ipv4);
+        if (address !== null) {
+          mutations.push({ type: "delete", key: ["by_ipv4", address] });
+          released++;
+        }
+      }
+      if (released > 0 && this.backend.sums) {
+        mutations.push({ type: "sum", key: ["ipam", "allocated"], delta: -released });
+      }
+      const version = entries.length === 0
+        ? null
+        : await this.#commit({ commit: () => this.backend.commit(entries, mutations) });
+      if (version !== null) {
+        for (const entry of entries) {
+          this.#forget(version, [entry.value!.ipv4], [], [entry.value!.uuid]);
+          removed.push(entry.value!);
+          await this.#emit({ type: "delete", instance: entry.value! });
+        }
+        continue;
+      }
+      for (const entry of entries) if (await this.delete(entry.value!.uuid)) removed.push(entry.value!);
+    }
+    return removed;
   }
 
   /**
@@ -549,4 +591,15 @@ export class InstanceStore {
   async #emit(event: StoreEvent) {
     for (const listener of this.#listeners) await listener(event);
   }
+}
+
+/** The keys an instance holds besides its address: its record, its name, MAC and id indexes, its access record. */
+function instanceKeys(instance: Instance): StoreKey[] {
+  return [
+    ["instances", instance.uuid],
+    ["by_name", instance.name],
+    ["by_mac", instance.mac],
+    ["by_instance_id", instance.instanceId],
+    ["access", instance.uuid],
+  ];
 }
