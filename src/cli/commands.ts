@@ -185,6 +185,15 @@ export const COMMANDS: readonly CommandSpec[] = [
     example: "mdserver import-md-server /var/lib/mdserver/mds_db.json",
   },
   {
+    name: "migrate-store",
+    permissionSet: "import",
+    positionals: [{ name: "KV_FILE", required: false }],
+    summary: "move this host's instances from its KV file (default: kv_file) into the etcd store of [store], " +
+      "keeping addresses, instance-ids, states and host keys",
+    options: { config },
+    example: "mdserver migrate-store /var/lib/mdserver/mdserver.kv",
+  },
+  {
     name: "install",
     permissionSet: "install",
     positionals: [],

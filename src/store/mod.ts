@@ -39,9 +39,11 @@ export {
   StoreUnavailableError,
 } from "./errors.ts";
 export { EtcdBackend, type EtcdBackendOptions } from "./etcd_backend.ts";
+export { type EndpointProbe, formatProbe, probeEndpoints } from "./etcd_probe.ts";
 export { type Instance, instanceIdFromUuid } from "./instance.ts";
 export { DenoKvBackend, isKv } from "./kv_backend.ts";
 export type { MirrorStatus } from "./_mirror.ts";
+export { migrateStore, type MigrationOutcome } from "./migrate_store.ts";
 export { openBackend } from "./open.ts";
 export { registerDomainXml, type UploadResult, uploadSummary } from "./registration.ts";
 export {
