@@ -9,6 +9,7 @@
 import assert from "node:assert/strict";
 import { requireEtcd, startEtcdCluster } from "./_etcd_cluster.ts";
 import { type FleetHost, guestGet, inParallel, startFleet, stopFleet, uploadTo } from "./_fleet.ts";
+import { adminSocketFetch } from "./_harness.ts";
 
 interface Acknowledged {
   n: number;
@@ -78,6 +79,10 @@ Deno.test("fleet: a member killed mid-run loses nothing acknowledged; without qu
   let hosts: FleetHost[] = [];
   try {
     hosts = await startFleet(dir, cluster.endpoints, 2);
+    const up = await (await adminSocketFetch(hosts[0]!.config.adminSocket, "/health")).json();
+    assert.equal(up.status, "ok");
+    assert.equal(up.store.reachable, true);
+    assert.equal(up.store.watch.watching, true);
     const killing = new Promise((resolve) => setTimeout(resolve, 1_500)).then(() => cluster.kill(0));
     const { acknowledged } = await spreadUploads(hosts, 400, 40);
     await killing;
@@ -95,6 +100,14 @@ Deno.test("fleet: a member killed mid-run loses nothing acknowledged; without qu
     assert.match(String(refusal.body.error ?? refusal.body.text ?? JSON.stringify(refusal.body)), /etcd/);
     assert.ok(refusedInMs < 10_000, `refused after ${refusedInMs} ms`);
     await assertServedEverywhere(hosts, acknowledged.slice(0, 50));
+    // /health says why: the store cannot be reached; guests are still served.
+    const health = await adminSocketFetch(hosts[1]!.config.adminSocket, "/health");
+    const body = await health.json();
+    assert.equal(health.status, 503);
+    assert.equal(body.status, "store unavailable");
+    assert.equal(body.store.backend, "etcd");
+    assert.equal(body.store.reachable, false);
+    assert.equal(body.store.watch.instances, acknowledged.length);
     console.log(
       `member killed: ${acknowledged.length}/400 acknowledged, all kept; quorum lost: 503 after ${
         refusedInMs.toFixed(0)

@@ -25,81 +25,27 @@
  * @module
  */
 
-import { serialize } from "node:v8";
-import { folderIsFull } from "../io/no_space.ts";
-import type { EventCounter } from "../log/burst_log.ts";
-import { sleep } from "../io/sleep.ts";
+import { Committer, MAX_COMMIT_ATTEMPTS } from "./_committer.ts";
 import { AddressCache } from "./_address_cache.ts";
-import { claimAddress, findFreeAddress, heldAddresses } from "./_allocation.ts";
+import { heldAddresses } from "./_allocation.ts";
 import {
   type BackendStatus,
   getOne,
   type KeyValueBackend,
-  type StoreCommitResult,
   type StoreEntry,
   type StoreKey,
   type StoreMutation,
 } from "./backend.ts";
 import { InstanceMirror, type MirrorStatus } from "./_mirror.ts";
-import {
-  AddressConflictError,
-  InstanceIdConflictError,
-  RecordTooLargeError,
-  StoreBusyError,
-  StoreFullError,
-  StoreUnavailableError,
-} from "./errors.ts";
-import { type Instance, instanceIdFromUuid } from "./instance.ts";
+import { StoreUnavailableError } from "./errors.ts";
+import type { Instance } from "./instance.ts";
 import { asBackend } from "./kv_backend.ts";
-import { UndoableAtomic } from "./_undo.ts";
-import { formatIpv4, type Ipv4Pool, parseIpv4, poolContains } from "../ipam/ipv4.ts";
+import type { UndoableAtomic } from "./_undo.ts";
+import { planUpsert } from "./_upsert_plan.ts";
+import type { AdoptOptions, Registration, StoreEvent, StoreOptions } from "./store_types.ts";
+import { type Ipv4Pool, parseIpv4 } from "../ipam/ipv4.ts";
 
-/** What an upload registers: the domain's identity on the managed network, as the record keeps it. */
-export type Registration = Pick<Instance, "uuid" | "name" | "mac" | "vcpus" | "memoryMiB" | "metadata" | "tags">;
-
-/** How an import pins what an upload would choose (md_server migration). */
-export interface AdoptOptions {
-  /** The address the instance already has; must be free or its own. */
-  ipv4?: string;
-  /** The instance-id the guest already knows. */
-  instanceId?: string;
-}
-
-/** A change to the set of instances, for whoever mirrors it (dnsmasq). */
-export type StoreEvent =
-  | {
-    type: "upsert";
-    instance: Instance;
-    previous: Instance | null;
-    replaced: Instance | null;
-    /** Set when this puts back what a refused upsert had changed (listeners undo their part, nothing more). */
-    takenBack?: boolean;
-    /** Set when another host made the change (seen by the watch); that host did the rest. */
-    remote?: boolean;
-    /** Set when the upload is a live migration arriving here: the guest keeps running, its boot is not new. */
-    migration?: boolean;
-  }
-  | { type: "delete"; instance: Instance; remote?: boolean };
-
-/** What the store needs besides its backend. */
-export interface StoreOptions {
-  /** The pool addresses are allocated from. */
-  pool: Ipv4Pool;
-  /** `[service] location`, kept in each record. */
-  location: string;
-  /** This host's name (`[service] hostname`), kept in each record it uploads; default none. */
-  host?: string;
-  /** The clock; default the wall clock. */
-  now?: () => Date;
-  /** A listener called after every committed change. */
-  onChange?: (event: StoreEvent) => void | Promise<void>;
-  /** How long `getByIpv4` trusts what it read, in ms; 0 reads the store every time. Default ADDRESS_CACHE_TTL_MS. */
-  addressCacheTtlMs?: number;
-  /** Where commit conflicts and failures are counted (one log line per burst). */
-  contention?: EventCounter;
-  /** The folder of the KV file: a failed commit probes it for space (StoreFullError). Default: no probe. */
-  spaceProbeDir?: string;
-}
+export type { AdoptOptions, Registration, StoreEvent, StoreOptions } from "./store_types.ts";
 
 /**
  * Default time to live of the address cache. Long enough that a booting
@@ -109,9 +55,6 @@ export interface StoreOptions {
  */
 export const ADDRESS_CACHE_TTL_MS = 10_000;
 
-const MAX_COMMIT_ATTEMPTS = 64;
-/** Largest value Deno KV stores, in bytes of its serialization (the limit on every backend). */
-const MAX_VALUE_BYTES = 65_536;
 /** Longest reference looked up by key; KV refuses keys over 2 KiB, and no name, MAC or id comes near this. */
 const MAX_REFERENCE_LENGTH = 512;
 /** Instances one deleteMany() commit removes at most (fewer where the backend takes fewer writes). */
@@ -128,11 +71,8 @@ export class InstanceStore {
   readonly #now: () => Date;
   readonly #listeners: ((event: StoreEvent) => void | Promise<void>)[] = [];
   #queue: Promise<unknown> = Promise.resolve();
-  readonly #spaceProbeDir: string | null;
-  readonly #contention: EventCounter | null;
+  readonly #committer: Committer;
   readonly #cache: AddressCache;
-  /** Why the last commit failed, for the StoreBusyError that ends the retries. */
-  #lastCommitError: unknown = null;
   /** Set by `follow()`: every instance as the watch last reported it. */
   #mirror: InstanceMirror | null = null;
 
@@ -144,8 +84,7 @@ export class InstanceStore {
     this.#host = options.host ?? null;
     this.#now = options.now ?? (() => new Date());
     this.#cache = new AddressCache(options.addressCacheTtlMs ?? ADDRESS_CACHE_TTL_MS);
-    this.#spaceProbeDir = options.spaceProbeDir ?? null;
-    this.#contention = options.contention ?? null;
+    this.#committer = new Committer(options.contention ?? null, options.spaceProbeDir ?? null);
     if (options.onChange) this.#listeners.push(options.onChange);
   }
 
@@ -217,118 +156,20 @@ export class InstanceStore {
       }
       return { instance, created: previous === null };
     }
-    throw this.#busy(`could not store "${registration.name}"`);
+    throw this.#committer.busy(`could not store "${registration.name}"`);
   }
 
   async #tryUpsert(registration: Registration, adopt: AdoptOptions, from: number | undefined) {
-    const { uuid, name, mac } = registration;
-    // The id a new domain gets and the cursor are read with the rest: one read for a usual upload.
-    const newId = adopt.instanceId ?? instanceIdFromUuid(uuid);
-    const [existingEntry, nameEntry, macEntry, newIdEntry, cursorEntry] = await this.backend.getMany(
-      [["instances", uuid], ["by_name", name], ["by_mac", mac], ["by_instance_id", newId], ["ipam", "cursor"]],
-    ) as [StoreEntry<Instance>, StoreEntry<string>, StoreEntry<string>, StoreEntry<string>, StoreEntry<number>];
-    const existing = existingEntry.value;
-
-    // A different domain with the same name is a redefinition of that host:
-    // the new domain replaces the old record and inherits its address.
-    let replaced: Instance | null = null;
-    let replacedEntry: StoreEntry<Instance> | null = null;
-    if (nameEntry.value !== null && nameEntry.value !== uuid) {
-      replacedEntry = await getOne<Instance>(this.backend, ["instances", nameEntry.value]);
-      replaced = replacedEntry.value;
-    }
-    if (macEntry.value !== null && macEntry.value !== uuid && macEntry.value !== replaced?.uuid) {
-      const holder = await getOne<Instance>(this.backend, ["instances", macEntry.value]);
-      throw new AddressConflictError(
-        `MAC ${mac} already belongs to instance "${holder.value?.name ?? macEntry.value}"`,
-      );
-    }
-
-    const keep = [existing?.ipv4, replaced?.ipv4].find((address) => {
-      const value = address ? parseIpv4(address) : null;
-      return value !== null && poolContains(this.pool, value);
-    });
-    let address = keep ? parseIpv4(keep)! : null;
-    let addressEntry: StoreEntry | null = null;
-    const allocating = address === null;
-    if (address === null) {
-      const found = adopt.ipv4 !== undefined
-        ? await claimAddress(this.backend, this.pool, adopt.ipv4, uuid)
-        : await findFreeAddress(this.backend, this.pool, from ?? cursorEntry.value);
-      address = found.address;
-      addressEntry = found.entry;
-    }
-
-    // Kept once set: an imported md_server instance keeps its old id.
-    const instanceId = existing?.instanceId ?? newId;
-    const idEntry = instanceId === newId
-      ? newIdEntry
-      : await getOne<string>(this.backend, ["by_instance_id", instanceId]);
-    if (idEntry.value !== null && idEntry.value !== uuid && idEntry.value !== replaced?.uuid) {
-      // Never take over another domain's id (its index would point here, and
-      // DELETE by id would remove the wrong instance).
-      const holder = await getOne<Instance>(this.backend, ["instances", idEntry.value]);
-      throw new InstanceIdConflictError(
-        `instance-id ${instanceId} of "${name}" already belongs to instance "${holder.value?.name ?? idEntry.value}"`,
-      );
-    }
-
-    const now = this.#now().toISOString();
-    const instance: Instance = {
-      uuid,
-      name,
-      instanceId,
-      mac,
-      ipv4: formatIpv4(address),
-      vcpus: registration.vcpus,
-      memoryMiB: registration.memoryMiB,
-      metadata: registration.metadata,
-      tags: registration.tags,
-      location: this.#location,
-      ...(this.#host !== null ? { host: this.#host } : {}),
-      state: "registered",
-      createdAt: existing?.createdAt ?? now,
-      updatedAt: now,
-      stoppedAt: null,
-    };
-
-    const op = new UndoableAtomic(this.backend).check(existingEntry, nameEntry, macEntry, idEntry);
-    if (addressEntry) op.check(addressEntry);
-    if (replacedEntry && replaced) {
-      op.check(replacedEntry).delete(["instances", replaced.uuid])
-        .delete(["by_instance_id", replaced.instanceId]);
-      if (replaced.mac !== mac) op.delete(["by_mac", replaced.mac]);
-      const replacedAddress = parseIpv4(replaced.ipv4);
-      if (replacedAddress !== null && replacedAddress !== address) {
-        op.delete(["by_ipv4", replacedAddress]);
-        if (this.backend.sums) op.sum(["ipam", "allocated"], -1);
-      }
-    }
-    if (existing) {
-      if (existing.name !== name) op.delete(["by_name", existing.name]);
-      if (existing.mac !== mac) op.delete(["by_mac", existing.mac]);
-      const oldAddress = parseIpv4(existing.ipv4);
-      if (oldAddress !== null && oldAddress !== address) {
-        op.delete(["by_ipv4", oldAddress]);
-        if (this.backend.sums) op.sum(["ipam", "allocated"], -1);
-      }
-    }
-    op.set(["instances", uuid], instance)
-      .set(["by_name", name], uuid)
-      .set(["by_mac", mac], uuid)
-      .set(["by_ipv4", address], uuid)
-      .set(["by_instance_id", instance.instanceId], uuid);
-    if (allocating) {
-      op.set(["ipam", "cursor"], address);
-      if (this.backend.sums) op.sum(["ipam", "allocated"], 1);
-    }
-    // KV refuses a value over 64 KiB: the domain brought too much metadata.
-    if (serialize(instance).byteLength > MAX_VALUE_BYTES) {
-      throw new RecordTooLargeError(
-        `cannot store "${name}": its record is over the store's 64 KiB limit; keep its mdserver metadata and tags smaller`,
-      );
-    }
-    const version = await this.#commit(op);
+    const context = { location: this.#location, host: this.#host, now: this.#now };
+    const { instance, existing, replaced, op } = await planUpsert(
+      this.backend,
+      this.pool,
+      registration,
+      adopt,
+      from,
+      context,
+    );
+    const version = await this.#committer.commit(op);
     if (version === null) return null;
     this.#forget(version, [existing?.ipv4, replaced?.ipv4, instance.ipv4], [instance], [replaced?.uuid]);
     return { instance, previous: existing, replaced, op };
@@ -459,14 +300,14 @@ export class InstanceStore {
         mutations.push({ type: "delete", key: ["by_ipv4", address] });
         if (this.backend.sums) mutations.push({ type: "sum", key: ["ipam", "allocated"], delta: -1 });
       }
-      const version = await this.#commit({ commit: () => this.backend.commit([entry], mutations) });
+      const version = await this.#committer.commit({ commit: () => this.backend.commit([entry], mutations) });
       if (version !== null) {
         this.#forget(version, [instance.ipv4], [], [uuid]);
         await this.#emit({ type: "delete", instance });
         return true;
       }
     }
-    throw this.#busy(`could not delete instance ${uuid}`);
+    throw this.#committer.busy(`could not delete instance ${uuid}`);
   }
 
   /**
@@ -501,7 +342,7 @@ export class InstanceStore {
       }
       const version = entries.length === 0
         ? null
-        : await this.#commit({ commit: () => this.backend.commit(entries, mutations) });
+        : await this.#committer.commit({ commit: () => this.backend.commit(entries, mutations) });
       if (version !== null) {
         for (const entry of entries) {
           this.#forget(version, [entry.value!.ipv4], [], [entry.value!.uuid]);
@@ -543,49 +384,13 @@ export class InstanceStore {
       const updated = change(entry.value);
       if (updated === null) return entry.value;
       const write: StoreMutation = { type: "set", key: ["instances", uuid], value: updated };
-      const version = await this.#commit({ commit: () => this.backend.commit([entry], [write]) });
+      const version = await this.#committer.commit({ commit: () => this.backend.commit([entry], [write]) });
       if (version !== null) {
         this.#forget(version, [entry.value.ipv4, updated.ipv4], [updated]);
         return updated;
       }
     }
-    throw this.#busy(`could not update instance ${uuid}`);
-  }
-
-  /**
-   * Commits, returning the commit's version; null on a failed check or a failed commit, so the caller
-   * reads again and retries (at most MAX_COMMIT_ATTEMPTS times, then
-   * StoreBusyError). Deno KV reports another process holding the database
-   * lock (shared storage) as a TypeError, as it does every refusal, so a
-   * failure is not told apart by its text: the refusals that input can cause
-   * (a value or key too large) are checked before committing. A backend that
-   * cannot be reached (StoreUnavailableError) is not retried: it already
-   * tried every endpoint.
-   */
-  async #commit(op: { commit(): Promise<StoreCommitResult> }): Promise<string | null> {
-    try {
-      const result = await op.commit();
-      if (!result.ok) this.#contention?.note("a commit met a concurrent change, retrying");
-      return result.ok ? result.version : null;
-    } catch (error) {
-      if (error instanceof StoreUnavailableError) throw error;
-      this.#contention?.note(`a commit failed, retrying: ${(error as Error).message}`);
-      // Deno KV says nothing but SQLite's text of why a commit failed: a
-      // full disk is told by trying to write beside the database.
-      if (this.#spaceProbeDir !== null && await folderIsFull(this.#spaceProbeDir)) {
-        throw new StoreFullError({ cause: error });
-      }
-      this.#lastCommitError = error;
-      await sleep(2 + Math.random() * 20);
-      return null;
-    }
-  }
-
-  /** A StoreBusyError for `what`, with the last commit failure as its cause. */
-  #busy(what: string): StoreBusyError {
-    const cause = this.#lastCommitError;
-    const last = cause instanceof Error ? ` (last failure: ${cause.message})` : "";
-    return new StoreBusyError(`${what}: the store stayed busy after ${MAX_COMMIT_ATTEMPTS} attempts${last}`, { cause });
+    throw this.#committer.busy(`could not update instance ${uuid}`);
   }
 
   async #emit(event: StoreEvent) {
