@@ -61,18 +61,17 @@ export class EtcdBackend implements KeyValueBackend {
   /** A sum is a compared put: the store counts keys instead. */
   readonly sums = false;
   /** etcd's limit of operations per transaction. */
-  readonly maxOperations = MAX_TXN_OPS;
+  readonly maxOperations: number = MAX_TXN_OPS;
   /** etcd's limit of operations per transaction. */
-  readonly maxMutations = MAX_TXN_OPS;
-  /** The gateway client. */
-  readonly client: EtcdClient;
+  readonly maxMutations: number = MAX_TXN_OPS;
+  readonly #client: EtcdClient;
   readonly #prefix: string;
   readonly #closing = new AbortController();
   #revision = 0;
 
   /** A backend on the cluster at `endpoints`. */
   constructor(options: EtcdBackendOptions) {
-    this.client = new EtcdClient({ endpoints: options.endpoints, timeoutMs: options.timeoutMs });
+    this.#client = new EtcdClient({ endpoints: options.endpoints, timeoutMs: options.timeoutMs });
     this.#prefix = options.prefix;
   }
 
@@ -81,14 +80,14 @@ export class EtcdBackend implements KeyValueBackend {
     if (keys.length === 0) return [];
     const encoded = keys.map((key) => encodeKey(this.#prefix, key));
     if (encoded.length === 1) {
-      const answer = await this.client.call<RangeResponse>("/v3/kv/range", { key: toBase64(encoded[0]!) });
+      const answer = await this.#client.call<RangeResponse>("/v3/kv/range", { key: toBase64(encoded[0]!) });
       this.#saw(answer.header);
       return [this.#entry(keys[0]!, answer.kvs?.[0])];
     }
     const entries: StoreEntry[] = [];
     for (let start = 0; start < encoded.length; start += MAX_TXN_OPS) {
       const chunk = encoded.slice(start, start + MAX_TXN_OPS);
-      const answer = await this.client.call<TxnResponse>("/v3/kv/txn", {
+      const answer = await this.#client.call<TxnResponse>("/v3/kv/txn", {
         success: chunk.map((key) => ({ request_range: { key: toBase64(key) } })),
       });
       this.#saw(answer.header);
@@ -103,7 +102,7 @@ export class EtcdBackend implements KeyValueBackend {
   /** One count-only range. */
   async count(prefix: StoreKey): Promise<number> {
     const range = prefixRange(this.#prefix, prefix);
-    const answer = await this.client.call<RangeResponse & { count?: string }>("/v3/kv/range", {
+    const answer = await this.#client.call<RangeResponse & { count?: string }>("/v3/kv/range", {
       key: toBase64(range.key),
       range_end: toBase64(range.rangeEnd),
       count_only: true,
@@ -128,7 +127,7 @@ export class EtcdBackend implements KeyValueBackend {
     let from = range.key;
     let revision: string | undefined;
     while (true) {
-      const answer: RangeResponse = await this.client.call<RangeResponse>("/v3/kv/range", {
+      const answer: RangeResponse = await this.#client.call<RangeResponse>("/v3/kv/range", {
         key: toBase64(from),
         range_end: toBase64(range.rangeEnd),
         limit,
@@ -178,7 +177,7 @@ export class EtcdBackend implements KeyValueBackend {
         }
       ),
     ];
-    const answer = await this.client.call<TxnResponse>("/v3/kv/txn", { compare, success });
+    const answer = await this.#client.call<TxnResponse>("/v3/kv/txn", { compare, success });
     this.#saw(answer.header);
     if (!answer.succeeded) return { ok: false };
     const version = answer.header?.revision ?? "0";
@@ -193,7 +192,7 @@ export class EtcdBackend implements KeyValueBackend {
   follow(prefix: StoreKey, listener: FollowListener, signal: AbortSignal): Promise<void> {
     const stop = AbortSignal.any([signal, this.#closing.signal]);
     return followPrefix({
-      client: this.client,
+      client: this.#client,
       range: prefixRange(this.#prefix, prefix),
       list: () => this.#listAll(prefix),
       decode: (kv) => this.#entry(decodeKey(this.#prefix, fromBase64(kv.key)), kv),
@@ -204,13 +203,13 @@ export class EtcdBackend implements KeyValueBackend {
 
   /** Reachability, the endpoint in use and the newest revision seen. */
   status(): BackendStatus {
-    const state = this.client.state();
+    const state = this.#client.state();
     return {
       backend: "etcd",
       reachable: state.reachable,
       lastContactMs: state.lastContactMs,
       details: {
-        endpoints: this.client.endpoints,
+        endpoints: this.#client.endpoints,
         endpoint: state.endpoint,
         revision: this.#revision,
         ...(state.lastError && !state.reachable ? { error: state.lastError } : {}),

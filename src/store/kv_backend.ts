@@ -35,9 +35,9 @@ export class DenoKvBackend implements KeyValueBackend {
   /** Deno KV's sums never conflict. */
   readonly sums = true;
   /** Deno KV's limit of checks per atomic operation. */
-  readonly maxOperations = MAX_CHECKS;
+  readonly maxOperations: number = MAX_CHECKS;
   /** Deno KV's limit of mutations per atomic operation. */
-  readonly maxMutations = 1000;
+  readonly maxMutations: number = 1000;
   /** The database. */
   readonly kv: Deno.Kv;
   #lastContactMs: number | null = null;

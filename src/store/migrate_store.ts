@@ -19,8 +19,11 @@ import type { InstanceStore } from "./store.ts";
 export interface MigrationOutcome {
   /** "moved", "kept" (already there, unchanged) or "failed". */
   result: "moved" | "kept" | "failed";
+  /** The instance's name. */
   name: string;
+  /** Its address (in the source). */
   ipv4: string;
+  /** Its instance-id (in the source). */
   instanceId: string;
   /** Why it failed. */
   reason?: string;
