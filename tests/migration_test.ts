@@ -65,7 +65,7 @@ Deno.test("live migration A → B through the hook keeps address, instance-id, b
     assert.equal(await runHook(a, [domain.name, "prepare", "begin", "-"], xml), "");
     const registered = await show(a, domain.name);
     const ipv4 = String(registered.ipv4);
-    const instanceId = String(registered.instanceId);
+    const instanceId = String(registered.instance_id);
     assert.equal(registered.host, await hostnameOf(a));
 
     // The guest boots on A: fetches its metadata and phones home with its host keys.
@@ -86,7 +86,7 @@ Deno.test("live migration A → B through the hook keeps address, instance-id, b
     } finally {
       client.close();
     }
-    assert.equal((await show(a, domain.name)).bootState, "booted");
+    assert.equal((await show(a, domain.name)).boot_state, "booted");
 
     // libvirt: the destination's `migrate begin`, then the source's `release end`.
     assert.equal(await runHook(b, [domain.name, "migrate", "begin", "-"], xml), "");
@@ -95,10 +95,10 @@ Deno.test("live migration A → B through the hook keeps address, instance-id, b
     for (const host of [b, a]) {
       const after = await show(host, domain.name);
       assert.equal(after.ipv4, ipv4);
-      assert.equal(after.instanceId, instanceId);
+      assert.equal(after.instance_id, instanceId);
       assert.equal(after.state, "registered", `${host.name}: a migrated guest is not stopped`);
-      assert.equal(after.bootState, "booted", `${host.name}: its boot is not new`);
-      assert.deepEqual((after.access as { hostKeys: Record<string, string> }).hostKeys, {
+      assert.equal(after.boot_state, "booted", `${host.name}: its boot is not new`);
+      assert.deepEqual((after.access as { host_keys: Record<string, string> }).host_keys, {
         "ssh-ed25519": "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIMigrationTestKey",
       });
       assert.equal(after.host, await hostnameOf(b));
