@@ -257,11 +257,11 @@ export async function startService(config: Config, options: StartOptions): Promi
 
   // Behind the listeners (guests already known are served from KV meanwhile):
   // dnsmasq's records rebuilt from the store, and the process started.
-  // On etcd, the fleet's instances are then held by watch: guests are served from them, and
-  // other hosts' changes reach dnsmasq.
+  // On etcd, the fleet's instances are held by watch first: guests are served from them, and
+  // other hosts' changes after dnsmasq's rebuild reach it as events.
   try {
-    if (options.dnsmasq !== false) dnsmasq = await startDnsmasq(config, { store, log });
     await store.follow(following.signal, (error) => log.warning(`store: watch lost, retrying: ${error}`));
+    if (options.dnsmasq !== false) dnsmasq = await startDnsmasq(config, { store, log });
   } catch (error) {
     await Promise.all([...servers.map((server) => server.shutdown()), metadata.shutdown({ deadlineMs: 0 })]);
     await dnsmasq?.stop();
