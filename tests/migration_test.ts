@@ -68,6 +68,9 @@ Deno.test("live migration A → B through the hook keeps address, instance-id, b
     const instanceId = String(registered.instance_id);
     assert.equal(registered.host, await hostnameOf(a));
 
+    // Every host's dnsmasq holds the fleet's reservations: B has A's guest within a second.
+    await waitForReservation(b, domain.mac, ipv4);
+
     // The guest boots on A: fetches its metadata and phones home with its host keys.
     assert.equal((await guestGet(a, ipv4, "/latest/meta-data/instance-id")).text, instanceId);
     const client = Deno.createHttpClient({ localAddress: ipv4 });
@@ -117,6 +120,20 @@ Deno.test("live migration A → B through the hook keeps address, instance-id, b
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+/** Waits (at most 1 s) until a host's dnsmasq record files give `mac` the address `ipv4`. */
+async function waitForReservation(host: FleetHost, mac: string, ipv4: string): Promise<void> {
+  const dir = join(host.config.dnsmasqDir, "dhcp-hosts");
+  const deadline = performance.now() + 1_000;
+  while (performance.now() < deadline) {
+    for await (const entry of Deno.readDir(dir)) {
+      const text = await Deno.readTextFile(join(dir, entry.name)).catch(() => "");
+      if (text.includes(mac) && text.includes(ipv4)) return;
+    }
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+  throw new Error(`${host.name}'s dnsmasq has no reservation ${mac} → ${ipv4} after 1 s`);
+}
 
 /** The `[service] hostname` a fleet host's configuration sets. */
 async function hostnameOf(host: FleetHost): Promise<string> {
