@@ -28,6 +28,7 @@ import { ec2MetadataTree } from "../src/guest_api/metadata/ec2.ts";
 import { lookupPath } from "../src/guest_api/metadata/tree.ts";
 import { registerDomainXml } from "../src/store/registration.ts";
 import { createStore } from "../src/service/service.ts";
+import { openBackend } from "../src/store/open.ts";
 import { buildTemplateData } from "../src/guest_api/template_data.ts";
 import { TemplateRenderer } from "../src/user_data/mod.ts";
 import {
@@ -110,6 +111,8 @@ export interface BootStormOptions {
   renderRounds?: number;
   /** Flags for mdserver's `deno run`, e.g. `--cpu-prof` to profile it. */
   mdserverFlags?: string[];
+  /** A `[store]` section for the configuration (etcd); default the KV file. */
+  storeIni?: string;
   /** Progress lines. */
   progress?: (line: string) => void;
 }
@@ -135,7 +138,7 @@ export const PUBLIC_KEY =
  * not managed) and registers `count` domains into its KV file through the
  * real upload path, before any server starts.
  */
-export async function prepareSetup(count: number): Promise<BenchSetup> {
+export async function prepareSetup(count: number, storeIni = ""): Promise<BenchSetup> {
   const dir = await Deno.makeTempDir({ prefix: "mdserver-bench-storm-" });
   try {
     await Deno.mkdir(join(dir, "userdata"));
@@ -168,10 +171,10 @@ manage = no
 
 [service]
 location = bench
-`,
+${storeIni}`,
     );
     const config = await loadConfig(configFile);
-    const kv = await Deno.openKv(config.mdserver.kvFile);
+    const kv = await openBackend(config);
     const instances: Instance[] = [];
     const started = performance.now();
     try {
@@ -321,7 +324,7 @@ export async function runBootStorm(options: BootStormOptions = {}): Promise<Boot
   const progress = options.progress ?? (() => {});
 
   progress(`boot storm: registering ${warmupCount + rounds * count} instances`);
-  const setup = await prepareSetup(warmupCount + rounds * count);
+  const setup = await prepareSetup(warmupCount + rounds * count, options.storeIni);
   let mdserver: ServerProcess | null = null;
   let ceiling: ServerProcess | null = null;
   try {

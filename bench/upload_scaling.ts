@@ -21,6 +21,7 @@ import { startDnsmasq } from "../src/dnsmasq/mod.ts";
 import { silentLogger } from "../src/log/log.ts";
 import { registerDomainXml } from "../src/store/registration.ts";
 import { createStore } from "../src/service/service.ts";
+import { openBackend } from "../src/store/open.ts";
 
 /** The numbers of one window of uploads. */
 export interface WindowStats {
@@ -87,7 +88,7 @@ export interface UploadScalingResult {
 }
 
 /** Registers `count` domains one after another and compares the first and last windows of 1000. */
-export async function runUploadScaling(count = 10_000): Promise<UploadScalingResult> {
+export async function runUploadScaling(count = 10_000, storeIni = ""): Promise<UploadScalingResult> {
   const window = Math.min(1000, Math.floor(count / 2));
   if (!Number.isInteger(count) || window < 1) {
     throw new RangeError(`expected a count of at least 2, got "${count}"`);
@@ -102,6 +103,9 @@ export async function runUploadScaling(count = 10_000): Promise<UploadScalingRes
 userdata_dir = userdata
 kv_file = mdserver.kv
 
+[admin]
+socket = ${join(dir, "run", "admin.sock")}
+
 [dnsmasq]
 net_address = 10.122.0.0
 net_prefix = 16
@@ -112,10 +116,10 @@ prefix = vm-
 domain = mds.test
 entry_order = fqdn,prefix,base
 manage = no
-`,
+${storeIni}`,
     );
     const config = await loadConfig(join(dir, "mdserver.conf"));
-    const kv = await Deno.openKv(config.mdserver.kvFile);
+    const kv = await openBackend(config);
     const store = createStore(kv, config);
     const dnsmasq = await startDnsmasq(config, { store, log: silentLogger });
 

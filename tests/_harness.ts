@@ -153,10 +153,15 @@ export async function startTestService(options: TestServiceOptions = {}): Promis
   await Deno.writeTextFile(file, mergeIni(baseConfigText(dir, network), tcp + (options.ini ?? "")));
   await Deno.writeTextFile(join(dir, "admin.token"), `${TEST_ADMIN_TOKEN}\n`, { mode: 0o600 });
   const config = await loadConfig(file);
-  const kv = options.kvFile ? await openKv(config) : await Deno.openKv(":memory:");
+  // On etcd ([store] backend = etcd in `ini`) the service opens its own backend.
+  const kv = config.store.backend === "etcd"
+    ? null
+    : options.kvFile
+    ? await openKv(config)
+    : await Deno.openKv(":memory:");
   const service = await startService(config, {
     log: options.log ?? silentLogger,
-    kv,
+    ...(kv ? { kv } : {}),
     ...(options.configDrives ? { configDrives: (deps) => new ConfigDriveImages(deps) } : {}),
   });
   const metadataUrl = `http://127.0.0.1:${service.metadataPort}`;
@@ -196,7 +201,7 @@ export async function startTestService(options: TestServiceOptions = {}): Promis
       for (const client of clients.values()) client.close();
       socketClient.close();
       await service.shutdown();
-      kv.close();
+      kv?.close();
       await Deno.remove(dir, { recursive: true });
     },
   };

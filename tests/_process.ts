@@ -75,6 +75,9 @@ run_dir = ${join(dir, `run-${name}`)}
 domain = test.internal
 manage = no
 
+[configdrive]
+dir = ${join(dir, `seeds-${name}`)}
+
 [service]
 location = testzone
 `;

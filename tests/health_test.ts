@@ -45,7 +45,12 @@ Deno.test("/health reports a managed dnsmasq running, and answers 503 while it i
     try {
       assert.deepEqual(await health(external), {
         status: 200,
-        body: { status: "ok", instances: 0, dnsmasq: { state: "not managed" } },
+        body: {
+          status: "ok",
+          instances: 0,
+          dnsmasq: { state: "not managed" },
+          store: { backend: "kv", reachable: true, last_contact: null },
+        },
       });
     } finally {
       await external.close();

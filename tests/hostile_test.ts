@@ -10,6 +10,7 @@
  * them on the way.
  */
 import assert from "node:assert/strict";
+import type { KeyValueBackend } from "../src/store/mod.ts";
 import { join } from "node:path";
 import { parse as parseYaml } from "yaml";
 import { domainXml, startTestService, type TestService } from "./_harness.ts";
@@ -164,11 +165,11 @@ function uploadRequest(path: string, body: Uint8Array): Uint8Array {
 
 // ------------------------------------------------------------------ state
 
-/** Every KV entry with its versionstamp: any write shows. */
-async function kvSnapshot(kv: Deno.Kv): Promise<string[]> {
+/** Every store entry with its version: any write shows. */
+async function kvSnapshot(backend: KeyValueBackend): Promise<string[]> {
   const out: string[] = [];
-  for await (const entry of kv.list({ prefix: [] })) {
-    out.push(Deno.inspect({ key: entry.key, value: entry.value, versionstamp: entry.versionstamp }, {
+  for await (const entry of backend.list({ prefix: [] })) {
+    out.push(Deno.inspect({ key: entry.key, value: entry.value, version: entry.version }, {
       depth: 10,
       sorted: true,
     }));
@@ -228,7 +229,7 @@ function assertClearMessage(what: string, response: RawResponse, expected: Expec
 
 Deno.test("hostile domain XML gets a 4xx with a clear reason from both upload endpoints and changes nothing", async () => {
   await withKeeper("", async (t, keeperIp) => {
-    const kvBefore = await kvSnapshot(t.service.store.kv);
+    const kvBefore = await kvSnapshot(t.service.store.backend);
     const filesBefore = await treeSnapshot(t.config.dnsmasq.baseDir);
     for (const [file, expected] of Object.entries(CASES.uploads)) {
       const body = await corpusFile(file);
@@ -237,7 +238,7 @@ Deno.test("hostile domain XML gets a 4xx with a clear reason from both upload en
       const admin = await rawRequest(t.adminSocket, uploadRequest("/v1/instances", body));
       assertClearMessage(`${file} to the admin API`, admin, expected);
     }
-    assert.deepEqual(await kvSnapshot(t.service.store.kv), kvBefore);
+    assert.deepEqual(await kvSnapshot(t.service.store.backend), kvBefore);
     assert.deepEqual(await treeSnapshot(t.config.dnsmasq.baseDir), filesBefore);
     await assertStillServing(t, keeperIp);
   });
@@ -245,7 +246,7 @@ Deno.test("hostile domain XML gets a 4xx with a clear reason from both upload en
 
 Deno.test("odd HTTP requests get a 4xx, a clear reason where mdserver answers, and change nothing", async () => {
   await withKeeper("", async (t, keeperIp) => {
-    const kvBefore = await kvSnapshot(t.service.store.kv);
+    const kvBefore = await kvSnapshot(t.service.store.backend);
     const filesBefore = await treeSnapshot(t.config.dnsmasq.baseDir);
     for (const [file, expected] of Object.entries(CASES.requests)) {
       const port = expected.listener === "admin" ? t.adminSocket : t.service.metadataPort;
@@ -254,7 +255,7 @@ Deno.test("odd HTTP requests get a 4xx, a clear reason where mdserver answers, a
       });
       assertClearMessage(file, response, expected);
     }
-    assert.deepEqual(await kvSnapshot(t.service.store.kv), kvBefore);
+    assert.deepEqual(await kvSnapshot(t.service.store.backend), kvBefore);
     assert.deepEqual(await treeSnapshot(t.config.dnsmasq.baseDir), filesBefore);
     await assertStillServing(t, keeperIp);
   });

@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import type { KeyValueBackend } from "../src/store/mod.ts";
 import { domainXml, startTestService } from "./_harness.ts";
 
 // Two domains whose UUIDs agree in their first 17 hex digits (and more): the
@@ -42,7 +43,7 @@ Deno.test("an upload whose instance-id another domain holds is refused with 409 
       metadata: {},
       tags: {},
     }, { instanceId: taken });
-    const before = await snapshot(t.service.store.kv);
+    const before = await snapshot(t.service.store.backend);
     const response = await t.upload(
       domainXml(SECOND),
     );
@@ -51,7 +52,7 @@ Deno.test("an upload whose instance-id another domain holds is refused with 409 
       await response.text(),
       /instance-id i-6f1a3c2e5b7d4e8f9a00000000000002 of "twin2" already belongs to instance "twin1"/,
     );
-    assert.deepEqual(await snapshot(t.service.store.kv), before);
+    assert.deepEqual(await snapshot(t.service.store.backend), before);
     assert.equal((await t.service.store.find(taken))?.uuid, FIRST.uuid);
   } finally {
     await t.close();
@@ -79,9 +80,9 @@ Deno.test("stored instance-ids keep working: 17-digit ones and md_server's i-<ad
   }
 });
 
-async function snapshot(kv: Deno.Kv): Promise<[string, unknown][]> {
+async function snapshot(backend: KeyValueBackend): Promise<[string, unknown][]> {
   const entries: [string, unknown][] = [];
-  for await (const entry of kv.list({ prefix: [] })) {
+  for await (const entry of backend.list({ prefix: [] })) {
     if (entry.key[0] === "access") continue;
     entries.push([JSON.stringify(entry.key), entry.value]);
   }

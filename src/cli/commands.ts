@@ -66,7 +66,7 @@ export const COMMANDS: readonly CommandSpec[] = [
     name: "list",
     permissionSet: "ctl",
     positionals: [],
-    summary: "list instances: name, address, MAC, instance-id, state and since when",
+    summary: "list instances: name, address, MAC, instance-id, state, since when and the host it runs on",
     options: { config, json, name: { type: "boolean", help: "print the names only, one a line" } },
     example: "mdserver list --name",
   },
@@ -208,6 +208,15 @@ export const COMMANDS: readonly CommandSpec[] = [
       "new-instance-ids": { type: "boolean", help: "derive instance-ids from UUIDs instead of keeping md_server's" },
     },
     example: "mdserver import-md-server /var/lib/mdserver/mds_db.json",
+  },
+  {
+    name: "migrate-store",
+    permissionSet: "import",
+    positionals: [{ name: "KV_FILE", required: false }],
+    summary: "move this host's instances from its KV file (default: kv_file) into the etcd store of [store], " +
+      "keeping addresses, instance-ids, states and host keys",
+    options: { config },
+    example: "mdserver migrate-store /var/lib/mdserver/mdserver.kv",
   },
   {
     name: "install",

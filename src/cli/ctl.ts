@@ -163,7 +163,8 @@ async function list(line: CtlLine, deps: CtlDeps): Promise<number> {
     for (const instance of instances) deps.print(instance.name);
     return 0;
   }
-  const rows = [["NAME", "ADDRESS", "MAC", "INSTANCE-ID", "STATE", "SINCE"]];
+  // HOST: the host whose mdserver last uploaded it (where it runs; a fleet's hosts share one list).
+  const rows = [["NAME", "ADDRESS", "MAC", "INSTANCE-ID", "STATE", "SINCE", "HOST"]];
   for (const instance of instances) {
     rows.push([
       cell(instance.name),
@@ -172,6 +173,7 @@ async function list(line: CtlLine, deps: CtlDeps): Promise<number> {
       instance.instance_id,
       cell(instance.boot_state),
       cell(rfc3339(instance.since)),
+      cell(typeof instance.host === "string" ? instance.host : null),
     ]);
   }
   deps.print(formatTable(rows));

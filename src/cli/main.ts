@@ -20,7 +20,8 @@ import { runInstallHook } from "../hook/install.ts";
 import { createLogger, type ReloadableLogger } from "../log/mod.ts";
 import { buildSeedIso, parseSeedIsoArgs } from "../seed/seed_iso.ts";
 import type { ReloadOutcome } from "../http/mod.ts";
-import { createStore, openKv, type startService } from "../service/mod.ts";
+import { createStore, type startService } from "../service/mod.ts";
+import { DenoKvBackend, formatProbe, migrateStore, openBackend, probeEndpoints } from "../store/mod.ts";
 import { commandHelp, type CommandLine, mainHelp, parseCommandLine, type Parsed, UsageError } from "./args.ts";
 import { type CommandSpec, findCommand } from "./commands.ts";
 import { runCtl } from "./ctl.ts";
@@ -140,14 +141,55 @@ async function reloadConfig(
 async function checkConfig(line: CommandLine, deps: CliDeps): Promise<number> {
   const config = await loadConfig(configPath(line, deps.env, line.args[0]));
   deps.print(formatConfig(config).trimEnd());
-  return 0;
+  if (config.store.backend !== "etcd") return 0;
+  // A fleet's store: which members answer (the service needs one that has a leader).
+  const probes = await probeEndpoints(config.store.endpoints, config.store.timeoutMs);
+  for (const probe of probes) deps.print(formatProbe(probe));
+  const serving = probes.filter((probe) => probe.reachable && probe.quorumProblem === null).length;
+  deps.print(`etcd: ${serving} of ${probes.length} endpoints reachable with quorum`);
+  return serving > 0 ? 0 : 1;
+}
+
+/** Moves the instances of this host's KV file (default kv_file) into the etcd store the configuration names. */
+async function migrateStoreCommand(line: CommandLine, deps: CliDeps): Promise<number> {
+  const config = await loadConfig(configPath(line, deps.env));
+  if (config.store.backend !== "etcd") {
+    throw new UsageError(
+      "migrate-store moves a KV file into etcd: set [store] backend = etcd",
+      findCommand("migrate-store")!,
+    );
+  }
+  const file = line.args[0] ?? config.mdserver.kvFile;
+  await Deno.stat(file); // a missing file is an error, not a new empty database
+  const kv = await Deno.openKv(file);
+  const target = await openBackend(config);
+  try {
+    const outcomes = await migrateStore(
+      createStore(new DenoKvBackend(kv), config),
+      createStore(target, config),
+      (done) => deps.printProgress?.(`migrate-store: ${done} instances`),
+    );
+    deps.printProgress?.("");
+    for (const outcome of outcomes) {
+      deps.print(
+        [outcome.result, outcome.name, outcome.ipv4, outcome.instanceId, outcome.reason ?? ""].join("\t").trimEnd(),
+      );
+    }
+    const failed = outcomes.filter((outcome) => outcome.result === "failed").length;
+    deps.print(`${outcomes.length - failed} of ${outcomes.length} instances in etcd from ${file}`);
+    return failed > 0 ? 1 : 0;
+  } finally {
+    target.close();
+    kv.close();
+  }
 }
 
 async function importMdServer(line: CommandLine, deps: CliDeps): Promise<number> {
   const config = await loadConfig(configPath(line, deps.env));
   const file = line.args[0] ?? config.mdserver.dbFile;
   const entries = parseMdServerDatabase(await Deno.readTextFile(file), file);
-  const kv = await openKv(config);
+  // Into the configured store: this host's KV file, or the fleet's etcd.
+  const kv = await openBackend(config);
   try {
     const outcomes = await importMdServerEntries(
       createStore(kv, config),
@@ -221,6 +263,8 @@ async function run(spec: CommandSpec, line: CommandLine, deps: CliDeps): Promise
       return await checkConfig(line, deps);
     case "import-md-server":
       return await importMdServer(line, deps);
+    case "migrate-store":
+      return await migrateStoreCommand(line, deps);
     case "seed-iso":
       return await seedIso(line, deps);
     case "install":

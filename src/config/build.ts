@@ -122,6 +122,8 @@ export function buildConfig(
     }
   }
 
+  const store = storeSection(get, int, fail);
+
   const entryOrder = splitCommas(get("dnsmasq.entry_order")).map((item) => item.toLowerCase());
   for (const item of entryOrder) {
     if (!["base", "prefix", "domain", "fqdn"].includes(item)) {
@@ -166,6 +168,7 @@ export function buildConfig(
       apis,
       storeBusyLogInterval: int("mdserver.store_busy_log_interval", 1, 3600),
     },
+    store,
     loglevels: {
       base: get("loglevels.base").toLowerCase(),
       stream: get("loglevels.stream").toLowerCase(),
@@ -229,6 +232,41 @@ export function buildConfig(
       ec2Versions: ec2Versions.length > 0 ? ec2Versions : ["2009-04-04"],
     },
     raw,
+  };
+}
+
+/** `[store]`: the backend, and for etcd its endpoints (http or https URLs), key prefix and timeout. */
+function storeSection(
+  get: (id: string) => string,
+  int: (id: string, min: number, max: number) => number,
+  fail: (id: string, message: string) => void,
+): Config["store"] {
+  const backend = get("store.backend").trim().toLowerCase();
+  if (backend !== "kv" && backend !== "etcd") fail("store.backend", `expected "kv" or "etcd", got "${backend}"`);
+  const endpoints = splitCommas(get("store.endpoints"));
+  for (const endpoint of endpoints) {
+    let url: URL | null = null;
+    try {
+      url = new URL(endpoint);
+    } catch {
+      // reported below
+    }
+    if (url === null || !["http:", "https:"].includes(url.protocol) || url.pathname !== "/" || url.search !== "") {
+      fail("store.endpoints", `"${endpoint}" is not an etcd client URL like http://10.0.0.5:2379`);
+    }
+  }
+  if (backend === "etcd" && endpoints.length === 0) {
+    fail("store.endpoints", "backend = etcd needs at least one endpoint");
+  }
+  const prefix = get("store.prefix");
+  if (!/^\/([A-Za-z0-9._-]+\/)*$/.test(prefix)) {
+    fail("store.prefix", `"${prefix}" must start and end with "/" and hold only letters, digits, ".", "_" and "-"`);
+  }
+  return {
+    backend: backend === "etcd" ? "etcd" : "kv",
+    endpoints: endpoints.map((endpoint) => endpoint.replace(/\/+$/, "")),
+    prefix,
+    timeoutMs: int("store.timeout", 100, 60_000),
   };
 }
 

@@ -43,6 +43,16 @@ export interface Config {
     /** md_server's POST /instance-upload on the metadata listener (loopback only). */
     legacyUpload: boolean;
   };
+  /** `[store]`: where instances live: Deno KV (`kv_file`, one host) or an etcd v3 cluster (a fleet). */
+  store: {
+    backend: "kv" | "etcd";
+    /** Client URLs of the etcd members. */
+    endpoints: string[];
+    /** Every etcd key lives under this prefix (starts and ends with "/"). */
+    prefix: string;
+    /** Time one etcd endpoint has to answer, in ms. */
+    timeoutMs: number;
+  };
   /** `[loglevels]`: the levels of the log and its outputs. */
   loglevels: { base: string; stream: string; file: string };
   /** `[admin]`: where the admin API listens. */

@@ -42,6 +42,12 @@ export function schema(hostname: string): Schema {
       store_busy_log_interval: "10",
     },
     loglevels: { base: "info", stream: "info", file: "debug" },
+    store: {
+      backend: "kv",
+      endpoints: "http://127.0.0.1:2379",
+      prefix: "/mdserver/",
+      timeout: "2000",
+    },
     admin: {
       listen_address: null,
       port: "8774",

@@ -68,7 +68,9 @@ export async function runHook(
     let response: Response;
     if (action === "upload") {
       const xml = await readXml(deps.stdin, deps.signal);
-      response = await adminRequest(endpoint, "/v1/instances", {
+      // On the destination of a live migration: the guest keeps running, its boot state stays.
+      const path = operation === "migrate" ? "/v1/instances?migration=incoming" : "/v1/instances";
+      response = await adminRequest(endpoint, path, {
         method: "POST",
         body: xml,
         headers: { "content-type": "application/xml" },

@@ -37,9 +37,12 @@ export async function answerUpload(
   request: Request,
   deps: { store: InstanceStore; config: Config; log: Logger; configDrives?: ConfigDriveKeeper | null },
 ): Promise<Response> {
-  const result = await registerDomainXml(await readBody(request), deps);
+  // The hook's `migrate begin` on the destination of a live migration says so: the guest's boot is not new.
+  const migration = new URL(request.url).searchParams.get("migration") === "incoming";
+  const result = await registerDomainXml(await readBody(request), deps, migration);
   const { instance } = result;
-  deps.log.info(`upload: ${instance.name} ${instance.mac} ${instance.ipv4} ${result.created ? "created" : "updated"}`);
+  const how = migration ? "migrated here" : result.created ? "created" : "updated";
+  deps.log.info(`upload: ${instance.name} ${instance.mac} ${instance.ipv4} ${how}`);
   // Before answering: the hook returns, and QEMU opens the image, only after this.
   const drive = deps.configDrives ? await deps.configDrives.refresh(instance, { deliver: true }) : null;
   const summary = uploadSummary(result);

@@ -40,7 +40,13 @@ import {
 import { parseIpv4, poolContains } from "../ipam/ipv4.ts";
 import type { Logger } from "../log/log.ts";
 import type { Metrics } from "../log/metrics.ts";
-import { type AccessRecorder, type Instance, type InstanceStore, knownHostsLines } from "../store/mod.ts";
+import {
+  type AccessRecorder,
+  type Instance,
+  type InstanceStore,
+  knownHostsLines,
+  StoreUnavailableError,
+} from "../store/mod.ts";
 import type { TemplateRenderer } from "../user_data/mod.ts";
 import { badTargetError, requestLineUrl } from "./request_target.ts";
 import { errorToResponse, HttpError, jsonResponse, textResponse } from "./errors.ts";
@@ -212,9 +218,11 @@ async function route(request: Request, url: URL, deps: AdminDeps): Promise<Respo
   }
   if (action === "stopped" && method === "POST") {
     const updated = await deps.store.setState(instance.uuid, "stopped");
-    deps.log.info(`stopped: ${instance.name}`);
-    // Rebuilt from the record, the image no longer holds a password that was delivered at this start.
-    await deps.configDrives?.refresh(instance);
+    if (updated?.state === "stopped") {
+      deps.log.info(`stopped: ${instance.name}`);
+      // Rebuilt from the record, the image no longer holds a password that was delivered at this start.
+      await deps.configDrives?.refresh(updated);
+    } else deps.log.info(`stop of ${instance.name} ignored: it runs on ${updated?.host} now (migrated)`);
     return jsonResponse(updated === null ? null : instanceJson(updated, await deps.access.get(updated.uuid)));
   }
   if (action === "password" && file === undefined && method !== "GET") {
@@ -226,10 +234,34 @@ async function route(request: Request, url: URL, deps: AdminDeps): Promise<Respo
 
 /**
  * The service's health: 503 when a managed dnsmasq is not running (guests
- * would get no DHCP answer), with its state either way.
+ * would get no DHCP answer) or the store cannot be reached (uploads are
+ * refused; guests are still served what was last seen on etcd), with the
+ * state of both either way.
  */
 async function health(deps: AdminDeps): Promise<Response> {
-  const instances = await deps.store.allocatedCount();
+  let instances: number | null = null;
+  try {
+    instances = await deps.store.allocatedCount();
+  } catch (error) {
+    if (!(error instanceof StoreUnavailableError)) throw error;
+  }
+  const { backend, reachable, lastContactMs, details, watch } = deps.store.status();
+  const store = {
+    backend,
+    reachable: instances !== null && reachable,
+    last_contact: lastContactMs === null ? null : new Date(lastContactMs).toISOString(),
+    ...details,
+    ...(watch
+      ? {
+        watch: {
+          watching: watch.watching,
+          instances: watch.instances,
+          revision: watch.revision,
+          lost_since: watch.lostSinceMs === null ? null : new Date(watch.lostSinceMs).toISOString(),
+        },
+      }
+      : {}),
+  };
   const state = deps.dnsmasq ?? null;
   const dnsmasq = state === null
     ? { state: "off" }
@@ -237,7 +269,8 @@ async function health(deps: AdminDeps): Promise<Response> {
     ? { state: state.pid === null ? "down" : "running", pid: state.pid, restarts: state.restarts }
     : { state: "not managed" };
   const down = dnsmasq.state === "down";
-  return jsonResponse({ status: down ? "dnsmasq down" : "ok", instances, dnsmasq }, down ? 503 : 200);
+  const status = instances === null ? "store unavailable" : down ? "dnsmasq down" : "ok";
+  return jsonResponse({ status, instances, dnsmasq, store }, status === "ok" ? 200 : 503);
 }
 
 /** What the guest would receive, rendered the same way. */

@@ -26,6 +26,7 @@ import {
   RecordTooLargeError,
   StoreBusyError,
   StoreFullError,
+  StoreUnavailableError,
 } from "../store/errors.ts";
 import { RecordFilesFullError } from "../dnsmasq/errors.ts";
 
@@ -67,6 +68,7 @@ const ERROR_STATUSES: readonly ErrorStatus[] = [
   { type: RecordTooLargeError, status: 413 },
   { type: StoreBusyError, status: 503 },
   { type: StoreFullError, status: 507 },
+  { type: StoreUnavailableError, status: 503 },
   { type: RecordFilesFullError, status: 507 },
   { type: TextTooLargeError, status: 413 },
   { type: NotUtf8Error, status: 400 },

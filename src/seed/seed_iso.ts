@@ -20,7 +20,8 @@ import type { Config } from "../config/config.ts";
 import type { Instance } from "../store/instance.ts";
 import type { Logger } from "../log/log.ts";
 import { configDriveFiles, type DocumentDeps, nocloudSeedFiles } from "../guest_api/metadata/documents.ts";
-import { createStore, openKv } from "../service/service.ts";
+import { createStore } from "../service/service.ts";
+import { openBackend } from "../store/mod.ts";
 import { createTemplateRenderer } from "../guest_api/template_renderer.ts";
 import { guestUrls } from "../guest_api/guest_urls.ts";
 
@@ -146,20 +147,22 @@ export async function writeIsoImage(
   }
 }
 
-/** Looks an instance up by name, UUID, instance-id, MAC or address in the configured KV file. */
+/** Looks an instance up by name, UUID, instance-id, MAC or address in the configured store (KV file or etcd). */
 export async function findStoredInstance(
   config: Config,
   reference: string,
 ): Promise<Instance | null> {
-  try {
-    await Deno.stat(config.mdserver.kvFile);
-  } catch (error) {
-    if (!(error instanceof Deno.errors.NotFound)) throw error;
-    throw new Error(
-      `no instance store at "${config.mdserver.kvFile}" (has mdserver run with this configuration?)`,
-    );
+  if (config.store.backend === "kv") {
+    try {
+      await Deno.stat(config.mdserver.kvFile);
+    } catch (error) {
+      if (!(error instanceof Deno.errors.NotFound)) throw error;
+      throw new Error(
+        `no instance store at "${config.mdserver.kvFile}" (has mdserver run with this configuration?)`,
+      );
+    }
   }
-  const kv = await openKv(config);
+  const kv = await openBackend(config);
   try {
     return await createStore(kv, config).find(reference);
   } finally {

@@ -32,7 +32,15 @@ import { buildPool, poolSize } from "../ipam/ipv4.ts";
 import { BurstLog, type EventCounter } from "../log/burst_log.ts";
 import type { Logger } from "../log/log.ts";
 import { Metrics } from "../log/metrics.ts";
-import { AccessRecorder, InstanceStore, type StoreEvent } from "../store/mod.ts";
+import {
+  AccessRecorder,
+  DenoKvBackend,
+  InstanceStore,
+  isKv,
+  type KeyValueBackend,
+  openBackend,
+  type StoreEvent,
+} from "../store/mod.ts";
 import { prepareSocketPath, restrictSocket } from "./_admin_socket.ts";
 import { loadAdminToken, permittedEnv } from "./_admin_token.ts";
 import { listenWhenAvailable } from "./_listen.ts";
@@ -72,6 +80,8 @@ export interface StartOptions {
   log: Logger;
   /** Opened KV to use instead of the configured file (tests pass ":memory:" ones). */
   kv?: Deno.Kv;
+  /** An opened backend to use instead of the configured one (kept open at shutdown). */
+  backend?: KeyValueBackend;
   /** Called for every store change, after the built-in listeners. */
   onChange?: (event: StoreEvent) => void | Promise<void>;
   /** Keep dnsmasq's files (and, with `manage = child`, the process); default true. */
@@ -97,8 +107,12 @@ export interface ConfigDriveService extends ConfigDriveKeeper {
   refreshAll(): Promise<unknown[]>;
 }
 
-/** Builds the instance store of a configuration over an open KV. */
-export function createStore(kv: Deno.Kv, config: Config, contention?: EventCounter): InstanceStore {
+/** Builds the instance store of a configuration over an open KV or backend. */
+export function createStore(
+  kv: Deno.Kv | KeyValueBackend,
+  config: Config,
+  contention?: EventCounter,
+): InstanceStore {
   const pool = buildPool({
     network: config.dnsmasq.network,
     gateway: config.dnsmasq.gateway,
@@ -106,10 +120,12 @@ export function createStore(kv: Deno.Kv, config: Config, contention?: EventCount
     poolStart: config.dnsmasq.poolStart,
     poolEnd: config.dnsmasq.poolEnd,
   });
+  const onKv = isKv(kv) || kv.name === "kv";
   return new InstanceStore(kv, {
     pool,
     location: config.service.location,
-    spaceProbeDir: dirname(config.mdserver.kvFile),
+    host: config.service.hostname,
+    ...(onKv ? { spaceProbeDir: dirname(config.mdserver.kvFile) } : {}),
     ...(contention ? { contention } : {}),
   });
 }
@@ -123,13 +139,19 @@ export async function openKv(config: Config): Promise<Deno.Kv> {
 /** Starts both listeners. */
 export async function startService(config: Config, options: StartOptions): Promise<RunningService> {
   const { log } = options;
-  const kv = options.kv ?? await openKv(config);
+  const ownBackend = !options.kv && !options.backend;
+  const backend = options.backend ?? (options.kv ? new DenoKvBackend(options.kv) : await openBackend(config));
+  const following = new AbortController();
+  const closeBackend = () => {
+    following.abort();
+    if (ownBackend) backend.close();
+  };
   // One line per burst of store contention, for uploads and boot tracking alike.
   const contention = new BurstLog(log, {
     what: "store busy",
     intervalMs: config.mdserver.storeBusyLogInterval * 1000,
   });
-  const store = createStore(kv, config, contention);
+  const store = createStore(backend, config, contention);
   // Started behind the listeners (its records are rebuilt from the whole store).
   let dnsmasq: DnsmasqHandle | null = null;
   if (options.onChange) store.subscribe(options.onChange);
@@ -141,7 +163,7 @@ export async function startService(config: Config, options: StartOptions): Promi
     if (event.type === "delete") tally.remove(event.instance.uuid);
     else tally.setInstance(event.instance);
   });
-  const access = new AccessRecorder(kv, {
+  const access = new AccessRecorder(backend, {
     log,
     contention,
     onWrite: (uuid, record) => tally.setAccess(uuid, record),
@@ -149,7 +171,7 @@ export async function startService(config: Config, options: StartOptions): Promi
   // An upload of a known domain is a new start (the hook uploads on
   // `prepare begin`): its boot progress starts again, its host keys stay.
   store.subscribe(async (event) => {
-    if (event.type === "upsert" && event.previous !== null && !event.takenBack) {
+    if (event.type === "upsert" && event.previous !== null && !event.takenBack && !event.remote && !event.migration) {
       await access.resetBoot(event.instance.uuid);
     }
   });
@@ -262,17 +284,21 @@ export async function startService(config: Config, options: StartOptions): Promi
     // A listener that cannot bind (address in use, not configured on any
     // interface…) stops the start: undo what was started.
     await Promise.all([...servers.map((server) => server.shutdown()), metadata?.shutdown({ deadlineMs: 0 })]);
-    if (!options.kv) kv.close();
+    closeBackend();
     throw error;
   }
 
   // Behind the listeners (guests already known are served from KV meanwhile):
   // dnsmasq's records rebuilt from the store, and the process started.
+  // On etcd, the fleet's instances are held by watch first: guests are served from them, and
+  // other hosts' changes after dnsmasq's rebuild reach it as events.
   try {
+    await store.follow(following.signal, (error) => log.warning(`store: watch lost, retrying: ${error}`));
     if (options.dnsmasq !== false) dnsmasq = await startDnsmasq(config, { store, log });
   } catch (error) {
     await Promise.all([...servers.map((server) => server.shutdown()), metadata.shutdown({ deadlineMs: 0 })]);
-    if (!options.kv) kv.close();
+    await dnsmasq?.stop();
+    closeBackend();
     throw error;
   }
 
@@ -302,7 +328,7 @@ export async function startService(config: Config, options: StartOptions): Promi
       ]);
       await dnsmasq?.stop();
       await access.flush();
-      if (!options.kv) kv.close();
+      closeBackend();
       log.info("stopped");
     })();
     return stopping;
@@ -398,9 +424,42 @@ function registerMetrics(metrics: Metrics, sources: MetricSources) {
     "Addresses of the pool held by instances.",
     async () => [[{}, await store.allocatedCount()]],
   );
+  registerStoreMetrics(metrics, store);
   metrics.sampledCounter(
     "mdserver_dnsmasq_restarts_total",
     "Times the managed dnsmasq was started again.",
     () => Promise.resolve([[{}, sources.restarts()]]),
+  );
+}
+
+/** The store's state: its backend reachable, and on etcd how far behind and since when its watch is. */
+function registerStoreMetrics(metrics: Metrics, store: InstanceStore) {
+  metrics.gauge(
+    "mdserver_store_reachable",
+    "Whether the store's backend answered its last request (1) or not (0).",
+    () => {
+      const status = store.status();
+      return Promise.resolve([[{ backend: status.backend }, status.reachable ? 1 : 0]]);
+    },
+  );
+  metrics.gauge(
+    "mdserver_store_watch_lag_revisions",
+    "etcd: revisions between the newest this host read or wrote and the newest its watch delivered.",
+    () => {
+      const status = store.status();
+      if (status.watch === null) return Promise.resolve([]);
+      const newest = Number(status.details.revision ?? 0);
+      return Promise.resolve([[{}, Math.max(0, newest - status.watch.revision)]]);
+    },
+  );
+  metrics.gauge(
+    "mdserver_store_watch_lost_seconds",
+    "etcd: seconds since the watch was lost (0 while it is up): how stale guests' answers may be.",
+    () => {
+      const watch = store.status().watch;
+      if (watch === null) return Promise.resolve([]);
+      const lost = watch.lostSinceMs === null ? 0 : (Date.now() - watch.lostSinceMs) / 1000;
+      return Promise.resolve([[{}, lost]]);
+    },
   );
 }

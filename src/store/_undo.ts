@@ -1,91 +1,98 @@
 /**
  * An atomic operation that remembers the keys it writes, so that a commit
- * can be taken back: before committing, the values those keys held are read
- * (and checked, so they are exactly what the commit replaces); `undo()`
- * writes them back unless another writer has changed one of the keys since.
+ * can be taken back: the commit reports the values those keys held right
+ * before it (Deno KV reads and checks them first; etcd reads them in the
+ * same transaction); `undo()` writes them back unless another writer has
+ * changed one of the keys since.
  *
  * @module
  */
 
-/** Deno KV reads at most this many keys in one getMany. */
-const GET_MANY_LIMIT = 10;
+import type { KeyValueBackend, StoreCheck, StoreCommitResult, StoreEntry, StoreKey, StoreMutation } from "./backend.ts";
 
-/** An atomic operation over `kv` whose writes can be taken back once committed. */
+/** An atomic operation on a backend whose writes can be taken back once committed. */
 export class UndoableAtomic {
-  readonly #kv: Deno.Kv;
-  readonly #op: Deno.AtomicOperation;
-  readonly #keys = new Map<string, Deno.KvKey>();
-  #before: Deno.KvEntryMaybe<unknown>[] = [];
-  #versionstamp: string | null = null;
+  readonly #backend: KeyValueBackend;
+  readonly #checks: StoreCheck[] = [];
+  readonly #mutations: StoreMutation[] = [];
+  readonly #keys = new Map<string, StoreKey>();
+  /** What each counter was changed by, so undo subtracts it again. */
+  readonly #sums = new Map<string, number>();
+  #before: StoreEntry[] = [];
+  #version: string | null = null;
 
-  /** A new operation on `kv`. */
-  constructor(kv: Deno.Kv) {
-    this.#kv = kv;
-    this.#op = kv.atomic();
+  /** A new operation on `backend`. */
+  constructor(backend: KeyValueBackend) {
+    this.#backend = backend;
   }
 
-  /** Adds checks, as AtomicOperation.check. */
-  check(...checks: Deno.AtomicCheck[]): this {
-    this.#op.check(...checks);
+  /** Adds checks: each entry's key must still have the version it was read with. */
+  check(...entries: StoreEntry[]): this {
+    for (const entry of entries) this.#checks.push({ key: entry.key, version: entry.version });
     return this;
   }
 
-  /** Sets a key, as AtomicOperation.set. */
-  set(key: Deno.KvKey, value: unknown): this {
+  /** Sets a key. */
+  set(key: StoreKey, value: unknown): this {
     this.#touch(key);
-    this.#op.set(key, value);
+    this.#mutations.push({ type: "set", key, value });
     return this;
   }
 
-  /** Deletes a key, as AtomicOperation.delete. */
-  delete(key: Deno.KvKey): this {
+  /** Deletes a key. */
+  delete(key: StoreKey): this {
     this.#touch(key);
-    this.#op.delete(key);
+    this.#mutations.push({ type: "delete", key });
     return this;
   }
 
-  /** Adds to a counter, as AtomicOperation.sum. */
-  sum(key: Deno.KvKey, n: bigint): this {
-    this.#touch(key);
-    this.#op.sum(key, n);
+  /** Adds to a counter. */
+  sum(key: StoreKey, delta: number): this {
+    const id = this.#touch(key);
+    this.#sums.set(id, (this.#sums.get(id) ?? 0) + delta);
+    this.#mutations.push({ type: "sum", key, delta });
     return this;
   }
 
-  /** Reads what the written keys hold now and checks it stays so until the commit; then commits. */
-  async commit(): Promise<Deno.KvCommitResult | Deno.KvCommitError> {
-    this.#before = await readMany(this.#kv, [...this.#keys.values()]);
-    this.#op.check(...this.#before);
-    const result = await this.#op.commit();
-    if (result.ok) this.#versionstamp = result.versionstamp;
+  /** Commits, learning what the written keys held right before (the backend reads them with the commit). */
+  async commit(): Promise<StoreCommitResult> {
+    const result = await this.#backend.commit(this.#checks, this.#mutations, [...this.#keys.values()]);
+    if (result.ok) {
+      this.#version = result.version;
+      this.#before = result.before ?? [];
+    }
     return result;
   }
 
   /**
-   * Writes back what the keys held before the commit; false (and nothing
-   * written) when another writer has changed one of them since.
+   * Writes back what the keys held before the commit, returning the
+   * version of that write; null (and nothing written) when another writer
+   * has changed one of them since.
    */
-  async undo(): Promise<boolean> {
-    if (this.#versionstamp === null) return false;
-    const now = await readMany(this.#kv, this.#before.map((entry) => entry.key));
-    const ours = now.every((entry) => entry.versionstamp === null || entry.versionstamp === this.#versionstamp);
-    if (!ours) return false;
-    const op = this.#kv.atomic().check(...now);
+  async undo(): Promise<string | null> {
+    if (this.#version === null) return null;
+    const now = await this.#backend.getMany(this.#before.map((entry) => entry.key));
+    const ours = now.every((entry) => entry.version === null || entry.version === this.#version);
+    if (!ours) return null;
+    const mutations: StoreMutation[] = [];
     for (const entry of this.#before) {
-      if (entry.versionstamp === null) op.delete(entry.key);
-      else op.set(entry.key, entry.value);
+      const delta = this.#sums.get(keyId(entry.key));
+      if (entry.version === null) mutations.push({ type: "delete", key: entry.key });
+      else if (delta !== undefined) mutations.push({ type: "sum", key: entry.key, delta: -delta });
+      else mutations.push({ type: "set", key: entry.key, value: entry.value });
     }
-    return (await op.commit()).ok;
+    const checks = now.map((entry) => ({ key: entry.key, version: entry.version }));
+    const result = await this.#backend.commit(checks, mutations);
+    return result.ok ? result.version : null;
   }
 
-  #touch(key: Deno.KvKey): void {
-    this.#keys.set(JSON.stringify(key, (_, value) => typeof value === "bigint" ? `${value}n` : value), key);
+  #touch(key: StoreKey): string {
+    const id = keyId(key);
+    this.#keys.set(id, key);
+    return id;
   }
 }
 
-async function readMany(kv: Deno.Kv, keys: Deno.KvKey[]): Promise<Deno.KvEntryMaybe<unknown>[]> {
-  const entries: Deno.KvEntryMaybe<unknown>[] = [];
-  for (let start = 0; start < keys.length; start += GET_MANY_LIMIT) {
-    entries.push(...await kv.getMany(keys.slice(start, start + GET_MANY_LIMIT)));
-  }
-  return entries;
+function keyId(key: StoreKey): string {
+  return JSON.stringify(key);
 }

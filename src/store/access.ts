@@ -13,7 +13,9 @@
  * @module
  */
 
+import { type KeyValueBackend, type StoreEntry, type StoreKey } from "./backend.ts";
 import { StoreBusyError } from "./errors.ts";
+import { asBackend } from "./kv_backend.ts";
 import { type AccessRecord, emptyAccessRecord } from "./boot_state.ts";
 import type { EventCounter } from "../log/burst_log.ts";
 import type { Logger } from "../log/log.ts";
@@ -46,12 +48,7 @@ interface PendingNote {
   userDataAt: string | null;
 }
 
-/** Instances read with one `getMany` (its limit is 10 keys, two per instance). */
-const READ_CHUNK = 5;
-/** Instances written with one atomic commit (its limit is 100 checks, two per instance). */
-const WRITE_CHUNK = 50;
-
-/** What an AccessRecorder needs besides KV. */
+/** What an AccessRecorder needs besides its backend. */
 export interface AccessRecorderOptions {
   /** Where failed writes are reported. */
   log: Logger;
@@ -68,16 +65,16 @@ export interface AccessRecorderOptions {
 }
 
 /**
- * Records accesses in KV. Guest traffic (metadata and user-data fetches) is
+ * Records accesses in the store's backend. Guest traffic (metadata and user-data fetches) is
  * throttled per instance, never awaited by a request, and written behind in
  * batches: notes gathered for `batchDelayMs` become one read and one commit
- * for up to 50 instances, so a boot storm costs a few KV operations per
+ * for up to 50 instances (fewer where the backend takes fewer operations), so a boot storm costs a few KV operations per
  * hundred boots instead of several per boot. Reads (`get`) and `flush`
  * write what is gathered first, so nothing noted is ever hidden from them.
  * Phone-home and boot resets are written at once.
  */
 export class AccessRecorder {
-  readonly #kv: Deno.Kv;
+  readonly #backend: KeyValueBackend;
   readonly #now: () => Date;
   readonly #log: Logger;
   readonly #minIntervalMs: number;
@@ -91,9 +88,9 @@ export class AccessRecorder {
   /** The batch being written, if any: batches never overlap. */
   #writing: Promise<void> = Promise.resolve();
 
-  /** A recorder writing to `kv`. */
-  constructor(kv: Deno.Kv, options: AccessRecorderOptions) {
-    this.#kv = kv;
+  /** A recorder writing to a backend (or a Deno KV database). */
+  constructor(backend: KeyValueBackend | Deno.Kv, options: AccessRecorderOptions) {
+    this.#backend = asBackend(backend);
     this.#now = options.now ?? (() => new Date());
     this.#log = options.log;
     this.#minIntervalMs = options.minIntervalMs ?? 10_000;
@@ -151,15 +148,16 @@ export class AccessRecorder {
   /** The record of an instance, or null when nothing was seen. */
   async get(uuid: string): Promise<AccessRecord | null> {
     if (this.#queued.has(uuid)) await this.flush();
-    return (await this.#kv.get<AccessRecord>(["access", uuid])).value;
+    const [entry] = await this.#backend.getMany([["access", uuid]]);
+    return entry!.value as AccessRecord | null;
   }
 
   /** Every record, by UUID, in one scan (listing all instances). */
   async all(): Promise<Map<string, AccessRecord>> {
     await this.flush();
     const records = new Map<string, AccessRecord>();
-    for await (const entry of this.#kv.list<AccessRecord>({ prefix: ["access"] })) {
-      records.set(entry.key[1] as string, entry.value);
+    for await (const entry of this.#backend.list({ prefix: ["access"] })) {
+      records.set(entry.key[1] as string, entry.value as AccessRecord);
     }
     return records;
   }
@@ -193,8 +191,10 @@ export class AccessRecorder {
 
   async #writeBatch(batch: Map<string, PendingNote>): Promise<void> {
     const uuids = [...batch.keys()];
-    for (let start = 0; start < uuids.length; start += WRITE_CHUNK) {
-      const chunk = uuids.slice(start, start + WRITE_CHUNK);
+    // Two checks per instance; at most 50 instances per commit.
+    const perCommit = Math.min(50, Math.floor(this.#backend.maxOperations / 2));
+    for (let start = 0; start < uuids.length; start += perCommit) {
+      const chunk = uuids.slice(start, start + perCommit);
       try {
         await this.#writeChunk(chunk, batch);
       } catch (error) {
@@ -204,28 +204,28 @@ export class AccessRecorder {
   }
 
   /**
-   * One commit for up to WRITE_CHUNK instances, each checked against the
+   * One commit for a chunk of instances, each checked against the
    * record and instance it was read with. When another writer got in between
    * (a phone-home, an upload, another process), each instance is written on
    * its own instead.
    */
   async #writeChunk(uuids: string[], batch: Map<string, PendingNote>): Promise<void> {
-    const entries: Deno.KvEntryMaybe<unknown>[] = [];
-    for (let start = 0; start < uuids.length; start += READ_CHUNK) {
-      entries.push(...await this.#kv.getMany(uuids.slice(start, start + READ_CHUNK).flatMap(recordKeys)));
-    }
-    const operation = this.#kv.atomic();
+    const entries = await this.#backend.getMany(uuids.flatMap(recordKeys));
+    const checks: StoreEntry[] = [];
+    const writes: { type: "set"; key: StoreKey; value: AccessRecord }[] = [];
     const written: [string, AccessRecord][] = [];
     uuids.forEach((uuid, index) => {
-      const access = entries[2 * index] as Deno.KvEntryMaybe<AccessRecord>;
+      const access = entries[2 * index] as StoreEntry<AccessRecord>;
       const instance = entries[2 * index + 1]!;
       if (instance.value === null) return; // deleted since: nothing to record
       const note = batch.get(uuid)!;
       const record = applyNote(access.value, note);
       written.push([uuid, record]);
-      operation.check(access).check(instance).set(["access", uuid], record);
+      checks.push(access, instance);
+      writes.push({ type: "set", key: ["access", uuid], value: record });
     });
-    if ((await operation.commit()).ok) {
+    if (writes.length === 0) return;
+    if ((await this.#backend.commit(checks, writes)).ok) {
       for (const [uuid, record] of written) this.#onWrite(uuid, record);
       return;
     }
@@ -242,10 +242,14 @@ export class AccessRecorder {
 
   async #update(uuid: string, change: (record: AccessRecord) => AccessRecord): Promise<AccessRecord> {
     for (let attempt = 0; attempt < 16; attempt++) {
-      const [entry, instance] = await this.#kv.getMany<[AccessRecord, unknown]>(recordKeys(uuid));
+      const [entry, instance] = await this.#backend.getMany(recordKeys(uuid)) as [StoreEntry<AccessRecord>, StoreEntry];
       if (instance.value === null) throw new InstanceGoneError();
       const updated = change(entry.value ?? emptyAccessRecord());
-      const result = await this.#kv.atomic().check(entry).check(instance).set(["access", uuid], updated).commit();
+      const result = await this.#backend.commit([entry, instance], [{
+        type: "set",
+        key: ["access", uuid],
+        value: updated,
+      }]);
       if (result.ok) {
         this.#onWrite(uuid, updated);
         return updated;
@@ -265,7 +269,7 @@ class InstanceGoneError extends Error {
 }
 
 /** The keys every write checks: the access record and the instance it belongs to. */
-function recordKeys(uuid: string): [Deno.KvKey, Deno.KvKey] {
+function recordKeys(uuid: string): [StoreKey, StoreKey] {
   return [["access", uuid], ["instances", uuid]];
 }
 

@@ -2,13 +2,26 @@ import assert from "node:assert/strict";
 import { AccessRecorder, bootState, hostKeysFromPhoneHome, knownHostsLines } from "./mod.ts";
 import type { Instance } from "./instance.ts";
 import { silentLogger } from "../log/log.ts";
+import type { KeyValueBackend } from "./backend.ts";
+import { type BackendCase, backendSuite } from "../../tests/_store_backends.ts";
+
+/** Writes a key as a test sets up what it needs. */
+async function put(backend: KeyValueBackend, key: (string | number)[], value: unknown): Promise<void> {
+  await backend.commit([], [{ type: "set", key, value }]);
+}
+
+async function read(backend: KeyValueBackend, key: (string | number)[]): Promise<unknown> {
+  return (await backend.getMany([key]))[0]!.value;
+}
+
+const cases: BackendCase[] = [];
 
 const INSTANCE = { uuid: "u1", state: "registered" } as Instance;
 
-Deno.test("AccessRecorder writes the first fetch, throttles the rest and always writes user-data", async () => {
-  const kv = await Deno.openKv(":memory:");
-  try {
-    await kv.set(["instances", "u1"], INSTANCE);
+cases.push({
+  name: "AccessRecorder writes the first fetch, throttles the rest and always writes user-data",
+  body: async ({ backend: kv }) => {
+    await put(kv, ["instances", "u1"], INSTANCE);
     let clock = Date.parse("2026-01-01T00:00:00Z");
     const recorder = new AccessRecorder(kv, { log: silentLogger, now: () => new Date(clock), minIntervalMs: 10_000 });
     recorder.noteMetadata("u1");
@@ -36,35 +49,31 @@ Deno.test("AccessRecorder writes the first fetch, throttles the rest and always 
     const booted = await recorder.recordBoot("u1", "web01", { "ssh-ed25519": "ssh-ed25519 AAAA" });
     assert.equal(bootState(INSTANCE, booted), "booted");
     assert.equal(bootState({ ...INSTANCE, state: "stopped" }, booted), "stopped");
-  } finally {
-    kv.close();
-  }
+  },
 });
 
-Deno.test("AccessRecorder writes nothing for an instance that no longer exists", async () => {
-  const kv = await Deno.openKv(":memory:");
-  try {
+cases.push({
+  name: "AccessRecorder writes nothing for an instance that no longer exists",
+  body: async ({ backend: kv }) => {
     const recorder = new AccessRecorder(kv, { log: silentLogger });
     recorder.noteMetadata("gone");
     await recorder.flush();
     assert.equal(await recorder.get("gone"), null);
-  } finally {
-    kv.close();
-  }
+  },
 });
 
-Deno.test("AccessRecorder writes many instances' notes behind in batches, and reads see them at once", async () => {
-  const kv = await Deno.openKv(":memory:");
-  try {
+cases.push({
+  name: "AccessRecorder writes many instances' notes behind in batches, and reads see them at once",
+  body: async ({ backend: kv }) => {
     // More instances than one commit takes, one of them deleted before the batch.
     const uuids = Array.from({ length: 120 }, (_, index) => `u${index}`);
-    for (const uuid of uuids.slice(0, -1)) await kv.set(["instances", uuid], { ...INSTANCE, uuid });
+    for (const uuid of uuids.slice(0, -1)) await put(kv, ["instances", uuid], { ...INSTANCE, uuid });
     const clock = Date.parse("2026-01-01T00:00:00Z");
     const recorder = new AccessRecorder(kv, { log: silentLogger, now: () => new Date(clock), batchDelayMs: 60_000 });
     for (const uuid of uuids) recorder.noteMetadata(uuid);
     for (const uuid of uuids.slice(0, 10)) recorder.noteUserData(uuid);
     // Written behind: nothing yet in the store.
-    assert.equal((await kv.get(["access", "u5"])).value, null);
+    assert.equal(await read(kv, ["access", "u5"]), null);
     // A phone-home written meanwhile is kept when the batch lands.
     await recorder.recordBoot("u7", "web07", {});
     // A read writes what is gathered first.
@@ -72,22 +81,20 @@ Deno.test("AccessRecorder writes many instances' notes behind in batches, and re
     await recorder.flush();
     for (const uuid of uuids.slice(0, -1)) {
       assert.equal(
-        (await kv.get<{ firstMetadataAt: string }>(["access", uuid])).value?.firstMetadataAt,
+        ((await read(kv, ["access", uuid])) as { firstMetadataAt: string } | null)?.firstMetadataAt,
         "2026-01-01T00:00:00.000Z",
       );
     }
     assert.equal(bootState(INSTANCE, await recorder.get("u7")), "booted");
     assert.equal(bootState(INSTANCE, await recorder.get("u50")), "metadata fetched");
     assert.equal(await recorder.get("u119"), null);
-  } finally {
-    kv.close();
-  }
+  },
 });
 
-Deno.test("AccessRecorder.resetBoot() drops notes from before the restart", async () => {
-  const kv = await Deno.openKv(":memory:");
-  try {
-    await kv.set(["instances", "u1"], INSTANCE);
+cases.push({
+  name: "AccessRecorder.resetBoot() drops notes from before the restart",
+  body: async ({ backend: kv }) => {
+    await put(kv, ["instances", "u1"], INSTANCE);
     const recorder = new AccessRecorder(kv, { log: silentLogger, batchDelayMs: 60_000 });
     await recorder.recordBoot("u1", "web01", { "ssh-ed25519": "ssh-ed25519 AAAA" });
     recorder.noteUserData("u1");
@@ -99,10 +106,10 @@ Deno.test("AccessRecorder.resetBoot() drops notes from before the restart", asyn
     // The next boot's first fetch is noted again.
     recorder.noteMetadata("u1");
     assert.equal(bootState(INSTANCE, await recorder.get("u1")), "metadata fetched");
-  } finally {
-    kv.close();
-  }
+  },
 });
+
+backendSuite("AccessRecorder", cases);
 
 Deno.test("hostKeysFromPhoneHome() keeps only well-formed keys", () => {
   const fields = new URLSearchParams({

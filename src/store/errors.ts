@@ -50,3 +50,12 @@ export class StoreFullError extends Error {
     this.name = "StoreFullError";
   }
 }
+
+/** The store's backend cannot be reached (etcd without quorum, no endpoint answering): nothing is written. */
+export class StoreUnavailableError extends Error {
+  /** The error naming what could not be reached, with the failure as its cause. */
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = "StoreUnavailableError";
+  }
+}

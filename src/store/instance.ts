@@ -28,6 +28,12 @@ export interface Instance {
   tags: Record<string, string>;
   /** `[service] location` of the mdserver that registered it. */
   location: string;
+  /**
+   * The host (`[service] hostname`) whose mdserver last uploaded it: where
+   * it runs. A migration's upload on the destination moves it; absent in
+   * records written before fleets.
+   */
+  host?: string;
   /** `registered` or `stopped` (see boot_state.ts). */
   state: InstanceState;
   /** ISO timestamps. */

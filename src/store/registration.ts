@@ -24,10 +24,12 @@ export interface UploadResult {
  * (InvalidDomainXmlError, InvalidDomainError), a domain with no interface on
  * the managed network NoManagedInterfaceError; either way nothing is changed.
  * Any other error is a bug or the store failing, and is thrown as it is.
+ * `migration`: the upload of a live migration's destination (store.upsert).
  */
 export async function registerDomainXml(
   xml: string,
   deps: { store: InstanceStore; config: Config },
+  migration = false,
 ): Promise<UploadResult> {
   const domain = parseDomainXml(xml);
   const netName = deps.config.dnsmasq.netName;
@@ -38,16 +40,20 @@ export async function registerDomainXml(
     );
   }
   const configDrive = domain.cdromFiles.includes(configDrivePath(deps.config, domain.uuid));
-  return await deps.store.upsert({
-    uuid: domain.uuid,
-    name: domain.name,
-    mac: nic.mac,
-    vcpus: domain.vcpus,
-    memoryMiB: domain.memoryMiB,
-    metadata: domain.metadata,
-    tags: domain.tags,
-    ...(configDrive ? { configDrive } : {}),
-  });
+  return await deps.store.upsert(
+    {
+      uuid: domain.uuid,
+      name: domain.name,
+      mac: nic.mac,
+      vcpus: domain.vcpus,
+      memoryMiB: domain.memoryMiB,
+      metadata: domain.metadata,
+      tags: domain.tags,
+      ...(configDrive ? { configDrive } : {}),
+    },
+    {},
+    migration,
+  );
 }
 
 /**

@@ -2,6 +2,8 @@ import assert from "node:assert/strict";
 import { buildPool, parseIpv4, poolSize } from "../ipam/ipv4.ts";
 import { testPool } from "../_fixtures.ts";
 import { AddressConflictError, InstanceStore, PoolFullError, type Registration } from "./mod.ts";
+import type { KeyValueBackend } from "./backend.ts";
+import { type BackendCase, backendSuite, snapshotKeys as snapshot } from "../../tests/_store_backends.ts";
 
 function registration(n: number, overrides: Partial<Registration> = {}): Registration {
   const hex = n.toString(16).padStart(12, "0");
@@ -17,44 +19,38 @@ function registration(n: number, overrides: Partial<Registration> = {}): Registr
   };
 }
 
-async function withStore(
+function storeOn(
+  backend: KeyValueBackend,
   poolOptions: { net: string; prefix: number; gateway: string; listen: string },
-  body: (store: InstanceStore, kv: Deno.Kv) => Promise<void>,
-) {
-  const kv = await Deno.openKv(":memory:");
-  try {
-    const pool = buildPool({
-      network: { address: parseIpv4(poolOptions.net)!, prefix: poolOptions.prefix },
-      gateway: poolOptions.gateway,
-      listenAddress: poolOptions.listen,
-    });
-    await body(new InstanceStore(kv, { pool, location: "test" }), kv);
-  } finally {
-    kv.close();
-  }
+): InstanceStore {
+  const pool = buildPool({
+    network: { address: parseIpv4(poolOptions.net)!, prefix: poolOptions.prefix },
+    gateway: poolOptions.gateway,
+    listenAddress: poolOptions.listen,
+  });
+  return new InstanceStore(backend, { pool, location: "test" });
 }
 
 const SMALL = { net: "10.9.0.0", prefix: 29, gateway: "10.9.0.1", listen: "10.9.0.2" };
 const LARGE = { net: "10.8.0.0", prefix: 16, gateway: "10.8.0.1", listen: "169.254.169.254" };
 
-async function snapshot(kv: Deno.Kv) {
-  const entries: [string, unknown][] = [];
-  for await (const entry of kv.list({ prefix: [] })) entries.push([JSON.stringify(entry.key), entry.value]);
-  return entries;
-}
-
-Deno.test("upsert() never hands out the network, broadcast, gateway or listen address", async () => {
-  await withStore(SMALL, async (store) => {
+const cases: BackendCase[] = [];
+cases.push({
+  name: "upsert() never hands out the network, broadcast, gateway or listen address",
+  body: async ({ backend }) => {
+    const store = storeOn(backend, SMALL);
     // 10.9.0.0/29: hosts .1-.6; .1 gateway and .2 listen are reserved → .3-.6
     assert.equal(poolSize(store.pool), 4);
     const addresses = [];
     for (let n = 1; n <= 4; n++) addresses.push((await store.upsert(registration(n))).instance.ipv4);
     assert.deepEqual(addresses.sort(), ["10.9.0.3", "10.9.0.4", "10.9.0.5", "10.9.0.6"]);
-  });
+  },
 });
 
-Deno.test("upsert() of a known domain keeps its address and instance-id", async () => {
-  await withStore(LARGE, async (store) => {
+cases.push({
+  name: "upsert() of a known domain keeps its address and instance-id",
+  body: async ({ backend }) => {
+    const store = storeOn(backend, LARGE);
     const first = await store.upsert(registration(1));
     await store.upsert(registration(2));
     const again = await store.upsert(registration(1, { vcpus: 4, metadata: { role: "db" } }));
@@ -65,11 +61,13 @@ Deno.test("upsert() of a known domain keeps its address and instance-id", async 
     assert.equal(again.instance.instanceId, "i-00000001000040008000000000000001");
     assert.equal(again.instance.vcpus, 4);
     assert.equal((await store.getByIpv4(first.instance.ipv4))?.metadata.role, "db");
-  });
+  },
 });
 
-Deno.test("upsert() gives 200 concurrent uploads 200 distinct addresses", async () => {
-  await withStore(LARGE, async (store) => {
+cases.push({
+  name: "upsert() gives 200 concurrent uploads 200 distinct addresses",
+  body: async ({ backend }) => {
+    const store = storeOn(backend, LARGE);
     const results = await Promise.all(
       Array.from({ length: 200 }, (_, i) => store.upsert(registration(i + 1))),
     );
@@ -79,18 +77,16 @@ Deno.test("upsert() gives 200 concurrent uploads 200 distinct addresses", async 
     for (const result of results) {
       assert.equal((await store.getByIpv4(result.instance.ipv4))?.uuid, result.instance.uuid);
     }
-  });
+  },
 });
 
-Deno.test("two stores sharing one KV file never allocate the same address", async () => {
-  const dir = await Deno.makeTempDir({ prefix: "mdserver-shared-" });
-  const path = `${dir}/shared.kv`;
-  const pool = testPool("10.7.0.0", 24);
-  const kvA = await Deno.openKv(path);
-  const kvB = await Deno.openKv(path);
-  try {
-    const a = new InstanceStore(kvA, { pool, location: "a" });
-    const b = new InstanceStore(kvB, { pool, location: "b" });
+cases.push({
+  name: "two stores sharing one store never allocate the same address",
+  shared: true,
+  body: async ({ backend, openOther }) => {
+    const pool = testPool("10.7.0.0", 24);
+    const a = new InstanceStore(backend, { pool, location: "a" });
+    const b = new InstanceStore(await openOther(), { pool, location: "b" });
     const results = await Promise.all(
       Array.from({ length: 60 }, (_, i) => (i % 2 ? a : b).upsert(registration(i + 1))),
     );
@@ -99,15 +95,15 @@ Deno.test("two stores sharing one KV file never allocate the same address", asyn
     for await (const instance of a.list()) seenByA.push(instance.location);
     assert.equal(seenByA.length, 60);
     assert.ok(seenByA.includes("b"));
-  } finally {
-    kvA.close();
-    kvB.close();
-    await Deno.remove(dir, { recursive: true });
-  }
+    assert.equal(await a.allocatedCount(), 60);
+  },
 });
 
-Deno.test("upsert() on a full pool is a 507 and changes nothing", async () => {
-  await withStore(SMALL, async (store, kv) => {
+cases.push({
+  name: "upsert() on a full pool is a 507 and changes nothing",
+  body: async ({ backend }) => {
+    const store = storeOn(backend, SMALL);
+    const kv = backend;
     for (let n = 1; n <= 4; n++) await store.upsert(registration(n));
     const before = await snapshot(kv);
     await assert.rejects(
@@ -117,11 +113,14 @@ Deno.test("upsert() on a full pool is a 507 and changes nothing", async () => {
     assert.deepEqual(await snapshot(kv), before);
     // A known domain still re-uploads on a full pool.
     assert.equal((await store.upsert(registration(2))).created, false);
-  });
+  },
 });
 
-Deno.test("upsert() refuses a MAC that belongs to another domain with 409, changing nothing", async () => {
-  await withStore(LARGE, async (store, kv) => {
+cases.push({
+  name: "upsert() refuses a MAC that belongs to another domain with 409, changing nothing",
+  body: async ({ backend }) => {
+    const store = storeOn(backend, LARGE);
+    const kv = backend;
     await store.upsert(registration(1));
     const before = await snapshot(kv);
     await assert.rejects(
@@ -129,11 +128,13 @@ Deno.test("upsert() refuses a MAC that belongs to another domain with 409, chang
       (error) => error instanceof AddressConflictError && /"vm1"/.test(error.message),
     );
     assert.deepEqual(await snapshot(kv), before);
-  });
+  },
 });
 
-Deno.test("a redefined domain with the same name replaces the old record and keeps its address", async () => {
-  await withStore(LARGE, async (store) => {
+cases.push({
+  name: "a redefined domain with the same name replaces the old record and keeps its address",
+  body: async ({ backend }) => {
+    const store = storeOn(backend, LARGE);
     const old = await store.upsert(registration(1));
     const redefined = await store.upsert(registration(9, { name: "vm1" }));
     assert.equal(redefined.instance.ipv4, old.instance.ipv4);
@@ -142,11 +143,13 @@ Deno.test("a redefined domain with the same name replaces the old record and kee
     assert.equal((await store.getByName("vm1"))?.uuid, redefined.instance.uuid);
     assert.equal(await store.getByMac(registration(1).mac), null);
     assert.equal(await store.allocatedCount(), 1);
-  });
+  },
 });
 
-Deno.test("delete() releases the address, and the next upload can take it", async () => {
-  await withStore(SMALL, async (store) => {
+cases.push({
+  name: "delete() releases the address, and the next upload can take it",
+  body: async ({ backend }) => {
+    const store = storeOn(backend, SMALL);
     const instances = [];
     for (let n = 1; n <= 4; n++) instances.push((await store.upsert(registration(n))).instance);
     assert.equal(await store.delete(instances[1]!.uuid), true);
@@ -155,32 +158,38 @@ Deno.test("delete() releases the address, and the next upload can take it", asyn
     const next = await store.upsert(registration(7));
     assert.equal(next.instance.ipv4, instances[1]!.ipv4);
     assert.equal(await store.delete("ffffffff-0000-4000-8000-ffffffffffff"), false);
-  });
+  },
 });
 
-Deno.test("find() resolves a name, UUID, instance-id, MAC and address to the same instance", async () => {
-  await withStore(LARGE, async (store) => {
+cases.push({
+  name: "find() resolves a name, UUID, instance-id, MAC and address to the same instance",
+  body: async ({ backend }) => {
+    const store = storeOn(backend, LARGE);
     const { instance } = await store.upsert(registration(3));
     await store.upsert(registration(4));
     for (const ref of [instance.name, instance.uuid, instance.instanceId, instance.mac, instance.ipv4]) {
       assert.equal((await store.find(ref))?.uuid, instance.uuid, ref);
     }
     assert.equal(await store.find("nope"), null);
-  });
+  },
 });
 
-Deno.test("setState() marks an instance stopped and keeps its address", async () => {
-  await withStore(LARGE, async (store) => {
+cases.push({
+  name: "setState() marks an instance stopped and keeps its address",
+  body: async ({ backend }) => {
+    const store = storeOn(backend, LARGE);
     const { instance } = await store.upsert(registration(1));
     const stopped = await store.setState(instance.uuid, "stopped");
     assert.equal(stopped?.state, "stopped");
     assert.ok(stopped?.stoppedAt);
     assert.equal((await store.getByIpv4(instance.ipv4))?.state, "stopped");
-  });
+  },
 });
 
-Deno.test("getByIpv4() answers a change made through the same store at once", async () => {
-  await withStore(LARGE, async (store) => {
+cases.push({
+  name: "getByIpv4() answers a change made through the same store at once",
+  body: async ({ backend }) => {
+    const store = storeOn(backend, LARGE);
     const { instance } = await store.upsert(registration(1, { metadata: { role: "web" } }));
     assert.equal((await store.getByIpv4(instance.ipv4))?.metadata.role, "web");
     assert.equal((await store.getByIpv4(instance.ipv4))?.metadata.role, "web");
@@ -198,26 +207,29 @@ Deno.test("getByIpv4() answers a change made through the same store at once", as
 
     await store.delete(redefined.uuid);
     assert.equal(await store.getByIpv4(instance.ipv4), null);
-  });
+  },
 });
 
-Deno.test("getByIpv4() hands out a frozen record, so no caller can change another's copy", async () => {
-  await withStore(LARGE, async (store) => {
+cases.push({
+  name: "getByIpv4() hands out a frozen record, so no caller can change another's copy",
+  body: async ({ backend }) => {
+    const store = storeOn(backend, LARGE);
     const { instance } = await store.upsert(registration(1, { metadata: { role: "web" }, tags: { a: "b" } }));
     const found = (await store.getByIpv4(instance.ipv4))!;
     assert.ok(Object.isFrozen(found) && Object.isFrozen(found.metadata) && Object.isFrozen(found.tags));
     assert.throws(() => (found.metadata as Record<string, string>).role = "db", TypeError);
-  });
+  },
 });
 
-Deno.test("getByIpv4() sees another process's changes: new guests at once, others once its cache expires", async () => {
-  const kv = await Deno.openKv(":memory:");
-  try {
+cases.push({
+  name: "getByIpv4() sees another process's changes: new guests at once, others once its cache expires",
+  shared: true,
+  body: async ({ backend, openOther }) => {
     const pool = testPool("10.7.0.0", 24);
-    // Two stores on one KV stand for two processes sharing a KV file.
-    const a = new InstanceStore(kv, { pool, location: "a", addressCacheTtlMs: 50 });
-    const b = new InstanceStore(kv, { pool, location: "b" });
-    const uncached = new InstanceStore(kv, { pool, location: "c", addressCacheTtlMs: 0 });
+    // Stores on one space stand for processes sharing a KV file, or hosts sharing etcd.
+    const a = new InstanceStore(backend, { pool, location: "a", addressCacheTtlMs: 50 });
+    const b = new InstanceStore(await openOther(), { pool, location: "b" });
+    const uncached = new InstanceStore(await openOther(), { pool, location: "c", addressCacheTtlMs: 0 });
 
     const { instance } = await b.upsert(registration(1, { metadata: { role: "web" } }));
     assert.equal((await a.getByIpv4(instance.ipv4))?.metadata.role, "web");
@@ -233,7 +245,7 @@ Deno.test("getByIpv4() sees another process's changes: new guests at once, other
     // Strangers are never cached: a guest registered elsewhere is known at once.
     const { instance: next } = await b.upsert(registration(2), { ipv4: instance.ipv4 });
     assert.equal((await a.getByIpv4(instance.ipv4))?.uuid, next.uuid);
-  } finally {
-    kv.close();
-  }
+  },
 });
+
+backendSuite("InstanceStore", cases);
