@@ -14,4 +14,4 @@ export { type AdminDeps, type AdminHandler, createAdminHandler, type DnsmasqStat
 export { MAX_BODY_BYTES, readBody } from "./body.ts";
 export { errorToResponse, HttpError, jsonResponse, textResponse } from "./errors.ts";
 export { RequestGate } from "./gate.ts";
-export { createMetadataHandler, type Handler, type MetadataDeps } from "./metadata.ts";
+export { createMetadataHandler, type Handler, type MetadataDeps, type MetadataHandler } from "./metadata.ts";

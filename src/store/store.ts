@@ -389,6 +389,19 @@ export class InstanceStore {
     return instance;
   }
 
+  /**
+   * The instance the address cache holds for an address while it is fresh,
+   * without reading KV: undefined when it holds none (a stranger, a guest
+   * not read lately, one a change dropped), so the caller asks getByIpv4.
+   */
+  peekByIpv4(address: string): Instance | undefined {
+    if (this.#addressCacheTtlMs <= 0) return undefined;
+    const value = parseIpv4(address);
+    if (value === null) return undefined;
+    const cached = this.#byAddress.get(value);
+    return cached !== undefined && cached.expires > performance.now() ? cached.instance : undefined;
+  }
+
   /** Drops cached lookups of these addresses after a committed change. */
   #forget(...addresses: (string | null | undefined)[]): void {
     this.#generation++;

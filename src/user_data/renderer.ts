@@ -134,6 +134,37 @@ export class TemplateRenderer {
     }
   }
 
+  /**
+   * What target's user-data is made from, as a string that changes whenever
+   * a file its render reads may have changed: userdata_dir's stat and the
+   * template file's (device, inode, mtime, ctime, size). Null when no such
+   * string can be given from two stats: a directory of parts, a folder or
+   * file changed within the settle time (coarse timestamps could hide a
+   * second change), a userdata_prefix naming no template. A caller that
+   * keeps a render keeps it while this string stays the same; take it
+   * before rendering, so a change during the render shows as a change.
+   */
+  userDataSignature(target: UserDataTarget): string | null {
+    const { listing, keep } = listUserdataDir(this.#source.userdataDir, this.#listing, this.#settleMs);
+    this.#listing = keep ? listing : null;
+    if (listing !== null && !keep) return null;
+    const folder = listing?.signature ?? "-";
+    let found: Found | null;
+    let info: Deno.FileInfo;
+    try {
+      found = findUserData(this.#source, target, listing);
+      if (found === null) return `${folder}|built-in`;
+      info = found.info ?? Deno.statSync(found.path);
+    } catch {
+      return null;
+    }
+    if (!info.isFile) return null;
+    const mtime = info.mtime?.getTime() ?? 0;
+    const ctime = info.ctime?.getTime() ?? mtime;
+    if (Date.now() - Math.max(mtime, ctime) <= this.#settleMs) return null;
+    return `${folder}|${found.path}|${info.dev}:${info.ino}:${mtime}:${ctime}:${info.size}`;
+  }
+
   /** Renders one template file (or directory of parts) with data — used for vendor-data. */
   async renderPath(path: string, data: Record<string, unknown>): Promise<RenderedTemplate> {
     let root: string;
