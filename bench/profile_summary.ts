@@ -4,7 +4,8 @@
  * from the `.cpuprofile` files `deno run --cpu-prof` writes (bench/main.ts
  * `--cpu-prof` profiles mdserver during the storm). Idle time (`(idle)`,
  * the event loop waiting) is left out of the shares: they are of the time
- * the process ran JavaScript or its native calls.
+ * the main thread was busy. `(program)` is native work outside any
+ * JavaScript function: the event loop polling, op dispatch, the runtime.
  *
  *   deno run -P=bench bench/profile_summary.ts FILE.cpuprofile… [--top 25]
  *
@@ -33,7 +34,7 @@ export interface ProfileRow {
 export interface ProfileSummary {
   /** Samples in all. */
   samples: number;
-  /** Samples in which the process waited (idle, or the program loop's poll). */
+  /** Samples in which the thread waited for events (`(idle)`). */
   idleSamples: number;
   functions: ProfileRow[];
   files: ProfileRow[];
@@ -68,7 +69,7 @@ export function summarizeProfiles(profiles: CpuProfile[], top = 25): ProfileSumm
     for (const [id, count] of counts) {
       const frame = nodes.get(id)!.callFrame;
       samples += count;
-      if (frame.functionName === "(idle)" || frame.functionName === "(program)") {
+      if (frame.functionName === "(idle)") {
         idle += count;
         continue;
       }

@@ -32,6 +32,7 @@
 import { type AheadRequest, headerOf, PreparedAnswer } from "../http_server/mod.ts";
 import { isEc2Version, TOKEN_HEADER, type TreeDirectory } from "../guest_api/mod.ts";
 import type { Config } from "../config/config.ts";
+import { parseIpv4 } from "../ipam/mod.ts";
 import type { Instance } from "../store/mod.ts";
 import type { TemplateRenderer, UserDataTarget } from "../user_data/mod.ts";
 import type { MetadataDeps } from "./metadata.ts";
@@ -48,6 +49,8 @@ export interface KeptAnswer {
 /** The answers kept for one guest, and what they were made from. */
 interface KeptGuest {
   instance: Instance;
+  /** The guest's address as a number, for the store's address cache. */
+  address: number;
   config: Config;
   renderer: TemplateRenderer;
   phoneHomeUrl: string | null | undefined;
@@ -86,11 +89,16 @@ export interface AnswersAheadOptions {
   served: (source: string, instance: Instance, path: string, userData: boolean, started: number) => void;
 }
 
+/** Whether two reads of a record hold the same values (KV gives their keys in the same order). */
+function sameRecord(a: Instance, b: Instance): boolean {
+  return JSON.stringify(a) === JSON.stringify(b);
+}
+
 /** Every path of a tree below `base` with its answer: directories with and without their trailing slash. */
 function treeAnswers(node: TreeDirectory, base: string, out: Map<string, KeptAnswer>): void {
-  const listing = node.listing ? node.listing.join("\n") : [...node.children].map(([name, child]) =>
-    typeof child === "string" ? name : `${name}/`
-  ).join("\n");
+  const listing = node.listing
+    ? node.listing.join("\n")
+    : [...node.children].map(([name, child]) => typeof child === "string" ? name : `${name}/`).join("\n");
   const answer = { body: listing, contentType: TEXT, userData: null, answer: null };
   out.set(base, answer);
   out.set(`${base}/`, answer);
@@ -133,6 +141,13 @@ export class AnswersAhead {
     if (used.config !== deps.config || used.renderer !== deps.renderer || !deps.config.mdserver.apis.ec2) return;
     const kept = this.#guests.get(source);
     if (kept !== undefined && this.#current(kept, instance)) return;
+    // The same record read again (the address cache's time to live ran out): the answers stand.
+    if (kept !== undefined && this.#current(kept, kept.instance) && sameRecord(kept.instance, instance)) {
+      kept.instance = instance;
+      return;
+    }
+    const address = parseIpv4(source);
+    if (address === null) return;
     this.#guests.delete(source);
     const ec2 = new Map<string, KeptAnswer>();
     const sections = { body: "dynamic/\nmeta-data/\nuser-data", contentType: TEXT, userData: null, answer: null };
@@ -142,6 +157,7 @@ export class AnswersAhead {
     treeAnswers(this.#options.tree("dynamic", instance, deps.config), "/dynamic", ec2);
     this.#guests.set(source, {
       instance,
+      address,
       config: deps.config,
       renderer: deps.renderer,
       phoneHomeUrl: deps.extras?.phoneHomeUrl,
@@ -193,7 +209,7 @@ export class AnswersAhead {
     const kept = guest.ec2.get(slash < 0 ? "" : path.slice(slash));
     if (kept === undefined || !PLAIN_PATH.test(path) || !isEc2Version(version, guest.config)) return null;
     const deps = this.#deps;
-    const instance = deps.store.peekByIpv4(source);
+    const instance = deps.store.peekByIpv4(guest.address);
     if (instance === undefined || !this.#current(guest, instance)) return null;
     const { verifyMac, imdsTokens } = deps.config.mdserver;
     if (verifyMac === true) return null;

@@ -6,8 +6,8 @@
  * Request, no Response, no promise of the handler's); `null` sends the
  * request on to the handler as usual.
  *
- * The bytes of the two usual framings (kept alive, and closing) are kept and
- * made again only when the Date header's second moves on.
+ * The bytes after the Date field are kept for the two usual framings (kept
+ * alive, and closing): a response is three copies into one buffer.
  *
  * @module
  */
@@ -42,6 +42,19 @@ export function headerOf(request: AheadRequest, name: string): string | null {
   return null;
 }
 
+/** The Date header's bytes, made again when its second moves on. */
+let dateLine = "";
+let dateBytes = new Uint8Array(0);
+
+function dateField(): Uint8Array {
+  const line = date();
+  if (line !== dateLine) {
+    dateLine = line;
+    dateBytes = encoder.encode(line);
+  }
+  return dateBytes;
+}
+
 /** A response made ahead: written as it is, with the server's Date, Content-Length and Connection. */
 export class PreparedAnswer {
   /** The status code. */
@@ -49,10 +62,10 @@ export class PreparedAnswer {
   /** The body's bytes. */
   readonly body: Uint8Array;
   /** `HTTP/1.1 status reason\r\n`. */
-  readonly #statusLine: string;
+  readonly #statusLine: Uint8Array;
   /** The header fields after Date, Content-Length included, each ending in CRLF. */
   readonly #fields: string;
-  #dateLine = "";
+  /** What follows the Date field, by framing: kept alive, closing (made on first use). */
   #keptAlive: Uint8Array | null = null;
   #closing: Uint8Array | null = null;
 
@@ -63,7 +76,7 @@ export class PreparedAnswer {
   constructor(status: number, headers: Record<string, string>, body: string | Uint8Array) {
     this.status = status;
     this.body = typeof body === "string" ? encoder.encode(body) : body;
-    this.#statusLine = `HTTP/1.1 ${status} ${reasonPhrase(status)}\r\n`;
+    this.#statusLine = encoder.encode(`HTTP/1.1 ${status} ${reasonPhrase(status)}\r\n`);
     let fields = "";
     for (const [name, value] of Object.entries(headers)) {
       const lower = name.toLowerCase();
@@ -81,20 +94,26 @@ export class PreparedAnswer {
    * `connection: keep-alive` (HTTP/1.0), `head` leaves the body out.
    */
   bytes(close: boolean, keepAlive10: boolean, head: boolean): Uint8Array {
-    const dateLine = date();
-    if (dateLine !== this.#dateLine) {
-      this.#dateLine = dateLine;
-      this.#keptAlive = this.#closing = null;
-    }
+    let rest: Uint8Array;
     if (!head && !keepAlive10) {
-      if (close) return this.#closing ??= this.#make("connection: close\r\n", true);
-      return this.#keptAlive ??= this.#make("", true);
+      rest = close
+        ? this.#closing ??= this.#after("connection: close\r\n", true)
+        : this.#keptAlive ??= this.#after("", true);
+    } else {
+      rest = this.#after(close ? "connection: close\r\n" : keepAlive10 ? "connection: keep-alive\r\n" : "", !head);
     }
-    return this.#make(close ? "connection: close\r\n" : keepAlive10 ? "connection: keep-alive\r\n" : "", !head);
+    const status = this.#statusLine;
+    const field = dateField();
+    const out = new Uint8Array(status.length + field.length + rest.length);
+    out.set(status, 0);
+    out.set(field, status.length);
+    out.set(rest, status.length + field.length);
+    return out;
   }
 
-  #make(connection: string, withBody: boolean): Uint8Array {
-    const head = `${this.#statusLine}${this.#dateLine}${this.#fields}${connection}\r\n`;
+  /** The fields after Date, the framing, the blank line and (unless HEAD) the body. */
+  #after(connection: string, withBody: boolean): Uint8Array {
+    const head = `${this.#fields}${connection}\r\n`;
     const out = new Uint8Array(head.length + (withBody ? this.body.length : 0));
     encoder.encodeInto(head, out);
     if (withBody) out.set(this.body, head.length);

@@ -143,7 +143,11 @@ export async function startService(config: Config, options: StartOptions): Promi
   metrics.gauge(
     "mdserver_answers_ahead",
     "Guest requests answered from answers prepared ahead (served), and guests with answers kept (guests).",
-    () => Promise.resolve([[{ kind: "served" }, metadataHandler.ahead.served], [{ kind: "guests" }, metadataHandler.ahead.guests]]),
+    () =>
+      Promise.resolve([[{ kind: "served" }, metadataHandler.ahead.served], [
+        { kind: "guests" },
+        metadataHandler.ahead.guests,
+      ]]),
   );
   const adminHandler = createAdminHandler(adminDeps);
   const gate = new RequestGate();

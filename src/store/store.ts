@@ -393,10 +393,11 @@ export class InstanceStore {
    * The instance the address cache holds for an address while it is fresh,
    * without reading KV: undefined when it holds none (a stranger, a guest
    * not read lately, one a change dropped), so the caller asks getByIpv4.
+   * The address as text, or as its number (parseIpv4).
    */
-  peekByIpv4(address: string): Instance | undefined {
+  peekByIpv4(address: string | number): Instance | undefined {
     if (this.#addressCacheTtlMs <= 0) return undefined;
-    const value = parseIpv4(address);
+    const value = typeof address === "number" ? address : parseIpv4(address);
     if (value === null) return undefined;
     const cached = this.#byAddress.get(value);
     return cached !== undefined && cached.expires > performance.now() ? cached.instance : undefined;
