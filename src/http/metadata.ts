@@ -147,7 +147,7 @@ export function createMetadataHandler(deps: MetadataDeps): MetadataHandler {
     neighbourTableUnreadable = true;
     log.warning(
       `verify_mac = auto: the neighbour table cannot be read (${error.message}); guests are known by address ` +
-        `alone. Apply libvirt's clean-traffic filter to their interfaces (mdserver ctl nwfilter NAME)`,
+        `alone. Apply libvirt's clean-traffic filter to their interfaces (mdserver nwfilter NAME)`,
     );
   };
   let tokenClock: (() => number) | null = null;
