@@ -97,6 +97,8 @@ export class TemplateRenderer {
   #onWarning: TemplateWarningListener;
   /** Rendered documents that passed the check, oldest first, with their warnings (see #check). */
   #checked = new Map<string, YamlWarning[]>();
+  /** What userDataSignature found for a target, and in which listing of userdata_dir. */
+  #foundFor = new WeakMap<UserDataTarget, { listing: DirListing; found: Found }>();
   /** Warnings already told, per compiled template: a new version of a file is told again. */
   #told = new WeakMap<TemplateFunction, Set<string>>();
 
@@ -152,9 +154,17 @@ export class TemplateRenderer {
     let found: Found | null;
     let info: Deno.FileInfo;
     try {
-      found = findUserData(this.#source, target, listing);
-      if (found === null) return `${folder}|built-in`;
-      info = found.info ?? Deno.statSync(found.path);
+      // While the folder's listing is the same, the lookup finds the same path: only its stat is taken again.
+      const known = listing === null ? undefined : this.#foundFor.get(target);
+      if (known !== undefined && known.listing === listing) {
+        found = known.found;
+        info = Deno.statSync(found.path);
+      } else {
+        found = findUserData(this.#source, target, listing);
+        if (found === null) return `${folder}|built-in`;
+        info = found.info ?? Deno.statSync(found.path);
+        if (listing !== null) this.#foundFor.set(target, { listing, found });
+      }
     } catch {
       return null;
     }
