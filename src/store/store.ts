@@ -447,10 +447,23 @@ export class InstanceStore {
     return (await this.kv.get<Instance>(["instances", uuid])).value;
   }
 
-  /** Every instance, in UUID order. */
-  async *list(): AsyncIterable<Instance> {
-    for await (const entry of this.kv.list<Instance>({ prefix: ["instances"] })) {
+  /**
+   * Every instance, in UUID order; a page of them with `limit` (at most that
+   * many) and `after` (only UUIDs after this one: the last of the page before).
+   */
+  async *list(page: { limit?: number; after?: string } = {}): AsyncIterable<Instance> {
+    const after = page.after?.toLowerCase();
+    const selector: Deno.KvListSelector = after === undefined
+      ? { prefix: ["instances"] }
+      : { prefix: ["instances"], start: ["instances", after] };
+    let left = page.limit ?? Infinity;
+    if (left <= 0) return;
+    // The start is inclusive: the instance named by `after` is skipped, and one more read for it.
+    const limit = Number.isFinite(left) ? left + (after === undefined ? 0 : 1) : undefined;
+    for await (const entry of this.kv.list<Instance>(selector, limit === undefined ? {} : { limit })) {
+      if (entry.key[1] === after) continue;
       yield entry.value;
+      if (--left <= 0) return;
     }
   }
 
