@@ -64,6 +64,10 @@ export const MAX_KEPT_GUESTS = 1024;
 /** Tokens remembered as valid; the oldest is forgotten beyond this (it is checked again). */
 const MAX_KEPT_TOKENS = 4096;
 const TEXT = "text/plain; charset=utf-8";
+/** Bodies up to this long are answered by one shared object (one buffer a second for all guests). */
+const MAX_SHARED_BODY = 512;
+/** Shared answers kept; the oldest is dropped beyond this. */
+const MAX_SHARED_ANSWERS = 8192;
 /**
  * Targets whose URL pathname is the target itself: no percent escapes, dot
  * segments, query, fragment or backslash for the URL parser to change.
@@ -116,6 +120,8 @@ export class AnswersAhead {
   readonly #options: AnswersAheadOptions;
   readonly #guests = new Map<string, KeptGuest>();
   readonly #tokens = new Map<string, KeptToken>();
+  /** Answers by content type and body, shared by the guests that have the same one. */
+  readonly #sharedAnswers = new Map<string, PreparedAnswer>();
   /** Requests answered from what was kept. */
   served = 0;
 
@@ -222,7 +228,24 @@ export class AnswersAhead {
     }
     this.served++;
     this.#options.served(source, instance, path, kept.userData !== null, started);
-    return kept.answer ??= new PreparedAnswer(200, { "content-type": kept.contentType }, kept.body);
+    return kept.answer ??= this.#shared(kept);
+  }
+
+  /** The answer for a body, one object for every guest that has the same short body (listings, constants). */
+  #shared(kept: KeptAnswer): PreparedAnswer {
+    if (kept.body.length > MAX_SHARED_BODY) {
+      return new PreparedAnswer(200, { "content-type": kept.contentType }, kept.body);
+    }
+    const key = `${kept.contentType}\n${kept.body}`;
+    let answer = this.#sharedAnswers.get(key);
+    if (answer === undefined) {
+      answer = new PreparedAnswer(200, { "content-type": kept.contentType }, kept.body);
+      this.#sharedAnswers.set(key, answer);
+      if (this.#sharedAnswers.size > MAX_SHARED_ANSWERS) {
+        this.#sharedAnswers.delete(this.#sharedAnswers.keys().next().value!);
+      }
+    }
+    return answer;
   }
 
   #tokenValid(token: string, uuid: string, address: string): boolean {

@@ -7,7 +7,9 @@
  * request on to the handler as usual.
  *
  * The bytes after the Date field are kept for the two usual framings (kept
- * alive, and closing): a response is three copies into one buffer.
+ * alive, and closing), and the whole response for the current second: an
+ * answer asked again within the second (one many guests share) is written
+ * from the same buffer.
  *
  * @module
  */
@@ -68,6 +70,10 @@ export class PreparedAnswer {
   /** What follows the Date field, by framing: kept alive, closing (made on first use). */
   #keptAlive: Uint8Array | null = null;
   #closing: Uint8Array | null = null;
+  /** Whole responses of the two usual framings, for the Date field they hold. */
+  #wireDate: Uint8Array | null = null;
+  #wireKeptAlive: Uint8Array | null = null;
+  #wireClosing: Uint8Array | null = null;
 
   /**
    * An answer of `status` with these header fields (Date, Content-Length,
@@ -94,16 +100,25 @@ export class PreparedAnswer {
    * `connection: keep-alive` (HTTP/1.0), `head` leaves the body out.
    */
   bytes(close: boolean, keepAlive10: boolean, head: boolean): Uint8Array {
-    let rest: Uint8Array;
-    if (!head && !keepAlive10) {
-      rest = close
-        ? this.#closing ??= this.#after("connection: close\r\n", true)
-        : this.#keptAlive ??= this.#after("", true);
-    } else {
-      rest = this.#after(close ? "connection: close\r\n" : keepAlive10 ? "connection: keep-alive\r\n" : "", !head);
-    }
-    const status = this.#statusLine;
     const field = dateField();
+    if (!head && !keepAlive10) {
+      // The two usual framings: whole responses kept for the current second (answers shared by many guests).
+      if (this.#wireDate !== field) {
+        this.#wireDate = field;
+        this.#wireKeptAlive = this.#wireClosing = null;
+      }
+      if (close) {
+        return this.#wireClosing ??= this.#join(field, this.#closing ??= this.#after("connection: close\r\n", true));
+      }
+      return this.#wireKeptAlive ??= this.#join(field, this.#keptAlive ??= this.#after("", true));
+    }
+    const connection = close ? "connection: close\r\n" : keepAlive10 ? "connection: keep-alive\r\n" : "";
+    return this.#join(field, this.#after(connection, !head));
+  }
+
+  /** Status line, Date field and the rest in one buffer. */
+  #join(field: Uint8Array, rest: Uint8Array): Uint8Array {
+    const status = this.#statusLine;
     const out = new Uint8Array(status.length + field.length + rest.length);
     out.set(status, 0);
     out.set(field, status.length);
