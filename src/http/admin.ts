@@ -184,7 +184,7 @@ async function listInstances(url: URL, deps: AdminDeps): Promise<Response> {
   for await (const instance of deps.store.list({ limit, ...(after === undefined ? {} : { after }) })) {
     page.push(instance);
   }
-  const records = await Promise.all(page.map((instance) => deps.access.get(instance.uuid)));
+  const records = await deps.access.getMany(page.map((instance) => instance.uuid));
   const response = jsonResponse(page.map((instance, index) => instanceJson(instance, records[index] ?? null)));
   if (page.length === limit) response.headers.set("x-next-after", page[page.length - 1]!.uuid);
   return response;
