@@ -39,10 +39,13 @@ import type { MetadataDeps } from "./metadata.ts";
 
 /** One kept answer: its body, made into a response on first use. */
 export interface KeptAnswer {
+  /** The body, as the handler made it. */
   body: string;
+  /** Its Content-Type. */
   contentType: string;
   /** User-data: whose, and the renderer's signature of its template when it was rendered. */
   userData: { target: UserDataTarget; signature: string } | null;
+  /** The response made of it, on first use (shared by guests with the same short body). */
   answer: PreparedAnswer | null;
 }
 
