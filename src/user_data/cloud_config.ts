@@ -26,7 +26,6 @@
 
 import { CST, type Document, isAlias, isCollection, isMap, isScalar, Lexer, parseDocument, visit } from "yaml";
 import { TemplateError } from "./errors.ts";
-import { withQuietEnv } from "./_quiet_env.ts";
 import { typeFromStart } from "./start_type.ts";
 
 /** The cloud-config kinds whose YAML cloud-init parses. */
@@ -77,8 +76,8 @@ export function checkCloudConfig(body: string, file: string, kind: CloudConfigKi
   const { tab, emptyEnd } = scanTokens(text);
   if (tab !== null) fail("a tab where YAML wants spaces (indent and separate with spaces)", lineAt(text, tab));
   if (emptyEnd) fail('"..." ends a document that never started', null);
-  // The yaml package reads LOG_TOKENS and LOG_STREAM for every token: not from the runtime (_quiet_env.ts).
-  const doc = withQuietEnv(() => parseDocument(text, { version: "1.1", uniqueKeys: false, prettyErrors: false }));
+  // The yaml package reads LOG_TOKENS and LOG_STREAM while parsing: every permission set grants them.
+  const doc = parseDocument(text, { version: "1.1", uniqueKeys: false, prettyErrors: false });
   const error = doc.errors[0];
   if (error) fail(firstLine(error.message), lineAt(text, error.pos[0]));
   const unresolved = doc.warnings.find((warning) => warning.code === "TAG_RESOLVE_FAILED");

@@ -47,6 +47,7 @@ import {
 import { BUILTIN_USER_DATA } from "./builtin.ts";
 import { checkCloudConfig, type CloudConfigKind, cloudConfigKind, type YamlWarning } from "./cloud_config.ts";
 import { TemplateError, TemplateNotFoundError } from "./errors.ts";
+import { withQuietEnv } from "./_quiet_env.ts";
 import { assembleMultipart, listParts, type Part, partOf } from "./multipart.ts";
 
 /** The rendered document and where it came from. */
@@ -210,7 +211,8 @@ export class TemplateRenderer {
     if (warnings !== undefined) {
       this.#checked.delete(body);
     } else {
-      warnings = checkCloudConfig(body, file, kind);
+      // Synchronous: run with an empty process.env, which the yaml package reads for every token (_quiet_env.ts).
+      warnings = withQuietEnv(() => checkCloudConfig(body, file, kind));
     }
     if (body.length <= CHECKED_MAX_LENGTH) {
       this.#checked.set(body, warnings);
