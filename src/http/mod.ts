@@ -22,3 +22,4 @@ export { errorToResponse, HttpError, jsonResponse, textResponse } from "./errors
 export { RequestGate } from "./gate.ts";
 export { createMetadataHandler, type Handler, type MetadataDeps, type MetadataHandler } from "./metadata.ts";
 export { AnswersAhead, type AnswersAheadOptions, type KeptAnswer } from "./answer_ahead.ts";
+export { type ConfigDriveKeeper, WARNING_HEADER } from "./_upload.ts";
