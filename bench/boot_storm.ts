@@ -12,35 +12,27 @@
  * static leaf (`meta-data/instance-id`), `repeats` times each, through the
  * server with the same generator; once with a new connection per request (as
  * cloud-init) and once over kept-alive connections (the handler's own cost).
- * Each user-data request renders its template: there is no output cache.
+ * User-data and meta-data are answered from what mdserver prepared for
+ * the guest (src/http/answer_ahead.ts): each guest's first user-data request
+ * renders its template, later ones cost two stats and a lookup.
  *
  *   deno run -P=bench bench/boot_storm.ts [--instances 500] [--rounds 2] [--connection close|keep-alive]
+ *
+ * Without --connection the storm runs over both kinds of connection (fresh
+ * instances for each), each beside its own ceiling.
  *
  * Prints a table and one line of JSON. bench/main.ts runs it with the rest.
  *
  * @module
  */
 
-import { join } from "node:path";
-import { type Config, loadConfig } from "../src/config/mod.ts";
-import type { Instance } from "../src/store/instance.ts";
-import { ec2MetadataTree } from "../src/guest_api/metadata/ec2.ts";
-import { lookupPath } from "../src/guest_api/metadata/tree.ts";
-import { registerDomainXml } from "../src/store/registration.ts";
-import { createStore } from "../src/service/service.ts";
-import { openBackend } from "../src/store/open.ts";
 import { buildTemplateData } from "../src/guest_api/template_data.ts";
 import { TemplateRenderer } from "../src/user_data/mod.ts";
-import {
-  cloudInitEc2Paths,
-  type GuestPlan,
-  type LoadResult,
-  type LoadSample,
-  runLoad,
-  summarize,
-} from "./load_generator.ts";
-import { type ProcessMemory, PROJECT_DIR, type ServerProcess, startCeiling, startMdserver } from "./server_process.ts";
-import { domainXml } from "./upload_scaling.ts";
+import { type GuestPlan, type LoadResult, type LoadSample, runLoad, summarize } from "./load_generator.ts";
+import { type ProcessMemory, type ServerProcess, startCeiling, startMdserver } from "./server_process.ts";
+import { type BenchSetup, crawlOverHttp, planFor, prepareSetup } from "./storm_setup.ts";
+
+export { type BenchSetup, crawlOverHttp, planFor, prepareSetup, PUBLIC_KEY } from "./storm_setup.ts";
 
 /** How requests are sent: a connection per request (cloud-init) or kept alive. */
 export type Connection = "close" | "keep-alive";
@@ -71,12 +63,22 @@ export interface RenderingRun {
   p99Ratio: number;
 }
 
+/** The storms of one kind of connection: mdserver beside the ceiling. */
+export interface StormRun {
+  connection: Connection;
+  mdserver: ServerRun;
+  ceiling: ServerRun;
+  cpuRatio: number;
+  p99Ratio: number;
+}
+
 /** Results of the boot storm and the rendering comparison. */
 export interface BootStormResult {
   benchmark: "boot_storm";
   instances: number;
   rounds: number;
   warmupInstances: number;
+  /** The first kind of connection stormed (its run is also `mdserver`, `ceiling`, `cpuRatio`, `p99Ratio`). */
   connection: Connection;
   requestsPerBoot: number;
   /** Whether cloud-init's crawl of mdserver over HTTP gave exactly the planned sequence. */
@@ -85,6 +87,8 @@ export interface BootStormResult {
   ceiling: ServerRun;
   cpuRatio: number;
   p99Ratio: number;
+  /** One storm run per kind of connection, each with its ceiling. */
+  storms: StormRun[];
   rendering: {
     repeats: number;
     rounds: number;
@@ -104,7 +108,8 @@ export interface BootStormOptions {
   rounds?: number;
   /** Instances that boot once before the measured storms (JIT warm-up), default 10% of instances, at least 20. */
   warmup?: number;
-  connection?: Connection;
+  /** The kinds of connection stormed, each with fresh instances; default both, a new connection per request first. */
+  connections?: Connection[];
   /** Requests per guest in each rendering run; default 10. */
   renderRepeats?: number;
   /** Rendering runs per kind and connection, alternating leaf and user-data; default 4. */
@@ -115,115 +120,6 @@ export interface BootStormOptions {
   storeIni?: string;
   /** Progress lines. */
   progress?: (line: string) => void;
-}
-
-/** A temporary mdserver setup: configuration, userdata, a KV file with instances. */
-export interface BenchSetup {
-  dir: string;
-  configFile: string;
-  config: Config;
-  /** Registered instances in registration (address) order. */
-  instances: Instance[];
-  registerSeconds: number;
-  remove(): Promise<void>;
-}
-
-/** The SSH key every bench configuration gives its instances (not a real key). */
-export const PUBLIC_KEY =
-  "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBenchmarkKeyOnlyNotARealKeyxxxxxxxxxxxxxx bench@mdserver";
-
-/**
- * Writes a configuration (pool 127.90.0.0/16 on loopback, the sample
- * md_server template config/userdata/base.yaml as default_template, dnsmasq
- * not managed) and registers `count` domains into its KV file through the
- * real upload path, before any server starts.
- */
-export async function prepareSetup(count: number, storeIni = ""): Promise<BenchSetup> {
-  const dir = await Deno.makeTempDir({ prefix: "mdserver-bench-storm-" });
-  try {
-    await Deno.mkdir(join(dir, "userdata"));
-    await Deno.copyFile(join(PROJECT_DIR, "config/userdata/base.yaml"), join(dir, "userdata/base.yaml"));
-    const configFile = join(dir, "mdserver.conf");
-    await Deno.writeTextFile(
-      configFile,
-      `[mdserver]
-listen_address = 127.0.0.1
-port = 0
-userdata_dir = userdata
-default_template = ${join(dir, "userdata/base.yaml")}
-kv_file = mdserver.kv
-
-[admin]
-socket = ${join(dir, "run", "admin.sock")}
-
-[public-keys]
-default = ${PUBLIC_KEY}
-
-[dnsmasq]
-net_address = 127.90.0.0
-net_prefix = 16
-gateway = 127.90.0.1
-interface = lo
-base_dir = dnsmasq
-run_dir = run
-domain = bench.test
-manage = no
-
-[service]
-location = bench
-${storeIni}`,
-    );
-    const config = await loadConfig(configFile);
-    const kv = await openBackend(config);
-    const instances: Instance[] = [];
-    const started = performance.now();
-    try {
-      const store = createStore(kv, config);
-      for (let index = 0; index < count; index++) {
-        instances.push((await registerDomainXml(domainXml(index), { store, config })).instance);
-      }
-    } finally {
-      kv.close();
-    }
-    const registerSeconds = Math.round(performance.now() - started) / 1000;
-    return {
-      dir,
-      configFile,
-      config,
-      instances,
-      registerSeconds,
-      remove: () => Deno.remove(dir, { recursive: true }),
-    };
-  } catch (error) {
-    await Deno.remove(dir, { recursive: true });
-    throw error;
-  }
-}
-
-/** The cloud-init request sequence of an instance, crawled from its meta-data tree in memory. */
-export async function planFor(config: Config, instance: Instance): Promise<GuestPlan> {
-  const tree = ec2MetadataTree(config, instance);
-  const paths = await cloudInitEc2Paths((path) => {
-    const match = /^\/[^/]+\/meta-data(\/.*)?$/.exec(path);
-    if (!match) return Promise.resolve(null);
-    const found = lookupPath(tree, match[1] ?? "");
-    return Promise.resolve(found.kind === "missing" ? null : found.body);
-  });
-  return { address: instance.ipv4, paths };
-}
-
-/** cloud-init's sequence for one guest, crawled over HTTP from the server. */
-export async function crawlOverHttp(baseUrl: string, address: string): Promise<string[]> {
-  const client = Deno.createHttpClient({ localAddress: address });
-  try {
-    return await cloudInitEc2Paths(async (path) => {
-      const response = await fetch(`${baseUrl}${path}`, { client });
-      const body = await response.text();
-      return response.status === 200 ? body : null;
-    });
-  } finally {
-    client.close();
-  }
 }
 
 /**
@@ -318,20 +214,21 @@ export async function runBootStorm(options: BootStormOptions = {}): Promise<Boot
   const count = options.instances ?? 500;
   const rounds = options.rounds ?? 2;
   const warmupCount = options.warmup ?? Math.max(20, Math.round(count / 10));
-  const connection = options.connection ?? "close";
+  const connections = options.connections ?? ["close", "keep-alive"];
   const repeats = options.renderRepeats ?? 10;
   const renderRounds = options.renderRounds ?? 4;
   const progress = options.progress ?? (() => {});
 
-  progress(`boot storm: registering ${warmupCount + rounds * count} instances`);
-  const setup = await prepareSetup(warmupCount + rounds * count, options.storeIni);
+  const stormed = rounds * connections.length;
+  progress(`boot storm: registering ${warmupCount + stormed * count} instances`);
+  const setup = await prepareSetup(warmupCount + stormed * count, options.storeIni);
   let mdserver: ServerProcess | null = null;
   let ceiling: ServerProcess | null = null;
   try {
     const plans = await Promise.all(setup.instances.map((instance) => planFor(setup.config, instance)));
     const warmup = plans.slice(0, warmupCount);
     const storms = Array.from(
-      { length: rounds },
+      { length: stormed },
       (_, round) => plans.slice(warmupCount + round * count, warmupCount + (round + 1) * count),
     );
     [mdserver, ceiling] = await Promise.all([
@@ -343,22 +240,36 @@ export async function runBootStorm(options: BootStormOptions = {}): Promise<Boot
     const planVerified = JSON.stringify(crawled) === JSON.stringify(warmup[0]!.paths);
 
     progress(`boot storm: warm-up with ${warmupCount} instances`);
-    await measure(ceiling, warmup, connection);
-    await measure(mdserver, warmup, connection);
-
-    const ceilingRuns: Measured[] = [];
-    const mdserverRuns: Measured[] = [];
-    for (const [round, guests] of storms.entries()) {
-      progress(
-        `boot storm ${round + 1}/${rounds}: ${count} instances × ${
-          guests[0]!.paths.length
-        } requests, ceiling then mdserver`,
-      );
-      ceilingRuns.push(await measure(ceiling, guests, connection));
-      mdserverRuns.push(await measure(mdserver, guests, connection));
+    for (const connection of connections) {
+      await measure(ceiling, warmup, connection);
+      await measure(mdserver, warmup, connection);
     }
-    const mdserverRun = serverRun(mdserverRuns);
-    const ceilingRun = serverRun(ceilingRuns);
+
+    // Round by round, each kind of connection in turn, the ceiling then mdserver, fresh guests every time.
+    const measured = connections.map(() => ({ ceiling: [] as Measured[], mdserver: [] as Measured[] }));
+    for (let round = 0; round < rounds; round++) {
+      for (const [index, connection] of connections.entries()) {
+        const guests = storms[round * connections.length + index]!;
+        progress(
+          `boot storm ${round + 1}/${rounds} (${connection}): ${count} instances × ${
+            guests[0]!.paths.length
+          } requests, ceiling then mdserver`,
+        );
+        measured[index]!.ceiling.push(await measure(ceiling, guests, connection));
+        measured[index]!.mdserver.push(await measure(mdserver, guests, connection));
+      }
+    }
+    const stormRuns: StormRun[] = connections.map((connection, index) => {
+      const mdserverRun = serverRun(measured[index]!.mdserver);
+      const ceilingRun = serverRun(measured[index]!.ceiling);
+      return {
+        connection,
+        mdserver: mdserverRun,
+        ceiling: ceilingRun,
+        cpuRatio: ratio(mdserverRun.cpuPerRequestUs, ceilingRun.cpuPerRequestUs),
+        p99Ratio: ratio(mdserverRun.p99Ms, ceilingRun.p99Ms),
+      };
+    });
     const memory = { mdserver: await mdserver.memory(), ceiling: await ceiling.memory() };
 
     // Rendering: the guests of the first storm, each asking one path
@@ -394,13 +305,14 @@ export async function runBootStorm(options: BootStormOptions = {}): Promise<Boot
       instances: count,
       rounds,
       warmupInstances: warmupCount,
-      connection,
+      connection: connections[0]!,
       requestsPerBoot: storms[0]![0]!.paths.length,
       planVerified,
-      mdserver: mdserverRun,
-      ceiling: ceilingRun,
-      cpuRatio: ratio(mdserverRun.cpuPerRequestUs, ceilingRun.cpuPerRequestUs),
-      p99Ratio: ratio(mdserverRun.p99Ms, ceilingRun.p99Ms),
+      mdserver: stormRuns[0]!.mdserver,
+      ceiling: stormRuns[0]!.ceiling,
+      cpuRatio: stormRuns[0]!.cpuRatio,
+      p99Ratio: stormRuns[0]!.p99Ratio,
+      storms: stormRuns,
       rendering: { repeats, rounds: renderRounds, runs, inProcess: await inProcessRender(setup) },
       memory,
       mdserverProblems: mdserver.problems(),
@@ -428,11 +340,11 @@ export const RUN_COLUMNS = ["requests", "req/s", "p50 ms", "p99 ms", "errors", "
 
 /** Table rows of a storm result, header first. */
 export function stormRows(result: BootStormResult): string[][] {
-  const rows = [
-    ["run", ...RUN_COLUMNS],
-    ["storm: mdserver", ...runCells(result.mdserver)],
-    ["storm: ceiling", ...runCells(result.ceiling)],
-  ];
+  const rows = [["run", ...RUN_COLUMNS]];
+  for (const storm of result.storms) {
+    rows.push([`storm (${storm.connection}): mdserver`, ...runCells(storm.mdserver)]);
+    rows.push([`storm (${storm.connection}): ceiling`, ...runCells(storm.ceiling)]);
+  }
   for (const run of result.rendering.runs) {
     rows.push([`render (${run.connection}): user-data`, ...runCells(run.userData)]);
     rows.push([`render (${run.connection}): static leaf`, ...runCells(run.staticLeaf)]);
@@ -456,16 +368,23 @@ async function main(): Promise<void> {
   for (const [name, value] of [["instances", instances], ["rounds", rounds]] as const) {
     if (!Number.isInteger(value) || value < 1) throw new RangeError(`--${name} needs a positive whole number`);
   }
-  const connection = arg("connection") ?? "close";
-  if (connection !== "close" && connection !== "keep-alive") {
+  const connection = arg("connection");
+  if (connection !== undefined && connection !== "close" && connection !== "keep-alive") {
     throw new TypeError(`--connection must be "close" or "keep-alive", not "${connection}"`);
   }
-  const result = await runBootStorm({ instances, rounds, connection, progress: (line) => console.error(line) });
+  const connections = connection === undefined ? undefined : [connection as Connection];
+  const result = await runBootStorm({
+    instances,
+    rounds,
+    ...(connections ? { connections } : {}),
+    progress: (line) => console.error(line),
+  });
   console.log(formatTable(stormRows(result)));
   console.log(
-    `storm CPU ratio ${result.cpuRatio}, p99 ratio ${result.p99Ratio}; rendering CPU ratio ${
-      result.rendering.runs.map((run) => `${run.cpuRatio} (${run.connection})`).join(", ")
-    }`,
+    `storm CPU ratio ${result.storms.map((storm) => `${storm.cpuRatio} (${storm.connection})`).join(", ")}, p99 ratio ${
+      result.storms.map((storm) => `${storm.p99Ratio} (${storm.connection})`).join(", ")
+    }; ` +
+      `rendering CPU ratio ${result.rendering.runs.map((run) => `${run.cpuRatio} (${run.connection})`).join(", ")}`,
   );
   console.log(JSON.stringify(result));
 }

@@ -108,6 +108,7 @@ export async function runGuestServerBench(
   const servers = await Promise.all([
     startConstant("Deno.serve", "bench/ceiling_server.ts"),
     startConstant("guest server", "bench/guest_server_constant.ts"),
+    startConstant("guest server, answered ahead", "bench/guest_server_constant.ts", ["--ahead"]),
   ]);
   try {
     const results: ConstantRun[] = [];

@@ -4,7 +4,7 @@
  * constant answer as bench/ceiling_server.ts, served by `serveGuests` with
  * its default limits, so that the two servers' CPU per request compare.
  *
- *   deno run -P=bench bench/guest_server_constant.ts [PORT] [--limits JSON]
+ *   deno run -P=bench bench/guest_server_constant.ts [PORT] [--limits JSON] [--ahead]
  *
  * `--limits '{"maxConnectionsPerSource":10000}'` changes limits (bench/guest_flood.ts).
  * `GET /_stats` answers the server's counters as JSON. Prints
@@ -14,7 +14,7 @@
  * @module
  */
 
-import { type GuestServer, serveGuests, type ServerLimits } from "../src/http_server/mod.ts";
+import { type GuestServer, PreparedAnswer, serveGuests, type ServerLimits } from "../src/http_server/mod.ts";
 
 const BODY = "i-0123456789abcdef0";
 
@@ -22,8 +22,11 @@ function main(): void {
   const port = /^\d+$/.test(Deno.args[0] ?? "") ? Number(Deno.args[0]) : 0;
   const limitsAt = Deno.args.indexOf("--limits");
   const limits = limitsAt >= 0 ? JSON.parse(Deno.args[limitsAt + 1] ?? "{}") as Partial<ServerLimits> : {};
+  // --ahead: the constant answered ahead (PreparedAnswer), as mdserver answers what it prepared.
+  const prepared = new PreparedAnswer(200, { "content-type": "text/plain; charset=utf-8" }, BODY);
+  const answerAhead = Deno.args.includes("--ahead") ? () => prepared : undefined;
   let server: GuestServer | null = null;
-  server = serveGuests({ hostname: "127.0.0.1", port, limits }, (request) => {
+  server = serveGuests({ hostname: "127.0.0.1", port, limits, ...(answerAhead ? { answerAhead } : {}) }, (request) => {
     if (request.url.endsWith("/_stats")) return Response.json(server!.stats());
     return new Response(BODY, { headers: { "content-type": "text/plain; charset=utf-8" } });
   });

@@ -14,7 +14,7 @@
  *
  *   deno task bench
  *   deno task bench -- --only storm[,md_server,upload,hook,memory] [--instances 500] [--rounds 2]
- *     [--connection close|keep-alive] [--uploads 10000] [--hook-calls 50] [--memory-instances 10000]
+ *     [--connection close|keep-alive (default: the storm over both)] [--uploads 10000] [--hook-calls 50] [--memory-instances 10000]
  *     [--md-server PATH] [--out FILE] [--cpu-prof]
  *
  * Prints the machine, a table with each target and whether it is met, and
@@ -24,7 +24,8 @@
  */
 
 import { join } from "node:path";
-import { type BootStormResult, type Connection, formatTable, runBootStorm, runCells } from "./boot_storm.ts";
+import { type BootStormResult, type Connection, formatTable, runBootStorm, stormRows } from "./boot_storm.ts";
+import { stormSummaryRows, stormVerdicts } from "./storm_report.ts";
 import { type HookLatencyResult, runHookLatency } from "./hook_latency.ts";
 import { type MemoryResult, runMemory } from "./memory.ts";
 import { PROJECT_DIR, readProcFile } from "./server_process.ts";
@@ -94,29 +95,7 @@ export async function describeMachine(command: string): Promise<Machine> {
 export function verdicts(results: BenchResults): Verdict[] {
   const out: Verdict[] = [];
   const { storm, upload, memory } = results;
-  if (storm) {
-    out.push({
-      target: "storm: CPU per request ≤ 2× ceiling",
-      value: `${storm.cpuRatio}×`,
-      met: storm.cpuRatio <= 2,
-    });
-    out.push({ target: "storm: p99 ≤ 2× ceiling", value: `${storm.p99Ratio}×`, met: storm.p99Ratio <= 2 });
-    out.push({
-      target: "storm: no errors, one log line per request",
-      value: `${storm.mdserver.errors} errors, ${storm.mdserver.logLines} lines / ${storm.mdserver.requests} requests`,
-      met: storm.mdserver.errors === 0 && storm.ceiling.errors === 0 &&
-        storm.mdserver.logLines === storm.mdserver.requests && storm.planVerified,
-    });
-    // Judged the way guests fetch: cloud-init opens a new connection per
-    // request. The kept-alive run shows the handler's own cost, for reading.
-    for (const run of storm.rendering.runs.filter((run) => run.connection === "close")) {
-      out.push({
-        target: `render (${run.connection}, as cloud-init connects): user-data CPU ≤ 2× static leaf`,
-        value: `${run.cpuRatio}×`,
-        met: run.cpuRatio <= 2,
-      });
-    }
-  }
+  if (storm) out.push(...stormVerdicts(storm));
   if (upload) {
     out.push({ target: "upload: last/first thousand ≤ 1.5", value: `${upload.ratio}`, met: upload.ratio <= 1.5 });
   }
@@ -134,47 +113,7 @@ export function verdicts(results: BenchResults): Verdict[] {
 export function summaryRows(results: BenchResults): string[][] {
   const rows: string[][] = [["benchmark", "mdserver", "ceiling", "ratio", "target"]];
   const { storm, upload, hook, memory } = results;
-  if (storm) {
-    const m = storm.mdserver;
-    const c = storm.ceiling;
-    rows.push([
-      `boot storm, ${storm.instances} guests × ${storm.requestsPerBoot} requests × ${storm.rounds}: CPU µs/request`,
-      String(m.cpuPerRequestUs),
-      String(c.cpuPerRequestUs),
-      `${storm.cpuRatio}`,
-      "≤ 2",
-    ]);
-    rows.push([
-      "boot storm: p50 / p99 ms",
-      `${m.p50Ms.toFixed(1)} / ${m.p99Ms.toFixed(1)}`,
-      `${c.p50Ms.toFixed(1)} / ${c.p99Ms.toFixed(1)}`,
-      `${storm.p99Ratio}`,
-      "≤ 2",
-    ]);
-    rows.push([
-      "boot storm: requests/s, errors",
-      `${m.requestsPerSecond}, ${m.errors}`,
-      `${c.requestsPerSecond}, ${c.errors}`,
-      "",
-      "",
-    ]);
-    for (const run of storm.rendering.runs) {
-      rows.push([
-        `user-data vs static leaf (${run.connection}): CPU µs/request`,
-        String(run.userData.cpuPerRequestUs),
-        String(run.staticLeaf.cpuPerRequestUs),
-        `${run.cpuRatio}`,
-        run.connection === "close" ? "≤ 2" : "(reported)",
-      ]);
-    }
-    rows.push([
-      "template render alone, in process, µs: asked again / new document",
-      `${storm.rendering.inProcess.repeatUs} / ${storm.rendering.inProcess.newDocumentUs}`,
-      "",
-      "",
-      "",
-    ]);
-  }
+  if (storm) rows.push(...stormSummaryRows(storm));
   if (results.md_server) rows.push(...mdServerRows(results.md_server));
   if (upload) {
     rows.push([
@@ -306,7 +245,7 @@ export async function main(rawArgs: string[]): Promise<number> {
   const line = benchOptions(argv, ["help", "cpu-prof"]);
   if (line.options.has("help")) {
     console.log(`usage: deno task bench -- [--only ${BENCHMARKS.join(",")}] [--instances 500] [--rounds 2]
-  [--connection close|keep-alive] [--uploads 10000] [--hook-calls 50] [--memory-instances 10000] [--out FILE]
+  [--connection close|keep-alive (default: the storm over both)] [--uploads 10000] [--hook-calls 50] [--memory-instances 10000] [--out FILE]
   [--cpu-prof]   profile mdserver during the storm: V8 .cpuprofile files in bench/results/profiles/
   [--md-server PATH]   also run md_server 0.6.x from this checkout beside mdserver (benchmark md_server;
                        /usr/bin/python3 with python3-bottle and python3-xmltodict)`);
@@ -326,10 +265,13 @@ export async function main(rawArgs: string[]): Promise<number> {
   if (only.includes("md_server") && mdServerPath === undefined) {
     throw new TypeError("the md_server benchmark needs --md-server PATH (a checkout of md_server 0.6.x)");
   }
-  const connection = line.options.get("connection") ?? "close";
-  if (connection !== "close" && connection !== "keep-alive") {
-    throw new TypeError(`--connection must be "close" or "keep-alive", not "${connection}"`);
+  const connectionOption = line.options.get("connection");
+  if (connectionOption !== undefined && connectionOption !== "close" && connectionOption !== "keep-alive") {
+    throw new TypeError(`--connection must be "close" or "keep-alive", not "${connectionOption}"`);
   }
+  // The storm runs over both kinds of connection unless one is named; md_server's as cloud-init connects.
+  const connections = connectionOption === undefined ? undefined : [connectionOption as Connection];
+  const connection = connections?.[0] ?? "close";
   const out = typeof line.options.get("out") === "string"
     ? line.options.get("out") as string
     : join(PROJECT_DIR, "bench/results/latest.json");
@@ -344,7 +286,7 @@ export async function main(rawArgs: string[]): Promise<number> {
     results.storm = await runBootStorm({
       instances: positive(line.options.get("instances"), "instances", 500),
       rounds: positive(line.options.get("rounds"), "rounds", 2),
-      connection: connection as Connection,
+      ...(connections ? { connections } : {}),
       mdserverFlags: line.options.has("cpu-prof") ? ["--cpu-prof", `--cpu-prof-dir=${profileDir}`] : [],
       progress,
     });
@@ -386,14 +328,7 @@ export async function main(rawArgs: string[]): Promise<number> {
   console.log(markdownTable(summaryRows(results)));
   if (results.storm) {
     console.log("\nboot storm and rendering, every run:");
-    const rows = [["run", "requests", "req/s", "p50 ms", "p99 ms", "errors", "CPU µs/req"]];
-    rows.push(["storm: mdserver", ...runCells(results.storm.mdserver)]);
-    rows.push(["storm: ceiling", ...runCells(results.storm.ceiling)]);
-    for (const run of results.storm.rendering.runs) {
-      rows.push([`render (${run.connection}): user-data`, ...runCells(run.userData)]);
-      rows.push([`render (${run.connection}): static leaf`, ...runCells(run.staticLeaf)]);
-    }
-    console.log(formatTable(rows));
+    console.log(formatTable(stormRows(results.storm)));
   }
   if (results.md_server) {
     console.log(`\nbeside md_server ${results.md_server.version}, every run:`);

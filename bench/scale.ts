@@ -4,7 +4,8 @@
  * N = 10,000 (or the counts given): importing N md_server entries (the
  * import's own path), starting the service over them with an empty
  * dnsmasq base_dir (time until both listeners answer, and until the record
- * rebuild behind them is done), a /metrics scrape (median of 20, 2 s after the start), and gc
+ * rebuild behind them is done), a /metrics scrape (median of 20, 2 s after the start), the first
+ * page of the instance list (`?limit=100`, median of 20) and the whole list once, and gc
  * removing every instance through the admin API in bulk.
  *
  *   deno run -P=bench bench/scale.ts [10 10000]
@@ -30,6 +31,10 @@ export interface ScaleRow {
   listenersUpMs: number;
   startedS: number;
   scrapeMs: number;
+  /** The first page of `GET /v1/instances?limit=100`, median of 20, ms. */
+  listPageMs: number;
+  /** The whole list, `GET /v1/instances`, once, ms. */
+  listAllMs: number;
   gcS: number;
 }
 
@@ -109,6 +114,12 @@ export async function measureScale(count: number): Promise<ScaleRow> {
     const scrapeMs = await median(20, async () => {
       await (await callAdmin({ configFile: clientConfig, path: "/metrics" })).text();
     });
+    const listPageMs = await median(20, async () => {
+      await (await callAdmin({ configFile: clientConfig, path: "/v1/instances?limit=100" })).text();
+    });
+    started = performance.now();
+    await (await callAdmin({ configFile: clientConfig, path: "/v1/instances" })).text();
+    const listAllMs = performance.now() - started;
     started = performance.now();
     await collectGarbage(adminStore({ configFile: clientConfig }), {
       listDomains: () => Promise.resolve(["none"]),
@@ -116,7 +127,7 @@ export async function measureScale(count: number): Promise<ScaleRow> {
     });
     const gcS = (performance.now() - started) / 1000;
     await service.shutdown();
-    return { instances: count, importS, listenersUpMs, startedS, scrapeMs, gcS };
+    return { instances: count, importS, listenersUpMs, startedS, scrapeMs, listPageMs, listAllMs, gcS };
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
@@ -127,13 +138,13 @@ if (import.meta.main) {
   const rows: ScaleRow[] = [];
   for (const count of counts) rows.push(await measureScale(count));
   const lines = [
-    "instances  import s  listeners up ms  started s  /metrics ms  gc s",
+    "instances  import s  listeners up ms  started s  /metrics ms  list page ms  list all ms  gc s",
     ...rows.map((row) =>
       `${String(row.instances).padStart(9)}  ${row.importS.toFixed(2).padStart(8)}  ${
         row.listenersUpMs.toFixed(0).padStart(15)
       }  ${row.startedS.toFixed(2).padStart(9)}  ${row.scrapeMs.toFixed(2).padStart(11)}  ${
-        row.gcS.toFixed(2).padStart(4)
-      }`
+        row.listPageMs.toFixed(2).padStart(12)
+      }  ${row.listAllMs.toFixed(0).padStart(11)}  ${row.gcS.toFixed(2).padStart(4)}`
     ),
     JSON.stringify(rows),
   ];

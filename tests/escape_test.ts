@@ -152,7 +152,11 @@ requirementTest(
         "http://mdserver/v1/instances",
       ]);
       const ipv4 = JSON.parse(upload.stdout).ipv4 as string;
+      // User-data is kept while its template and folder are unchanged (answers prepared ahead); this template
+      // reports what its earlier render started, so the folder changes before each fetch to have it rendered again.
+      let fetches = 0;
       const userData = async () => {
+        await Deno.writeTextFile(join(dir, "etc", "userdata", "fetch"), String(fetches++));
         const result = await inside(["curl", "-s", "--interface", ipv4, "http://169.254.169.254/latest/user-data"]);
         const line = /^# ESCAPE (.*)$/m.exec(result.stdout);
         assert.ok(line, `no report in user-data: ${result.stdout}\n${log()}`);

@@ -8,7 +8,8 @@
  * - GET  /health
  * - GET  /metrics                       Prometheus text
  * - POST /v1/instances                  body: domain XML → 201/200 JSON
- * - GET  /v1/instances                  → JSON list (snake_case), each with `access`, `boot_state`, `since`
+ * - GET  /v1/instances                  → JSON list (snake_case), each with `access`, `boot_state`, `since`;
+ *        `?limit=N[&after=UUID]` a page in UUID order (header `x-next-after` when full)
  * - GET  /v1/instances/<ref>            → JSON (ref: name, UUID, instance-id, MAC or address)
  * - DELETE /v1/instances/<ref>
  * - POST /v1/instances/delete          body {"uuids": [...]}: many at once → {deleted: [{name, uuid, ipv4}]}
@@ -163,6 +164,42 @@ async function withAccess(instance: Instance, deps: AdminDeps) {
   return instanceJson(instance, await deps.access.get(instance.uuid));
 }
 
+/** Most instances in one page of `GET /v1/instances?limit=`. */
+const MAX_PAGE = 10_000;
+
+/**
+ * `GET /v1/instances`: every instance; with `?limit=N` (1–10,000) a page of
+ * at most N in UUID order, the next one from `?after=<last UUID>`. A full
+ * page says where the next begins in `x-next-after`. A page reads only its
+ * own instances and their boot records, whatever the count.
+ */
+async function listInstances(url: URL, deps: AdminDeps): Promise<Response> {
+  const limitText = url.searchParams.get("limit");
+  const after = url.searchParams.get("after") ?? undefined;
+  if (limitText === null) {
+    if (after !== undefined) throw new HttpError(400, "after= needs limit=");
+    const records = await deps.access.all();
+    const instances = [];
+    for await (const instance of deps.store.list()) {
+      instances.push(instanceJson(instance, records.get(instance.uuid) ?? null));
+    }
+    return jsonResponse(instances);
+  }
+  const limit = /^\d{1,5}$/.test(limitText) ? Number(limitText) : NaN;
+  if (!(limit >= 1 && limit <= MAX_PAGE)) {
+    throw new HttpError(400, `limit must be a whole number from 1 to ${MAX_PAGE}`);
+  }
+  if (after !== undefined && !/^[0-9a-f-]{36}$/i.test(after)) throw new HttpError(400, "after must be a UUID");
+  const page: Instance[] = [];
+  for await (const instance of deps.store.list({ limit, ...(after === undefined ? {} : { after }) })) {
+    page.push(instance);
+  }
+  const records = await deps.access.getMany(page.map((instance) => instance.uuid));
+  const response = jsonResponse(page.map((instance, index) => instanceJson(instance, records[index] ?? null)));
+  if (page.length === limit) response.headers.set("x-next-after", page[page.length - 1]!.uuid);
+  return response;
+}
+
 /** Removes many instances in one request; the answer lists those removed. */
 async function deleteMany(request: Request, deps: AdminDeps): Promise<Response> {
   let uuids: unknown;
@@ -195,14 +232,7 @@ async function route(request: Request, url: URL, deps: AdminDeps): Promise<Respo
   const ref = segments[2];
   if (ref === "delete" && segments.length === 3 && method === "POST") return await deleteMany(request, deps);
   if (ref === undefined) {
-    if (method === "GET") {
-      const records = await deps.access.all();
-      const instances = [];
-      for await (const instance of deps.store.list()) {
-        instances.push(instanceJson(instance, records.get(instance.uuid) ?? null));
-      }
-      return jsonResponse(instances);
-    }
+    if (method === "GET") return await listInstances(url, deps);
     if (method === "POST") return await answerUpload(request, deps);
     throw new HttpError(405, `method ${method} not allowed on /v1/instances`);
   }

@@ -45,12 +45,14 @@ import { parseIpv4, poolContains } from "../ipam/ipv4.ts";
 import type { Logger } from "../log/log.ts";
 import type { Metrics } from "../log/metrics.ts";
 import { type AccessRecorder, hostKeysFromPhoneHome, type Instance, type InstanceStore } from "../store/mod.ts";
-import type { TemplateRenderer } from "../user_data/mod.ts";
+import type { TemplateRenderer, UserDataTarget } from "../user_data/mod.ts";
 import { readBody } from "./body.ts";
 import { errorToResponse, HttpError, textResponse } from "./errors.ts";
 import { answerUpload, type ConfigDriveKeeper } from "./_upload.ts";
 import { badTargetError, requestLineUrl } from "./request_target.ts";
 import { PHONE_HOME_PATH } from "../guest_api/guest_urls.ts";
+import { AnswersAhead } from "./answer_ahead.ts";
+import { serviceEndpoint } from "./_service_endpoint.ts";
 
 /** What the metadata handler needs. */
 export interface MetadataDeps {
@@ -76,10 +78,12 @@ export interface MetadataDeps {
   configDrives?: ConfigDriveKeeper | null;
 }
 
-/** What one request has learnt, for its log line and metrics. */
+/** What one request has learnt, for its log line and metrics, and an answer worth keeping. */
 interface RequestNotes {
   instance: Instance | null;
   api: string;
+  /** User-data rendered from a template whose signature was taken: worth keeping. */
+  keep: { body: string; contentType: string; userData: { target: UserDataTarget; signature: string } } | null;
 }
 
 /** The dependencies with the token signer resolved, and this request's notes. */
@@ -91,6 +95,8 @@ interface Context extends MetadataDeps {
   /** verify_mac = auto found the neighbour table unreadable: requests are served unchecked. */
   neighbourTableUnreadable: boolean;
   onNeighbourTableUnreadable: (error: Error) => void;
+  /** Told of each token found valid, so that answers kept ahead may be served to it. */
+  onValidToken: (token: string, uuid: string, address: string) => void;
 }
 
 /** The EC2 `meta-data/` or `dynamic/` tree of an instance. */
@@ -121,8 +127,11 @@ const API_NAMES = { ec2: "EC2", openstack: "OpenStack", nocloud: "NoCloud" } as 
 /** A request handler as Deno.serve runs it. */
 export type Handler = (request: Request, info: { remoteAddr: Deno.NetAddr }) => Promise<Response>;
 
+/** The metadata handler and its answers kept ahead (the guest server's `answerAhead`). */
+export type MetadataHandler = Handler & { ahead: AnswersAhead };
+
 /** Builds the metadata listener's handler. */
-export function createMetadataHandler(deps: MetadataDeps): Handler {
+export function createMetadataHandler(deps: MetadataDeps): MetadataHandler {
   const { log } = deps;
   // The key lives only in this handler: tokens die with the process.
   const signer: Promise<TokenSigner> = deps.tokens ? Promise.resolve(deps.tokens) : createTokenSigner();
@@ -143,13 +152,29 @@ export function createMetadataHandler(deps: MetadataDeps): Handler {
         `alone. Apply libvirt's clean-traffic filter to their interfaces (mdserver nwfilter NAME)`,
     );
   };
-  return async (request, info) => {
+  let tokenClock: (() => number) | null = null;
+  signer.then((resolved) => tokenClock = resolved.now, () => {});
+  const ahead = new AnswersAhead(deps, {
+    tokenClock: () => tokenClock,
+    neighbourTableUnreadable: () => neighbourTableUnreadable,
+    tree: (section, instance, config) =>
+      config === treesConfig ? trees(section, instance) : ec2Trees(config)(section, instance),
+    served: (source, instance, path, userData, started) => {
+      deps.access.noteMetadata(instance.uuid);
+      if (userData) deps.access.noteUserData(instance.uuid);
+      const seconds = (performance.now() - started) / 1000;
+      deps.metrics.observeRequest("ec2", 200, seconds);
+      log.info(`${source} ${instance.name} GET ${path} 200 ${(seconds * 1000).toFixed(1)}ms`);
+    },
+  });
+  const onValidToken = (token: string, uuid: string, address: string) => ahead.keepToken(token, uuid, address);
+  const handler = async (request: Request, info: { remoteAddr: Deno.NetAddr }) => {
     const started = performance.now();
     const source = peerIpv4(info.remoteAddr.hostname);
     // The request line alone routes: never the Host header.
     const url = requestLineUrl(request);
     const path = url?.pathname ?? "-";
-    const notes: RequestNotes = { instance: null, api: url === null ? "invalid" : apiOf(path) };
+    const notes: RequestNotes = { instance: null, api: url === null ? "invalid" : apiOf(path), keep: null };
     let response: Response;
     try {
       if (url === null) throw badTargetError(request);
@@ -166,8 +191,15 @@ export function createMetadataHandler(deps: MetadataDeps): Handler {
         onTemplateError,
         neighbourTableUnreadable,
         onNeighbourTableUnreadable,
+        onValidToken,
       };
       response = await route(request, url!, source, context);
+      // A guest's EC2 answers, prepared once it is known; its user-data once rendered.
+      const { keep, instance } = notes;
+      if (instance !== null && notes.api === "ec2" && response.status === 200) {
+        if (keep !== null) ahead.keepUserData(source, instance, context, keep);
+        else ahead.prepare(source, instance, context);
+      }
     } catch (error) {
       response = errorToResponse(error, log, `${request.method} ${path} from ${source}`);
     }
@@ -180,6 +212,7 @@ export function createMetadataHandler(deps: MetadataDeps): Handler {
     );
     return response;
   };
+  return Object.assign(handler, { ahead });
 }
 
 /** The API a path belongs to, for metrics. */
@@ -275,6 +308,7 @@ async function requireToken(request: Request, instance: Instance, source: string
   const check = await checkToken(deps.tokens, token, { uuid: instance.uuid, address: source });
   if (check === "expired") throw new HttpError(401, "the IMDSv2 token has expired");
   if (check === "invalid") throw new HttpError(401, "the IMDSv2 token is not valid for this instance");
+  deps.onValidToken(token, instance.uuid, source);
 }
 
 function documentResponse(document: Document): Response {
@@ -394,6 +428,9 @@ async function ec2Endpoint(
 }
 
 async function userDataResponse(instance: Instance, deps: Context): Promise<Response> {
+  // Taken before the render: a change during it shows as a change next time.
+  const target = userDataTarget(instance);
+  const signature = deps.renderer.userDataSignature(target);
   const rendered = await renderUserData(deps, instance);
   deps.access.noteUserData(instance.uuid);
   if (rendered === null) {
@@ -401,6 +438,9 @@ async function userDataResponse(instance: Instance, deps: Context): Promise<Resp
       404,
       `no user-data for ${instance.name}: no template for userdata_prefix "${instance.metadata.userdata_prefix}"`,
     );
+  }
+  if (signature !== null) {
+    deps.notes.keep = { body: rendered.body, contentType: rendered.contentType, userData: { target, signature } };
   }
   return new Response(rendered.body, { headers: { "content-type": rendered.contentType } });
 }
@@ -416,34 +456,4 @@ async function handleUpload(request: Request, source: string, deps: MetadataDeps
     throw new HttpError(403, `uploads are accepted only from this host, not from ${source}`);
   }
   return await answerUpload(request, deps);
-}
-
-const SERVICE_KEYS = ["name", "type", "version", "location", "ec2_versions"] as const;
-
-function serviceEndpoint(rest: string[], path: string, source: string, config: Config): Response {
-  const [key, ...more] = rest;
-  if (more.length > 0) throw new HttpError(404, `not found: ${path}`);
-  if (key === undefined) return textResponse([...SERVICE_KEYS, "configuration"].join("\n"));
-  switch (key) {
-    case "name":
-      return textResponse(config.service.name);
-    case "type":
-      return textResponse(config.service.type);
-    case "version":
-      return textResponse(`${config.service.version} (${config.service.releaseDate})`);
-    case "location":
-      return textResponse(config.service.location);
-    case "ec2_versions":
-      return textResponse(config.service.ec2Versions.join("\n"));
-    case "configuration": {
-      if (!isLoopback(source) && source !== config.mdserver.listenAddress) {
-        throw new HttpError(401, `access denied for ${source}`);
-      }
-      const lines = [...config.raw]
-        .filter(([id]) => !/password|public-keys|template-data/.test(id))
-        .map(([id, value]) => `${id}=${value}`);
-      return textResponse(lines.join("\n"));
-    }
-  }
-  throw new HttpError(404, `not found: ${path}`);
 }

@@ -20,5 +20,6 @@ export {
 export { MAX_BODY_BYTES, readBody } from "./body.ts";
 export { errorToResponse, HttpError, jsonResponse, textResponse } from "./errors.ts";
 export { RequestGate } from "./gate.ts";
-export { createMetadataHandler, type Handler, type MetadataDeps } from "./metadata.ts";
+export { createMetadataHandler, type Handler, type MetadataDeps, type MetadataHandler } from "./metadata.ts";
+export { AnswersAhead, type AnswersAheadOptions, type KeptAnswer } from "./answer_ahead.ts";
 export { type ConfigDriveKeeper, WARNING_HEADER } from "./_upload.ts";

@@ -19,6 +19,9 @@ const FIXED_ORIGIN = "http://request-line.invalid";
  * the target is not a path (the client's error: answer 400).
  */
 export function requestLineUrl(request: Request): URL | null {
+  // The guest server hands its request target over as parsed: nothing to cut, one URL to make.
+  const given = (request as { requestTarget?: unknown }).requestTarget;
+  if (typeof given === "string") return given.startsWith("/") ? onFixedOrigin(given) : null;
   const host = request.headers.get("host");
   const prefix = `http://${host}`;
   let target: string;
@@ -36,6 +39,11 @@ export function requestLineUrl(request: Request): URL | null {
     }
   }
   if (!target.startsWith("/")) return null;
+  return onFixedOrigin(target);
+}
+
+/** The URL of an origin-form target on the fixed origin, or null when it does not parse. */
+function onFixedOrigin(target: string): URL | null {
   try {
     return new URL(FIXED_ORIGIN + target);
   } catch {

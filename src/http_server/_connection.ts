@@ -13,6 +13,7 @@ import { IncompleteBody, readChunkedBody, readFixedBody } from "./_body.ts";
 import { type HeadRefusal, isRequestHead, parseHead } from "./_head.ts";
 import { GuestRequest } from "./_request.ts";
 import { plainResponse, writeResponse } from "./_response.ts";
+import type { AnswerAhead, PreparedAnswer } from "./prepared.ts";
 import type { ServerLimits } from "./options.ts";
 import type { ServerCounters } from "./stats.ts";
 
@@ -36,6 +37,8 @@ export interface ConnectionContext {
   onError(error: unknown): void;
   /** The body cap for a source: `limits.maxBodyBytes`, or more for the host's own (trusted) addresses. */
   maxBodyBytesFor(source: string): number;
+  /** Asked first about every body-less request; null: the handler answers all. */
+  answerAhead: AnswerAhead | null;
 }
 
 /** headEnd(): a line ends in LF without CR before it. */
@@ -47,11 +50,10 @@ const BARE_LF = -2;
  * ends in a bare LF (refused at once rather than left to the head timeout).
  */
 function headEnd(buffer: Uint8Array, start: number, from: number, end: number): number {
-  let i = buffer.indexOf(LF, from);
-  while (i >= 0 && i < end) {
+  for (let i = from; i < end; i++) {
+    if (buffer[i] !== LF) continue;
     if (i === start || buffer[i - 1] !== CR) return BARE_LF;
     if (i - 3 >= start && buffer[i - 2] === LF && buffer[i - 3] === CR) return i + 1;
-    i = buffer.indexOf(LF, i + 1);
   }
   return -1;
 }
@@ -115,6 +117,25 @@ export async function serveConnection(conn: BufferedConn, context: ConnectionCon
         return;
       }
 
+      // A request without a body that was answered ahead: one write, no Request, no handler.
+      if (context.answerAhead !== null && head.contentLength <= 0 && !head.chunked) {
+        let answer: PreparedAnswer | null = null;
+        try {
+          answer = context.answerAhead(head, conn.source);
+        } catch (error) {
+          context.onError(error);
+        }
+        if (answer !== null) {
+          conn.requests++;
+          counters.requests++;
+          const close = head.close || context.shuttingDown() ||
+            (limits.maxRequestsPerConnection > 0 && conn.requests >= limits.maxRequestsPerConnection);
+          await conn.writeAll(answer.bytes(close, head.keepAlive10, head.method === "HEAD"), limits.writeTimeoutMs);
+          if (close) return;
+          continue;
+        }
+      }
+
       // The body, whole, before the handler runs.
       let body: Uint8Array<ArrayBuffer> | null = null;
       if (head.contentLength > maxBodyBytes) {
@@ -140,7 +161,7 @@ export async function serveConnection(conn: BufferedConn, context: ConnectionCon
       conn.enter(Phase.Handler, Infinity);
       const method = head.method;
       const noBody = body === null || body.length === 0 || method === "GET" || method === "HEAD";
-      const request = new GuestRequest(method, context.urlBase + head.path, head.headers, noBody ? null : body);
+      const request = new GuestRequest(method, context.urlBase, head.path, head.headers, noBody ? null : body);
       conn.requests++;
       counters.requests++;
       let response: Response;

@@ -20,15 +20,24 @@ export class GuestRequest implements Request {
   readonly method: string;
   /** The request URL: the server's base and the request target. */
   readonly url: string;
+  /** The request target as the request line gave it (origin-form; an absolute-form target's path). */
+  readonly requestTarget: string;
   readonly #pairs: [string, string][];
   #headers: Headers | null = null;
   #body: Uint8Array<ArrayBuffer> | null;
   #used = false;
   #real: Request | null = null;
 
-  constructor(method: string, url: string, headers: [string, string][], body: Uint8Array<ArrayBuffer> | null) {
+  constructor(
+    method: string,
+    base: string,
+    target: string,
+    headers: [string, string][],
+    body: Uint8Array<ArrayBuffer> | null,
+  ) {
     this.method = method;
-    this.url = url;
+    this.url = base + target;
+    this.requestTarget = target;
     this.#pairs = headers;
     this.#body = body;
   }

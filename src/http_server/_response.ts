@@ -46,6 +46,11 @@ const REASONS: Record<number, string> = {
   507: "Insufficient Storage",
 };
 
+/** The reason phrase of a status ("Unknown" for one not listed). */
+export function reasonPhrase(status: number): string {
+  return REASONS[status] ?? "Unknown";
+}
+
 /** Headers the server writes itself. */
 const OWN_HEADERS = new Set(["connection", "content-length", "transfer-encoding", "date", "keep-alive"]);
 
@@ -53,8 +58,8 @@ const encoder = new TextEncoder();
 let dateSecond = 0;
 let dateLine = "";
 
-/** `date: <IMF-fixdate>\r\n`, recomputed once a second. */
-function date(): string {
+/** `date: <IMF-fixdate>\r\n`, recomputed once a second (the same string within a second). */
+export function date(): string {
   const now = Date.now();
   const second = now - (now % 1000);
   if (second !== dateSecond) {

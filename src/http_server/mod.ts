@@ -80,3 +80,4 @@ export {
   type ServerStats,
 } from "./stats.ts";
 export type { GuestHandler } from "./_connection.ts";
+export { type AheadRequest, type AnswerAhead, headerOf, PreparedAnswer } from "./prepared.ts";

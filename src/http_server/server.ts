@@ -9,6 +9,7 @@
 import { BufferedConn, type Expiry, Phase } from "./_buffered_conn.ts";
 import { type ConnectionContext, type GuestHandler, serveConnection } from "./_connection.ts";
 import { plainResponse } from "./_response.ts";
+import type { AnswerAhead } from "./prepared.ts";
 import { DEFAULT_SHUTDOWN_DEADLINE_MS, resolveLimits, type ServerLimits } from "./options.ts";
 import { type RefusalReason, type RefusalReport, ServerCounters, type ServerStats } from "./stats.ts";
 
@@ -40,6 +41,11 @@ export interface GuestServerOptions {
   trusted?: (address: string) => boolean;
   /** The body cap of a trusted source, bytes; default 1 MiB (a libvirt domain's XML). */
   trustedBodyBytes?: number;
+  /**
+   * Asked about every request without a body before the handler: a prepared
+   * answer is written at once, null leaves the request to the handler.
+   */
+  answerAhead?: AnswerAhead;
 }
 
 /** What `shutdown()` did. */
@@ -124,6 +130,7 @@ export function serveGuests(options: GuestServerOptions, handler: GuestHandler):
     shuttingDown: () => shuttingDown,
     onError: options.onError ?? (() => {}),
     maxBodyBytesFor: (source) => trusted(source) ? trustedBodyBytes : limits.maxBodyBytes,
+    answerAhead: options.answerAhead ?? null,
   };
 
   const sweeper = setInterval(() => {

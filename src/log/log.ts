@@ -49,11 +49,22 @@ export function createLogger(options: LoggerOptions = {}): ReloadableLogger {
   const custom = options.write;
   const write: (line: string, urgent: boolean) => void = custom ? (line) => custom(line) : stderrWriter();
   const now = options.now ?? (() => new Date());
+  // The wall clock's ISO text, made once per millisecond (a busy server logs several lines in one).
+  let stampMs = NaN;
+  let stamp = "";
+  const timestamp = options.now ? () => now().toISOString() : () => {
+    const ms = Date.now();
+    if (ms !== stampMs) {
+      stampMs = ms;
+      stamp = new Date(ms).toISOString();
+    }
+    return stamp;
+  };
   const emit = (at: LogLevel) => (message: string) => {
     if (RANK[at] < RANK[level]) return;
     const text = clip(message.replaceAll("\n", "\\n"));
     write(
-      journald ? `<${PRIORITY[at]}>${text}` : `${now().toISOString()} ${at.toUpperCase()} ${text}`,
+      journald ? `<${PRIORITY[at]}>${text}` : `${timestamp()} ${at.toUpperCase()} ${text}`,
       RANK[at] >= RANK.warning,
     );
   };

@@ -220,6 +220,15 @@ export async function startService(config: Config, options: StartOptions): Promi
     await configDrives.sweep().catch((error) => log.warning(`config drive: sweep failed: ${error}`));
   }
   const metadataHandler = createMetadataHandler(metadataDeps);
+  metrics.gauge(
+    "mdserver_answers_ahead",
+    "Guest requests answered from answers prepared ahead (served), and guests with answers kept (guests).",
+    () =>
+      Promise.resolve([[{ kind: "served" }, metadataHandler.ahead.served], [
+        { kind: "guests" },
+        metadataHandler.ahead.guests,
+      ]]),
+  );
   const adminHandler = createAdminHandler(adminDeps);
   const gate = new RequestGate();
   const quiet = () => {};
@@ -274,6 +283,8 @@ export async function startService(config: Config, options: StartOptions): Promi
             // The host itself (md_server's /instance-upload callers) is not a guest.
             trusted: (address) => isLoopback(address) || address === listenAddress,
             trustedBodyBytes: MAX_BODY_BYTES,
+            // Guests' answers prepared ahead are written without a Request (src/http/answer_ahead.ts).
+            answerAhead: (request, source) => metadataHandler.ahead.answer(request, source),
           }, metadataHandler), true),
       { log, ...(options.signal ? { signal: options.signal } : {}) },
     );

@@ -35,6 +35,7 @@ import {
   type StoreEntry,
   type StoreKey,
   type StoreMutation,
+  type StoreSelector,
 } from "./backend.ts";
 import { InstanceMirror, type MirrorStatus } from "./_mirror.ts";
 import { StoreUnavailableError } from "./errors.ts";
@@ -230,6 +231,19 @@ export class InstanceStore {
     return this.#cache.put(value, instance, generation);
   }
 
+  /**
+   * The instance the address cache holds for an address while it is fresh,
+   * without reading the store: undefined when it holds none (a stranger, a
+   * guest not read lately, one a change dropped), so the caller asks
+   * getByIpv4. The address as text, or as its number (parseIpv4).
+   */
+  peekByIpv4(address: string | number): Instance | undefined {
+    if (!this.#cache.enabled) return undefined;
+    const value = typeof address === "number" ? address : parseIpv4(address);
+    if (value === null) return undefined;
+    return this.#cache.get(value);
+  }
+
   /** Drops cached lookups of these addresses after a commit at `version`; the mirror takes what it wrote. */
   #forget(
     version: string,
@@ -277,10 +291,23 @@ export class InstanceStore {
     return (await getOne<Instance>(this.backend, ["instances", uuid])).value;
   }
 
-  /** Every instance, in UUID order. */
-  async *list(): AsyncIterable<Instance> {
-    for await (const entry of this.backend.list({ prefix: ["instances"] })) {
+  /**
+   * Every instance, in UUID order; a page of them with `limit` (at most that
+   * many) and `after` (only UUIDs after this one: the last of the page before).
+   */
+  async *list(page: { limit?: number; after?: string } = {}): AsyncIterable<Instance> {
+    const after = page.after?.toLowerCase();
+    let left = page.limit ?? Infinity;
+    if (left <= 0) return;
+    const selector: StoreSelector = after === undefined
+      ? { prefix: ["instances"] }
+      : { start: ["instances", after], end: ["instances", "\uffff"] };
+    // The start is inclusive: the instance named by `after` is skipped, and one more read for it.
+    const batchSize = Number.isFinite(left) ? Math.min(1000, left + 1) : undefined;
+    for await (const entry of this.backend.list(selector, batchSize === undefined ? {} : { batchSize })) {
+      if (entry.key[1] === after) continue;
       yield entry.value as Instance;
+      if (--left <= 0) return;
     }
   }
 

@@ -47,6 +47,7 @@ import {
 import { BUILTIN_USER_DATA } from "./builtin.ts";
 import { checkCloudConfig, type CloudConfigKind, cloudConfigKind, type YamlWarning } from "./cloud_config.ts";
 import { TemplateError, TemplateNotFoundError } from "./errors.ts";
+import { withQuietEnv } from "./_quiet_env.ts";
 import { assembleMultipart, listParts, type Part, partOf } from "./multipart.ts";
 
 /** The rendered document and where it came from. */
@@ -97,6 +98,8 @@ export class TemplateRenderer {
   #onWarning: TemplateWarningListener;
   /** Rendered documents that passed the check, oldest first, with their warnings (see #check). */
   #checked = new Map<string, YamlWarning[]>();
+  /** What userDataSignature found for a target, and in which listing of userdata_dir. */
+  #foundFor = new WeakMap<UserDataTarget, { listing: DirListing; found: Found }>();
   /** Warnings already told, per compiled template: a new version of a file is told again. */
   #told = new WeakMap<TemplateFunction, Set<string>>();
 
@@ -134,6 +137,45 @@ export class TemplateRenderer {
     }
   }
 
+  /**
+   * What target's user-data is made from, as a string that changes whenever
+   * a file its render reads may have changed: userdata_dir's stat and the
+   * template file's (device, inode, mtime, ctime, size). Null when no such
+   * string can be given from two stats: a directory of parts, a folder or
+   * file changed within the settle time (coarse timestamps could hide a
+   * second change), a userdata_prefix naming no template. A caller that
+   * keeps a render keeps it while this string stays the same; take it
+   * before rendering, so a change during the render shows as a change.
+   */
+  userDataSignature(target: UserDataTarget): string | null {
+    const { listing, keep } = listUserdataDir(this.#source.userdataDir, this.#listing, this.#settleMs);
+    this.#listing = keep ? listing : null;
+    if (listing !== null && !keep) return null;
+    const folder = listing?.signature ?? "-";
+    let found: Found | null;
+    let info: Deno.FileInfo;
+    try {
+      // While the folder's listing is the same, the lookup finds the same path: only its stat is taken again.
+      const known = listing === null ? undefined : this.#foundFor.get(target);
+      if (known !== undefined && known.listing === listing) {
+        found = known.found;
+        info = Deno.statSync(found.path);
+      } else {
+        found = findUserData(this.#source, target, listing);
+        if (found === null) return `${folder}|built-in`;
+        info = found.info ?? Deno.statSync(found.path);
+        if (listing !== null) this.#foundFor.set(target, { listing, found });
+      }
+    } catch {
+      return null;
+    }
+    if (!info.isFile) return null;
+    const mtime = info.mtime?.getTime() ?? 0;
+    const ctime = info.ctime?.getTime() ?? mtime;
+    if (Date.now() - Math.max(mtime, ctime) <= this.#settleMs) return null;
+    return `${folder}|${found.path}|${info.dev}:${info.ino}:${mtime}:${ctime}:${info.size}`;
+  }
+
   /** Renders one template file (or directory of parts) with data — used for vendor-data. */
   async renderPath(path: string, data: Record<string, unknown>): Promise<RenderedTemplate> {
     let root: string;
@@ -169,7 +211,8 @@ export class TemplateRenderer {
     if (warnings !== undefined) {
       this.#checked.delete(body);
     } else {
-      warnings = checkCloudConfig(body, file, kind);
+      // Synchronous: run with an empty process.env, which the yaml package reads for every token (_quiet_env.ts).
+      warnings = withQuietEnv(() => checkCloudConfig(body, file, kind));
     }
     if (body.length <= CHECKED_MAX_LENGTH) {
       this.#checked.set(body, warnings);

@@ -1,0 +1,126 @@
+/**
+ * Answers prepared ahead are never stale: each input an answer is made from
+ * — the instance record (re-upload, delete), a template file (added,
+ * changed, removed), the configuration by reload (a public key, template
+ * data, the token mode) — is changed in turn, and the very next answer is
+ * the new one. Each step also checks that the answers were being served
+ * from what was prepared before the change (`mdserver_answers_ahead`
+ * counts them), so the change is seen by the kept answers, not only by
+ * the handler behind them.
+ */
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { loadConfig } from "../src/config/mod.ts";
+import { startTestService, type TestService } from "./_harness.ts";
+
+const GUEST = { name: "ahead01", uuid: "0000000c-0000-4000-8000-000000000001", mac: "52:54:00:0c:00:01" };
+const NEW_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIAheadReloadedKey test@ahead";
+/** Longer than the renderer's settle time: a template file this old is served from the kept answer. */
+const SETTLE_WAIT_MS = 2_300;
+
+/** Requests answered from prepared answers so far. */
+async function servedAhead(t: TestService): Promise<number> {
+  const text = await (await t.adminFetch("/metrics")).text();
+  const match = /^mdserver_answers_ahead\{kind="served"\} (\d+)$/m.exec(text);
+  assert.ok(match, "mdserver_answers_ahead is among the metrics");
+  return Number(match[1]);
+}
+
+Deno.test("answers ahead: every change to what an answer is made from shows in the very next answer", async () => {
+  const t = await startTestService({ ini: "[template-data]\ngreeting = hello\n" });
+  try {
+    const guest = await t.register(GUEST);
+    const read = async (path: string, headers: Record<string, string> = {}) => {
+      const response = await t.guestFetch(guest.ipv4, path, { headers });
+      return { status: response.status, body: await response.text() };
+    };
+    /** Reads `path` twice more and asserts both answers, the second from what was prepared. */
+    const servedFromPrepared = async (path: string, expected: string) => {
+      assert.equal((await read(path)).body, expected);
+      const before = await servedAhead(t);
+      assert.equal((await read(path)).body, expected);
+      assert.equal(await servedAhead(t), before + 1, `${path} is answered from what was prepared`);
+    };
+
+    // The record: a re-upload under another name changes the hostname at once.
+    await servedFromPrepared("/latest/meta-data/hostname", "ahead01.test.internal");
+    await t.register({ ...GUEST, name: "ahead02" });
+    assert.equal((await read("/latest/meta-data/hostname")).body, "ahead02.test.internal");
+    await servedFromPrepared("/latest/meta-data/hostname", "ahead02.test.internal");
+
+    // Templates: the built-in one, then a template file added for the guest, changed, removed.
+    // The folder was made just now: its changes settle first.
+    await new Promise((resolve) => setTimeout(resolve, SETTLE_WAIT_MS));
+    const builtin = (await read("/latest/user-data")).body;
+    await servedFromPrepared("/latest/user-data", builtin);
+    const template = join(t.dir, "userdata", "ahead02");
+    const steps: [string, (() => Promise<void>), string][] = [
+      [
+        "added",
+        () => Deno.writeTextFile(template, "#cloud-config\nhostname: <%= name %>\n"),
+        "#cloud-config\nhostname: ahead02\n",
+      ],
+      [
+        "changed (same size)",
+        () => Deno.writeTextFile(template, "#cloud-config\nhostnamX: <%= name %>\n"),
+        "#cloud-config\nhostnamX: ahead02\n",
+      ],
+      [
+        "changed",
+        () => Deno.writeTextFile(template, "#cloud-config\nfqdn: <%= greeting %>.<%= name %>\n"),
+        "#cloud-config\nfqdn: hello.ahead02\n",
+      ],
+      ["removed", () => Deno.remove(template), builtin],
+    ];
+    for (const [what, change, expected] of steps) {
+      await change();
+      assert.equal((await read("/latest/user-data")).body, expected, `template ${what}: the very next answer`);
+      // Once the change has settled, the answer kept before it is not served either.
+      await new Promise((resolve) => setTimeout(resolve, SETTLE_WAIT_MS));
+      assert.equal((await read("/latest/user-data")).body, expected, `template ${what}: once settled`);
+      await servedFromPrepared("/latest/user-data", expected);
+    }
+
+    // A reload: another public key and other template data, at once.
+    await Deno.writeTextFile(template, "#cloud-config\nfqdn: <%= greeting %>.<%= name %>\n");
+    await new Promise((resolve) => setTimeout(resolve, SETTLE_WAIT_MS));
+    await servedFromPrepared("/latest/user-data", "#cloud-config\nfqdn: hello.ahead02\n");
+    const keyPath = "/latest/meta-data/public-keys/0/openssh-key";
+    const oldKey = (await read(keyPath)).body;
+    await servedFromPrepared(keyPath, oldKey);
+    const file = join(t.dir, "mdserver.conf");
+    const original = await Deno.readTextFile(file);
+    const reloaded = original.replace(/^default = .*$/m, `default = ${NEW_KEY}`).replace(
+      "greeting = hello",
+      "greeting = hi",
+    );
+    await Deno.writeTextFile(file, reloaded);
+    t.service.reload(await loadConfig(file));
+    assert.equal((await read(keyPath)).body, NEW_KEY);
+    assert.equal((await read("/latest/user-data")).body, "#cloud-config\nfqdn: hi.ahead02\n");
+    await servedFromPrepared(keyPath, NEW_KEY);
+
+    // The token mode: required by reload, a request without one is refused at once; with one, answered.
+    await Deno.writeTextFile(file, reloaded.replace("[mdserver]\n", "[mdserver]\nimds_tokens = required\n"));
+    t.service.reload(await loadConfig(file));
+    assert.equal((await read(keyPath)).status, 401);
+    const token = await (await t.guestFetch(guest.ipv4, "/latest/api/token", {
+      method: "PUT",
+      headers: { "x-aws-ec2-metadata-token-ttl-seconds": "60" },
+    })).text();
+    assert.deepEqual(await read(keyPath, { "x-aws-ec2-metadata-token": token }), { status: 200, body: NEW_KEY });
+    const before = await servedAhead(t);
+    assert.deepEqual(await read(keyPath, { "x-aws-ec2-metadata-token": token }), { status: 200, body: NEW_KEY });
+    assert.equal(await servedAhead(t), before + 1, "a token seen valid is answered from what was prepared");
+    assert.equal((await read(keyPath, { "x-aws-ec2-metadata-token": `${token.slice(0, -2)}xx` })).status, 401);
+    assert.equal((await read(keyPath)).status, 401);
+
+    // A delete: the guest is a stranger at once.
+    const deleted = await t.adminFetch(`/v1/instances/${GUEST.uuid}`, { method: "DELETE" });
+    await deleted.body?.cancel();
+    assert.equal(deleted.ok, true);
+    assert.equal((await read(keyPath, { "x-aws-ec2-metadata-token": token })).status, 404);
+  } finally {
+    await t.close();
+  }
+});
