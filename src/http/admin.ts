@@ -17,6 +17,7 @@
  * - GET  /v1/instances/<ref>/meta-data  the EC2 meta-data tree as JSON
  * - GET  /v1/instances/<ref>/openstack/<file>, /nocloud/<file>
  * - GET  /v1/known-hosts                ssh known_hosts from phone-home host keys
+ * - GET  /v1/boots, /v1/boots/stream, /v1/instances/<ref>/boots   boots (_boots_admin.ts)
  *
  * @module
  */
@@ -37,7 +38,15 @@ import {
 import { parseIpv4, poolContains } from "../ipam/ipv4.ts";
 import type { Logger } from "../log/log.ts";
 import type { Metrics } from "../log/metrics.ts";
-import { type AccessRecorder, bootState, type Instance, type InstanceStore, knownHostsLines } from "../store/mod.ts";
+import {
+  type AccessRecorder,
+  type BootJournal,
+  bootState,
+  type Instance,
+  type InstanceStore,
+  knownHostsLines,
+} from "../store/mod.ts";
+import { bootJson, bootsRoute } from "./_boots_admin.ts";
 import type { TemplateRenderer } from "../user_data/mod.ts";
 import { badTargetError, requestLineUrl } from "./request_target.ts";
 import { errorToResponse, HttpError, jsonResponse, textResponse } from "./errors.ts";
@@ -55,6 +64,8 @@ export interface AdminDeps {
   renderer: TemplateRenderer;
   /** Boot tracking, shown with each instance. */
   access: AccessRecorder;
+  /** Every instance's boots (GET /v1/boots…); absent: no such routes. */
+  boots?: BootJournal;
   /** Counts requests; served at /metrics. */
   metrics: Metrics;
   /** Template values known at start (the phone-home URL). */
@@ -138,15 +149,26 @@ function decodeSegment(segment: string): string {
   }
 }
 
-/** An instance with what boot tracking knows of it. */
-async function withAccess(instance: Instance, deps: AdminDeps) {
+/** An instance with what boot tracking knows of it, its current boot and (`history`) the ones before. */
+async function withAccess(instance: Instance, deps: AdminDeps, history = false) {
   const access = await deps.access.get(instance.uuid);
-  return { ...instance, bootState: bootState(instance, access), access };
+  const boots = deps.boots ? await deps.boots.get(instance.uuid) : [];
+  return {
+    ...instance,
+    bootState: bootState(instance, access),
+    access,
+    boot: boots[0] ? bootJson(boots[0]) : null,
+    ...(history ? { boots: boots.map(bootJson) } : {}),
+  };
 }
 
 async function route(request: Request, url: URL, deps: AdminDeps): Promise<Response> {
   const segments = url.pathname.split("/").filter((segment) => segment !== "").map(decodeSegment);
   const method = request.method;
+  if (deps.boots) {
+    const answer = await bootsRoute(request, url, segments, { store: deps.store, boots: deps.boots });
+    if (answer !== null) return answer;
+  }
   if (url.pathname === "/health" && method === "GET") return await health(deps);
   if (url.pathname === "/metrics" && method === "GET") {
     return textResponse(await deps.metrics.render(), 200, { "content-type": "text/plain; version=0.0.4" });
@@ -169,7 +191,7 @@ async function route(request: Request, url: URL, deps: AdminDeps): Promise<Respo
   if (instance === null) throw new HttpError(404, `no instance "${ref}"`);
   const [action, file, ...more] = segments.slice(3);
   if (more.length > 0) throw new HttpError(404, `not found: ${url.pathname}`);
-  if (action === undefined && method === "GET") return jsonResponse(await withAccess(instance, deps));
+  if (action === undefined && method === "GET") return jsonResponse(await withAccess(instance, deps, true));
   if (action === undefined && method === "DELETE") {
     await deps.store.delete(instance.uuid);
     deps.log.info(`deleted: ${instance.name} ${instance.ipv4}`);

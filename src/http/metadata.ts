@@ -44,13 +44,20 @@ import {
 import { parseIpv4, poolContains } from "../ipam/ipv4.ts";
 import type { Logger } from "../log/log.ts";
 import type { Metrics } from "../log/metrics.ts";
-import { type AccessRecorder, hostKeysFromPhoneHome, type Instance, type InstanceStore } from "../store/mod.ts";
+import {
+  type AccessRecorder,
+  type BootJournal,
+  hostKeysFromPhoneHome,
+  type Instance,
+  type InstanceStore,
+} from "../store/mod.ts";
 import type { TemplateRenderer } from "../user_data/mod.ts";
 import { readBody } from "./body.ts";
 import { errorToResponse, HttpError, textResponse } from "./errors.ts";
 import { answerUpload } from "./_upload.ts";
 import { badTargetError, requestLineUrl } from "./request_target.ts";
-import { PHONE_HOME_PATH } from "../guest_api/guest_urls.ts";
+import { BOOT_EVENTS_PATH, PHONE_HOME_PATH } from "../guest_api/guest_urls.ts";
+import { answerBootEvent, EventRateLimiter } from "./boot_events.ts";
 
 /** What the metadata handler needs. */
 export interface MetadataDeps {
@@ -66,6 +73,8 @@ export interface MetadataDeps {
   tokens?: TokenSigner;
   /** Boot tracking: metadata and user-data fetches, phone-home. */
   access: AccessRecorder;
+  /** Each instance's boots, fed by fetches and cloud-init's events (`POST /boot-events`); absent: no such endpoint. */
+  boots?: BootJournal;
   /** Counts requests and template errors. */
   metrics: Metrics;
   /** Template values known at start (the phone-home URL); read on every render. */
@@ -89,6 +98,8 @@ interface Context extends MetadataDeps {
   /** verify_mac = auto found the neighbour table unreadable: requests are served unchecked. */
   neighbourTableUnreadable: boolean;
   onNeighbourTableUnreadable: (error: Error) => void;
+  /** The listener's rate limit for boot events. */
+  eventLimiter: EventRateLimiter;
 }
 
 /** The EC2 `meta-data/` or `dynamic/` tree of an instance. */
@@ -133,6 +144,7 @@ export function createMetadataHandler(deps: MetadataDeps): Handler {
   const neighbours = deps.neighbours ?? ipNeighLookup();
   // verify_mac = auto where the table cannot be read: said once, then not tried again.
   let neighbourTableUnreadable = false;
+  const eventLimiter = new EventRateLimiter();
   const onNeighbourTableUnreadable = (error: Error) => {
     if (neighbourTableUnreadable) return;
     neighbourTableUnreadable = true;
@@ -164,6 +176,7 @@ export function createMetadataHandler(deps: MetadataDeps): Handler {
         onTemplateError,
         neighbourTableUnreadable,
         onNeighbourTableUnreadable,
+        eventLimiter,
       };
       response = await route(request, url!, source, context);
     } catch (error) {
@@ -185,6 +198,7 @@ function apiOf(path: string): string {
   const first = path.split("/")[1] ?? "";
   if (path === "/instance-upload") return "upload";
   if (path === PHONE_HOME_PATH) return "phone_home";
+  if (path === BOOT_EVENTS_PATH) return "boot_events";
   if (first === "openstack" || first === "nocloud" || first === "service") return first;
   if (path.endsWith("/api/token")) return "token";
   return "ec2";
@@ -203,6 +217,11 @@ async function route(request: Request, url: URL, source: string, deps: Context):
   if (path === PHONE_HOME_PATH) {
     requireMethod(request, ["POST"]);
     return await phoneHome(request, source, deps);
+  }
+  if (path === BOOT_EVENTS_PATH && deps.boots) {
+    requireMethod(request, ["POST"]);
+    const instance = await requireGuest(source, deps, false);
+    return await answerBootEvent(request, instance, { ...deps, boots: deps.boots }, deps.eventLimiter);
   }
   const { apis } = config.mdserver;
   if (first === "openstack" || first === "nocloud" || path === "/" || isEc2Version(first, config)) {
@@ -298,7 +317,7 @@ async function openstackEndpoint(rest: string[], path: string, instance: Instanc
   }
   const document = path.endsWith("/") ? null : await openstackFile(deps, instance, name);
   if (document === null) throw new HttpError(404, `not found: ${path}`);
-  if (name === "user_data") deps.access.noteUserData(instance.uuid);
+  if (name === "user_data") noteUserData(deps, instance);
   return documentResponse(document);
 }
 
@@ -314,7 +333,7 @@ async function nocloudEndpoint(rest: string[], path: string, instance: Instance,
   if (name === undefined) return textResponse(NOCLOUD_FILES.join("\n"));
   const document = path.endsWith("/") ? null : await nocloudFile(deps, instance, name, "dhcp");
   if (document === null) throw new HttpError(404, `not found: ${path}`);
-  if (name === "user-data") deps.access.noteUserData(instance.uuid);
+  if (name === "user-data") noteUserData(deps, instance);
   return documentResponse(document);
 }
 
@@ -324,7 +343,8 @@ function requireMethod(request: Request, allowed: string[]) {
   }
 }
 
-async function requireGuest(source: string, deps: Context): Promise<Instance> {
+/** The guest at `source`; `note` false for a request that is no metadata fetch (a boot event). */
+async function requireGuest(source: string, deps: Context, note = true): Promise<Instance> {
   const instance = await identifyGuest(deps.store, source, {
     verifyMac: deps.neighbourTableUnreadable ? false : deps.config.mdserver.verifyMac,
     onUnreadable: deps.onNeighbourTableUnreadable,
@@ -335,8 +355,17 @@ async function requireGuest(source: string, deps: Context): Promise<Instance> {
     throw new UnknownGuestError(source);
   }
   deps.notes.instance = instance;
-  deps.access.noteMetadata(instance.uuid);
+  if (note) {
+    deps.access.noteMetadata(instance.uuid);
+    deps.boots?.noteFetch(instance.uuid, "metadata");
+  }
   return instance;
+}
+
+/** Notes a user-data fetch for boot tracking. */
+function noteUserData(deps: Context, instance: Instance): void {
+  deps.access.noteUserData(instance.uuid);
+  deps.boots?.noteFetch(instance.uuid, "user-data");
 }
 
 /**
@@ -379,7 +408,7 @@ async function ec2Endpoint(
 
 async function userDataResponse(instance: Instance, deps: Context): Promise<Response> {
   const rendered = await renderUserData(deps, instance);
-  deps.access.noteUserData(instance.uuid);
+  noteUserData(deps, instance);
   if (rendered === null) {
     throw new HttpError(
       404,

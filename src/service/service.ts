@@ -24,7 +24,8 @@ import { buildPool, poolSize } from "../ipam/ipv4.ts";
 import { BurstLog, type EventCounter } from "../log/burst_log.ts";
 import type { Logger } from "../log/log.ts";
 import { Metrics } from "../log/metrics.ts";
-import { AccessRecorder, bootState, InstanceStore, type StoreEvent } from "../store/mod.ts";
+import { AccessRecorder, type BootJournal, bootState, InstanceStore, type StoreEvent } from "../store/mod.ts";
+import { startBootTracking } from "./boot_tracking.ts";
 import { prepareSocketPath, restrictSocket } from "./_admin_socket.ts";
 import { loadAdminToken, permittedEnv } from "./_admin_token.ts";
 import { listenWhenAvailable } from "./_listen.ts";
@@ -47,6 +48,8 @@ export interface RunningService {
   dnsmasq: DnsmasqHandle | null;
   /** Boot tracking. */
   access: AccessRecorder;
+  /** Every instance's boots. */
+  boots: BootJournal;
   /** The Prometheus metrics. */
   metrics: Metrics;
   /**
@@ -119,6 +122,7 @@ export async function startService(config: Config, options: StartOptions): Promi
     }
   });
   const metrics = new Metrics();
+  const boots = startBootTracking(kv, config, { log, store, metrics, contention });
   registerGauges(metrics, store, access, () => dnsmasq?.restarts ?? 0);
   // Filled in once the metadata listener has its port.
   const extras: TemplateExtras = {};
@@ -137,8 +141,8 @@ export async function startService(config: Config, options: StartOptions): Promi
       return dnsmasq.restarts;
     },
   };
-  const metadataDeps: MetadataDeps = { config, store, renderer, log, access, metrics, extras };
-  const adminDeps: AdminDeps = { config, store, log, renderer, access, metrics, extras, dnsmasq: dnsmasqState };
+  const metadataDeps: MetadataDeps = { config, store, renderer, log, access, boots, metrics, extras };
+  const adminDeps: AdminDeps = { config, store, log, renderer, access, boots, metrics, extras, dnsmasq: dnsmasqState };
   const metadataHandler = createMetadataHandler(metadataDeps);
   const adminHandler = createAdminHandler(adminDeps);
   const gate = new RequestGate();
@@ -215,6 +219,8 @@ export async function startService(config: Config, options: StartOptions): Promi
       // waited for past the deadline.
       const deadlineMs = config.limits.shutdownTimeoutMs;
       const deadline = Date.now() + deadlineMs;
+      // Long-polls and streams of boot changes end now, so draining does not wait for them.
+      boots.close();
       await Promise.all([metadata?.shutdown({ deadlineMs }), gate.drain(deadlineMs)]);
       await Promise.race([
         Promise.all(servers.map((server) => server.shutdown())),
@@ -222,6 +228,7 @@ export async function startService(config: Config, options: StartOptions): Promi
       ]);
       await dnsmasq?.stop();
       await access.flush();
+      await boots.flush();
       if (!options.kv) kv.close();
       log.info("stopped");
     })();
@@ -247,6 +254,7 @@ export async function startService(config: Config, options: StartOptions): Promi
     finished,
     dnsmasq,
     access,
+    boots,
     metrics,
     reload,
   };
