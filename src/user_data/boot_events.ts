@@ -20,10 +20,12 @@ import { typeFromStart } from "./start_type.ts";
 export const REPORTER_NAME = "mdserver";
 
 /**
- * The `reporting:` entry, as YAML lines. A short timeout and two retries: a
- * post that fails costs the guest little, and the reporter's own rule
- * (three failures in a row at the end of a stage drop the rest) bounds a
- * host that is down.
+ * The `reporting:` entry, as YAML lines. A short timeout and no retries:
+ * each retry of a failed post waits a second, and on every boot after the
+ * first, init-local's posts fail (no network yet), which with one retry
+ * made that stage 3 s longer (docs/boot-events.md); a host that is down is
+ * bounded by the reporter's own rule (three failures in a row at the end of
+ * a stage drop the rest).
  */
 export function reportingYaml(endpoint: string): string {
   return [
@@ -32,7 +34,7 @@ export function reportingYaml(endpoint: string): string {
     "    type: webhook",
     `    endpoint: ${JSON.stringify(endpoint)}`,
     "    timeout: 2",
-    "    retries: 2",
+    "    retries: 0",
     "",
   ].join("\n");
 }

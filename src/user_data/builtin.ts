@@ -32,6 +32,6 @@ reporting:
     type: webhook
     endpoint: <%= __mds.yaml(it.boot_events_url) %>
     timeout: 2
-    retries: 2
+    retries: 0
 <% } %>
 `;
