@@ -192,7 +192,7 @@ export function buildConfig(
       maxEventsPerBoot: int("events.max_events_per_boot", 10, 100_000),
       rate: int("events.rate", 1, 10_000),
       burst: int("events.burst", 1, 100_000),
-      history: int("events.history", 1, 100),
+      history: int("events.history", 1, 20),
     },
     publicKeys,
     dnsmasq: {

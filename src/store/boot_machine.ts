@@ -217,8 +217,13 @@ function outcome(boot: Boot): BootOutcome {
   return "done";
 }
 
-/** Longest event name and description kept (cloud-init's are far shorter). */
-const MAX_TEXT = 1024;
+/**
+ * Longest event name and description kept (cloud-init's are far shorter):
+ * with [events] history at its most (20), the instance's boots stay well
+ * inside one KV value (64 KiB).
+ */
+const MAX_NAME = 200;
+const MAX_TEXT = 500;
 
 /**
  * A cloud-init reporting event from the webhook's JSON body
@@ -236,7 +241,7 @@ export function parseReportingEvent(body: string): ReportingEvent | string {
   const fields = value as Record<string, unknown>;
   const { name, description, event_type: eventType, result } = fields;
   if (eventType !== "start" && eventType !== "finish") return `event_type must be "start" or "finish"`;
-  if (typeof name !== "string" || name === "" || name.length > MAX_TEXT) return "name must be a short string";
+  if (typeof name !== "string" || name === "" || name.length > MAX_NAME) return "name must be a short string";
   if (typeof description !== "string") return "description must be a string";
   if (eventType === "finish" && result !== "SUCCESS" && result !== "WARN" && result !== "FAIL") {
     return "a finish event's result must be SUCCESS, WARN or FAIL";
