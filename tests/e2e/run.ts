@@ -132,7 +132,7 @@ interface Manifest {
 interface InstanceView {
   uuid: string;
   name: string;
-  instanceId: string;
+  instance_id: string;
   mac: string;
   ipv4: string;
   state: string;
@@ -1005,7 +1005,7 @@ async function checkAfterBoot(
   report.check(run, "mdserver served its user-data", userDataLine !== undefined, userDataLine ?? `no 200 for ${ip}`);
 
   // The marker and host name on the serial console.
-  const markerLine = consoleLines(guest.consoleText).find((line) => line.includes(`${MARKER}-${instance.instanceId}`));
+  const markerLine = consoleLines(guest.consoleText).find((line) => line.includes(`${MARKER}-${instance.instance_id}`));
   report.check(run, "console shows the runcmd marker", markerLine !== undefined, markerLine ?? "marker not on ttyS0");
   const loginPrompt = new RegExp(`^${escape(name)} login:`, "m").test(guest.consoleText);
   const markerHost = markerLine?.includes(`host=${name}`) ?? false;
@@ -1079,7 +1079,7 @@ async function checkAfterBoot(
   const tracking = bootTracking(view);
   if (tracking === null) {
     const missing = "not available yet: boot tracking (issue 6) missing: GET /v1/instances/" + name +
-      ` has no access/booted/hostKeys fields (has ${Object.keys(view).join(", ")})`;
+      ` has no access/booted_at/host_keys fields (has ${Object.keys(view).join(", ")})`;
     report.check(run, "mdserver recorded the metadata and user-data fetches", false, missing);
     report.check(run, "mdserver recorded the phone-home with host keys", false, missing);
     report.check(
@@ -1217,14 +1217,14 @@ function bootTracking(view: InstanceView): {
     string,
     unknown
   >;
-  const known = ["firstMetadataAt", "userDataAt", "bootedAt", "hostKeys", "booted"];
+  const known = ["first_metadata_at", "user_data_at", "booted_at", "host_keys"];
   if (!known.some((key) => key in source)) return null;
   const text = (key: string) => typeof source[key] === "string" ? source[key] as string : null;
-  const keys = source.hostKeys;
+  const keys = source.host_keys;
   return {
-    firstMetadataAt: text("firstMetadataAt"),
-    userDataAt: text("userDataAt"),
-    bootedAt: text("bootedAt") ?? (source.booted === true ? "yes" : null),
+    firstMetadataAt: text("first_metadata_at"),
+    userDataAt: text("user_data_at"),
+    bootedAt: text("booted_at"),
     hostKeys: typeof keys === "object" && keys !== null ? keys as Record<string, string> : {},
   };
 }
