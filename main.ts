@@ -34,6 +34,8 @@ export function realCliDeps(): CliDeps {
     startService,
     onSignal: (signal, handler) => Deno.addSignalListener(signal, handler),
     printProgress: progressPrinter((text) => Deno.stderr.writeSync(encoder.encode(text)), Deno.stderr.isTerminal()),
+    write: (text) => Deno.stdout.writeSync(encoder.encode(text)),
+    stdoutIsTerminal: Deno.stdout.isTerminal(),
   };
 }
 

@@ -24,8 +24,8 @@ export interface CommandSpec {
   name: string;
   /** The deno.json permission set it runs under. */
   permissionSet: string;
-  /** Positional arguments in the synopsis (`INSTANCE`, `[CONFIG]`). */
-  positionals: { name: string; required: boolean }[];
+  /** Positional arguments in the synopsis (`INSTANCE`, `[CONFIG]`); `repeat`: the last may be given many times. */
+  positionals: { name: string; required: boolean; repeat?: boolean }[];
   /** One line saying what it does. */
   summary: string;
   /** Its options (besides --help). */
@@ -219,6 +219,27 @@ export const COMMANDS: readonly CommandSpec[] = [
     summary: "make the running service read its configuration, keys and templates again",
     options: { config },
     example: "mdserver reload",
+  },
+  {
+    name: "wait",
+    permissionSet: "ctl",
+    positionals: [{ name: "INSTANCE", required: true, repeat: true }],
+    summary:
+      "wait until each instance's current boot has ended: exit 0 all done, 1 any degraded or failed, 124 timeout",
+    options: {
+      config,
+      timeout: { type: "string", value: "S", help: "give up after S seconds, exit 124 (default 900)" },
+    },
+    example: "virsh start web01 && mdserver wait web01 && ssh web01",
+  },
+  {
+    name: "watch",
+    permissionSet: "ctl",
+    positionals: [],
+    summary:
+      "show every instance's current boot live: a line each, redrawn on a terminal, a line per change when piped",
+    options: { config },
+    example: "mdserver watch",
   },
 ];
 

@@ -15,6 +15,7 @@ import { AdminError, callAdmin } from "./admin_client.ts";
 import { UsageError } from "./args.ts";
 import { findCommand } from "./commands.ts";
 import { collectGarbage, type GcStore, parseDuration, virshDomainNames } from "./gc.ts";
+import { type BootView, problemText, timelineRows } from "./boot_view.ts";
 import { rfc3339 } from "./time.ts";
 
 /** The parts of a parsed command line ctl reads (main.ts's CommandLine fits). */
@@ -186,6 +187,7 @@ async function show(line: CtlLine, deps: CtlDeps): Promise<number> {
         booted_at: string | null;
         host_keys?: Record<string, string>;
       } | null;
+      boots?: BootView[];
     };
   if (line.options.has("json")) {
     deps.print(JSON.stringify(instance, null, 2));
@@ -210,6 +212,12 @@ async function show(line: CtlLine, deps: CtlDeps): Promise<number> {
   for (const [key, value] of Object.entries(instance.metadata ?? {})) rows.push([`metadata.${key}`, value]);
   for (const [key, value] of Object.entries(instance.tags ?? {})) rows.push([`tag.${key}`, value]);
   for (const key of Object.values(instance.access?.host_keys ?? {})) rows.push(["host-key", key]);
+  // The current boot's timeline (docs/boot-events.md), then one line per earlier boot.
+  const [boot, ...earlier] = instance.boots ?? [];
+  if (boot) rows.push(...timelineRows(boot, (deps.now ?? (() => new Date()))()));
+  for (const before of earlier) {
+    rows.push([`boot ${before.seq}`, `${before.state} (${before.cause}) ${problemText(before)}`]);
+  }
   deps.print(formatTable(rows));
   return 0;
 }
