@@ -66,12 +66,18 @@ export class EventRateLimiter {
   }
 }
 
-/** Counts an event's fate in the metrics. */
-function count(metrics: Metrics, fate: string): void {
+/** Counts an event's fate in the metrics (`by` 0 declares the counter). */
+function count(metrics: Metrics, fate: string, by = 1): void {
   metrics.increment(
     `mdserver_boot_events_${fate}_total`,
     `cloud-init boot events ${fate === "taken" ? "taken" : `${fate} (answered 202, not kept)`}.`,
+    by,
   );
+}
+
+/** Declares the event counters, so they are present (at 0) from the first scrape. */
+export function declareBootEventCounters(metrics: Metrics): void {
+  for (const fate of ["taken", "dropped", "stale"]) count(metrics, fate, 0);
 }
 
 /**

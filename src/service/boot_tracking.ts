@@ -12,6 +12,7 @@ import type { Config } from "../config/config.ts";
 import type { EventCounter } from "../log/burst_log.ts";
 import type { Logger } from "../log/log.ts";
 import type { Metrics } from "../log/metrics.ts";
+import { declareBootEventCounters } from "../http/mod.ts";
 import { type Boot, BootJournal, type InstanceStore, isFinal } from "../store/mod.ts";
 
 /** Bucket bounds of the boot duration histogram, in seconds (a TCG boot takes minutes). */
@@ -48,6 +49,7 @@ export function startBootTracking(kv: Deno.Kv, config: Config, options: BootTrac
   });
 
   for (const outcome of OUTCOMES) metrics.increment(outcomeCounter(outcome), `Boots that ended ${outcome}.`, 0);
+  declareBootEventCounters(metrics);
   metrics.declareHistogram(
     "mdserver_boot_duration_seconds",
     "Time from a boot's start to its end, by outcome.",
