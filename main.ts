@@ -36,6 +36,13 @@ export function realCliDeps(): CliDeps {
     printProgress: progressPrinter((text) => Deno.stderr.writeSync(encoder.encode(text)), Deno.stderr.isTerminal()),
     write: (text) => Deno.stdout.writeSync(encoder.encode(text)),
     stdoutIsTerminal: Deno.stdout.isTerminal(),
+    terminalColumns: () => {
+      try {
+        return Deno.consoleSize().columns;
+      } catch {
+        return 80;
+      }
+    },
   };
 }
 

@@ -27,6 +27,8 @@ export interface BootCommandDeps {
   write?: (text: string) => void;
   /** Whether standard output is a terminal (watch redraws in place). */
   terminal?: boolean;
+  /** The terminal's width: longer lines are cut there, so none wraps and the redraw stays in place. */
+  columns?: () => number;
   /** The clock; default the wall clock. */
   now?: () => Date;
   /** Ends `watch` (tests; a person presses Ctrl-C). */
@@ -116,17 +118,20 @@ export async function watchBoots(deps: BootCommandDeps): Promise<number> {
   let status = "";
   const draw = () => {
     const entries = [...answer.instances].sort((a, b) => a.name.localeCompare(b.name));
-    const width = Math.max(4, ...entries.map((entry) => entry.name.length));
+    const nameWidth = Math.max(4, ...entries.map((entry) => entry.name.length));
     if (deps.terminal) {
       const lines = [
         `mdserver watch  ${entries.filter((e) => isEnded(e.boot)).length}/${entries.length} ended  ${
           now().toISOString().replace(/\.\d+Z$/, "Z")
         }${status ? `  ${status}` : ""}`,
-        ...entries.map((entry) => escapeControls(watchLine(entry, now(), width))),
+        ...entries.map((entry) => escapeControls(watchLine(entry, now(), nameWidth))),
       ];
       // Back to the first line drawn, each line rewritten and cleared to its end; leftovers cleared.
+      // Lines are cut to the width: a wrapped line would take two rows and the redraw would creep down.
+      const width = Math.max(20, deps.columns?.() ?? 80) - 1;
+      const fit = (line: string) => line.length > width ? `${line.slice(0, width - 1)}…` : line;
       const up = drawn > 0 ? `\x1b[${drawn}A\r` : "";
-      write(`${up}${lines.map((line) => `${line}\x1b[K`).join("\n")}\n\x1b[J`);
+      write(`${up}${lines.map((line) => `${fit(line)}\x1b[K`).join("\n")}\n\x1b[J`);
       drawn = lines.length;
       return;
     }
@@ -134,7 +139,9 @@ export async function watchBoots(deps: BootCommandDeps): Promise<number> {
       const key = changeKey(entry);
       if (keys.get(entry.uuid) === key) continue;
       keys.set(entry.uuid, key);
-      deps.print(`${now().toISOString().replace(/\.\d+Z$/, "Z")}  ${escapeControls(watchLine(entry, now(), width))}`);
+      deps.print(
+        `${now().toISOString().replace(/\.\d+Z$/, "Z")}  ${escapeControls(watchLine(entry, now(), nameWidth))}`,
+      );
     }
   };
   const aborted = new Promise<void>((resolve) => deps.signal?.addEventListener("abort", () => resolve()));

@@ -230,7 +230,7 @@ export const COMMANDS: readonly CommandSpec[] = [
       config,
       timeout: { type: "string", value: "S", help: "give up after S seconds, exit 124 (default 900)" },
     },
-    example: "virsh start web01 && mdserver wait web01 && ssh web01",
+    example: "mdserver wait web01 web02 --timeout 600   # after virsh start; then ssh",
   },
   {
     name: "watch",

@@ -53,6 +53,8 @@ export interface CliDeps {
   write?: (text: string) => void;
   /** Whether stdout is a terminal (`watch` redraws in place there). */
   stdoutIsTerminal?: boolean;
+  /** The terminal's width in columns. */
+  terminalColumns?: () => number;
   /** Ends `watch` (Ctrl-C; tests); default: never. */
   stopSignal?: AbortSignal;
 }
@@ -250,6 +252,7 @@ async function run(spec: CommandSpec, line: CommandLine, deps: CliDeps): Promise
         print: deps.print,
         terminal: deps.stdoutIsTerminal ?? false,
         ...(deps.write ? { write: deps.write } : {}),
+        ...(deps.terminalColumns ? { columns: deps.terminalColumns } : {}),
         ...(deps.stopSignal ? { signal: deps.stopSignal } : {}),
       });
     default:
