@@ -3,7 +3,8 @@
  * report with cloud-init's own webhook reporter (the system's 22.4.2 and
  * the current 25.x): wait exits 0 when every boot is done, 1 naming the
  * module and message of a failed one, 124 when a boot does not end in
- * time; watch piped prints one line per change.
+ * time; show prints the timeline; watch piped prints one line per change;
+ * the admin API's NDJSON stream carries every change.
  */
 import assert from "node:assert/strict";
 import { cloudInitClients, runDriver } from "./_cloudinit.ts";
@@ -62,6 +63,16 @@ for (const { client, missing } of clients) {
           "db01: failed: modules-config/config-runcmd: running config-runcmd with frequency once-per-instance",
         ]);
 
+        // show: the current boot's timeline with durations, and its problem.
+        const shown = cli();
+        assert.equal(await runMain(["show", "db01", "--config", config], shown.deps), 0);
+        const text = shown.out.join("\n");
+        assert.match(text, /^boot 1 +\S+Z \(start\)$/m);
+        assert.match(text, /^user-data fetched +\+\d+\.\ds$/m);
+        assert.match(text, /^modules-config +\+\d+\.\ds {2}\d+\.\ds FAIL$/m);
+        assert.match(text, /^state +failed after \d+\.\ds$/m);
+        assert.match(text, /^problem +modules-config\/config-runcmd: running config-runcmd/m);
+
         const done = cli();
         assert.equal(await runMain(["wait", "web01", "--config", config], done.deps), 0);
         assert.deepEqual(done.out, []);
@@ -107,6 +118,32 @@ Deno.test({
       assert.match(lines.at(-1)!, /^web01 {2}127\.109\.\d+\.\d+ +\[#######\] {2}done +\d+\.\ds$/);
       const states = lines.map((line) => line.split(/\s{2,}/)[3]);
       assert.deepEqual(states, [...new Set(states)], "no line repeats a state");
+    } finally {
+      await t.close();
+    }
+  },
+});
+
+Deno.test({
+  name: "GET /v1/boots/stream: a line per instance, then a line per change, until the service stops",
+  ignore: clients[0]!.missing !== null,
+  async fn() {
+    const t = await startTestService({ network: NETWORK });
+    try {
+      const web = (await t.register(WEB)).ipv4;
+      const response = await t.adminFetch("/v1/boots/stream");
+      assert.equal(response.headers.get("content-type"), "application/x-ndjson");
+      const reader = response.body!.pipeThrough(new TextDecoderStream()).getReader();
+      let text = "";
+      const booting = boot(t, web, clients[0]!.client);
+      for (let i = 0; i < 500 && !text.includes('"state":"done"'); i++) text += (await reader.read()).value ?? "";
+      await booting;
+      const lines = text.trim().split("\n").map((line) => JSON.parse(line));
+      assert.equal(lines[0].name, "web01");
+      assert.equal(lines[0].boot.state, "registered");
+      assert.equal(lines.at(-1).boot.state, "done");
+      await t.service.shutdown();
+      for (let i = 0; i < 100; i++) if ((await reader.read()).done) break;
     } finally {
       await t.close();
     }
