@@ -140,6 +140,11 @@ export class BootJournal {
   noteFetch(uuid: string, kind: "metadata" | "user-data"): void {
     const known = this.#fetched.get(uuid);
     if (known && (kind === "metadata" ? known.metadata : known.userData)) return;
+    // Marked at once: the rest of a crawl (dozens of requests in flight together) costs nothing.
+    const marked = known ?? { seq: -1, metadata: false, userData: false };
+    if (kind === "metadata") marked.metadata = true;
+    else marked.metadata = marked.userData = true;
+    this.#fetched.set(uuid, marked);
     this.#update(uuid, (boots) => {
       const current = boots[0] ?? openBoot(1, "first event", this.#now().toISOString());
       const next = noteFetch(current, kind, this.#now().toISOString());
