@@ -73,6 +73,12 @@ for (const { client, missing } of clients) {
         assert.match(text, /^state +failed after \d+\.\ds$/m);
         assert.match(text, /^problem +modules-config\/config-runcmd: running config-runcmd/m);
 
+        // list: the BOOT column.
+        const listed = cli();
+        assert.equal(await runMain(["list", "--config", config], listed.deps), 0);
+        assert.match(listed.out.join("\n"), /^db01 .* failed$/m);
+        assert.match(listed.out.join("\n"), /^idle01 .* registered$/m);
+
         const done = cli();
         assert.equal(await runMain(["wait", "web01", "--config", config], done.deps), 0);
         assert.deepEqual(done.out, []);

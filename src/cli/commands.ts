@@ -66,7 +66,8 @@ export const COMMANDS: readonly CommandSpec[] = [
     name: "list",
     permissionSet: "ctl",
     positionals: [],
-    summary: "list instances: name, address, MAC, instance-id, state and since when",
+    summary:
+      "list instances: name, address, MAC, instance-id, state, since when, and the current boot (docs/boot-events.md)",
     options: { config, json, name: { type: "boolean", help: "print the names only, one a line" } },
     example: "mdserver list --name",
   },

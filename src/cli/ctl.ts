@@ -156,7 +156,7 @@ async function list(line: CtlLine, deps: CtlDeps): Promise<number> {
     for (const instance of instances) deps.print(instance.name);
     return 0;
   }
-  const rows = [["NAME", "ADDRESS", "MAC", "INSTANCE-ID", "STATE", "SINCE"]];
+  const rows = [["NAME", "ADDRESS", "MAC", "INSTANCE-ID", "STATE", "SINCE", "BOOT"]];
   for (const instance of instances) {
     rows.push([
       cell(instance.name),
@@ -165,6 +165,8 @@ async function list(line: CtlLine, deps: CtlDeps): Promise<number> {
       instance.instance_id,
       cell(instance.boot_state),
       cell(rfc3339(instance.since)),
+      // The current boot's state from cloud-init's events (docs/boot-events.md).
+      cell((instance.boot as { state?: string } | null | undefined)?.state),
     ]);
   }
   deps.print(formatTable(rows));
