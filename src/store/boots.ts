@@ -46,6 +46,26 @@ export interface BootJournalOptions {
   contention?: EventCounter;
 }
 
+/** How long fetch notes are gathered before they are written (ms). */
+const FETCH_BATCH_DELAY_MS = 1000;
+/** Instances per commit of fetch notes (two checks each; a commit takes 100). */
+const FETCH_CHUNK = 50;
+
+/** An instance's first fetches not yet written. */
+interface FetchNote {
+  metadataAt: string | null;
+  userDataAt: string | null;
+}
+
+/** The boots with fetch notes applied to the current one (a first boot opened if there is none); null: no change. */
+function withFetches(boots: Boot[], note: FetchNote): Boot[] | null {
+  const first = boots[0] ?? openBoot(1, "first event", note.metadataAt ?? note.userDataAt!);
+  let next = first;
+  if (note.metadataAt !== null) next = noteFetch(next, "metadata", note.metadataAt);
+  if (note.userDataAt !== null) next = noteFetch(next, "user-data", note.userDataAt);
+  return next === first && boots[0] ? null : [next, ...boots.slice(1)];
+}
+
 /** The stored value: newest boot first. */
 interface BootsValue {
   boots: Boot[];
@@ -65,6 +85,10 @@ export class BootJournal {
   readonly #drops = new Map<string, number>();
   #dropTimer: ReturnType<typeof setTimeout> | null = null;
   #version = 0;
+  /** Fetch notes not yet written, and the batch being written. */
+  readonly #pendingFetches = new Map<string, FetchNote>();
+  #fetchTimer: ReturnType<typeof setTimeout> | null = null;
+  #fetchWriting: Promise<void> = Promise.resolve();
   #closed = false;
   readonly #closers = new Set<() => void>();
 
@@ -130,6 +154,7 @@ export class BootJournal {
 
   /** Opens a new boot: the instance starts (the hook's upload at `prepare begin`). */
   async start(uuid: string, cause: BootCause = "start"): Promise<Boot | null> {
+    this.#pendingFetches.delete(uuid); // fetches of the boot before
     return await this.#update(uuid, (boots) => {
       const at = this.#now().toISOString();
       return [openBoot((boots[0]?.seq ?? 0) + 1, cause, at), ...boots];
@@ -145,18 +170,79 @@ export class BootJournal {
     if (kind === "metadata") marked.metadata = true;
     else marked.metadata = marked.userData = true;
     this.#fetched.set(uuid, marked);
-    this.#update(uuid, (boots) => {
-      const current = boots[0] ?? openBoot(1, "first event", this.#now().toISOString());
-      const next = noteFetch(current, kind, this.#now().toISOString());
-      return next === current && boots[0] ? null : [next, ...boots.slice(1)];
-    }).catch((error) => this.#options.log.warning(`boot of ${uuid}: fetch not noted: ${(error as Error).message}`));
+    // Written behind, many instances a commit (a boot storm is a thousand first fetches at once).
+    const at = this.#now().toISOString();
+    const pending = this.#pendingFetches.get(uuid) ?? { metadataAt: null, userDataAt: null };
+    if (kind === "metadata") pending.metadataAt ??= at;
+    else pending.userDataAt ??= at;
+    this.#pendingFetches.set(uuid, pending);
+    if (this.#fetchTimer === null) {
+      this.#fetchTimer = setTimeout(() => this.#writeFetches(), FETCH_BATCH_DELAY_MS);
+      Deno.unrefTimer(this.#fetchTimer);
+    }
+  }
+
+  /** Writes the gathered fetch notes: up to FETCH_CHUNK instances a commit, each on its own after a conflict. */
+  #writeFetches(): Promise<void> {
+    if (this.#fetchTimer !== null) clearTimeout(this.#fetchTimer);
+    this.#fetchTimer = null;
+    const batch = [...this.#pendingFetches];
+    this.#pendingFetches.clear();
+    this.#fetchWriting = this.#fetchWriting.then(async () => {
+      for (let start = 0; start < batch.length; start += FETCH_CHUNK) {
+        const chunk = batch.slice(start, start + FETCH_CHUNK);
+        try {
+          if (!(await this.#commitFetches(chunk))) {
+            for (const [uuid, note] of chunk) await this.#update(uuid, (boots) => withFetches(boots, note));
+          }
+        } catch (error) {
+          this.#options.log.warning(
+            `boots of ${chunk.length} instances: fetches not noted: ${(error as Error).message}`,
+          );
+        }
+      }
+    });
+    return this.#fetchWriting;
+  }
+
+  /** One commit for a chunk of fetch notes; false when another write got in between. */
+  async #commitFetches(chunk: [string, FetchNote][]): Promise<boolean> {
+    const entries: Deno.KvEntryMaybe<unknown>[] = [];
+    for (let start = 0; start < chunk.length; start += 5) {
+      entries.push(
+        ...await this.#kv.getMany(
+          chunk.slice(start, start + 5).flatMap(([uuid]) => [["boots", uuid], ["instances", uuid]]),
+        ),
+      );
+    }
+    const operation = this.#kv.atomic();
+    const changes: [string, Boot, Boot | null][] = [];
+    chunk.forEach(([uuid, note], index) => {
+      const entry = entries[2 * index] as Deno.KvEntryMaybe<BootsValue>;
+      const instance = entries[2 * index + 1]!;
+      if (instance.value === null) return;
+      const boots = entry.value?.boots ?? [];
+      const changed = withFetches(boots, note);
+      if (changed === null) return;
+      const kept = changed.slice(0, Math.max(1, this.#options.history));
+      operation.check(entry).check(instance).set(["boots", uuid], { boots: kept });
+      changes.push([uuid, kept[0]!, boots.find((boot) => boot.seq === kept[0]!.seq) ?? null]);
+    });
+    if (changes.length === 0) return true;
+    if (!(await operation.commit()).ok) return false;
+    for (const [uuid, boot, before] of changes) this.#changed(uuid, boot, before);
+    return true;
   }
 
   /** Applies one of cloud-init's events to the instance's current boot (or a new one, after a reboot). */
   async event(uuid: string, event: ReportingEvent): Promise<EventFate> {
     let fate: EventFate = "taken";
-    await this.#update(uuid, (boots) => {
+    // Fetches not yet written came first: they are applied before the event.
+    const note = this.#pendingFetches.get(uuid);
+    this.#pendingFetches.delete(uuid);
+    await this.#update(uuid, (stored) => {
       const at = this.#now().toISOString();
+      const boots = (note && withFetches(stored, note)) ?? stored;
       let current = boots[0];
       let rest = boots.slice(1);
       if (current === undefined) {
@@ -165,7 +251,7 @@ export class BootJournal {
         const belongs = eventBelongs(current, event);
         if (belongs === "stale") {
           fate = "stale";
-          return null;
+          return boots === stored ? null : boots;
         }
         if (belongs === "new") {
           rest = boots;
@@ -211,11 +297,13 @@ export class BootJournal {
 
   /** The instance's boots, newest first (empty when none was seen). */
   async get(uuid: string): Promise<Boot[]> {
+    if (this.#pendingFetches.has(uuid)) await this.#writeFetches();
     return (await this.#kv.get<BootsValue>(["boots", uuid])).value?.boots ?? [];
   }
 
   /** Every instance's boots, in one scan. */
   async all(): Promise<Map<string, Boot[]>> {
+    if (this.#pendingFetches.size > 0) await this.#writeFetches();
     const found = new Map<string, Boot[]>();
     for await (const entry of this.#kv.list<BootsValue>({ prefix: ["boots"] })) {
       found.set(entry.key[1] as string, entry.value.boots);
@@ -232,6 +320,7 @@ export class BootJournal {
   /** Writes what is gathered and waits for every write started so far. */
   async flush(): Promise<void> {
     await this.#writeDrops();
+    await this.#writeFetches();
     await Promise.all([...this.#chains.values()].map((write) => write.catch(() => {})));
   }
 
@@ -270,14 +359,18 @@ export class BootJournal {
           continue;
         }
         const [current] = kept;
-        const before = boots.find((boot) => boot.seq === current!.seq) ?? null;
-        this.#remember(uuid, current);
-        this.#version++;
-        for (const listener of [...this.#listeners]) listener(uuid, current!, before);
+        this.#changed(uuid, current!, boots.find((boot) => boot.seq === current!.seq) ?? null);
         return current!;
       }
       throw new StoreBusyError(`boots of ${uuid}: the store stayed busy`);
     });
+  }
+
+  /** A committed change: remembered, counted, told. */
+  #changed(uuid: string, boot: Boot, before: Boot | null): void {
+    this.#remember(uuid, boot);
+    this.#version++;
+    for (const listener of [...this.#listeners]) listener(uuid, boot, before);
   }
 
   #remember(uuid: string, boot: Boot | undefined): void {
