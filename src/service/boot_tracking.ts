@@ -43,9 +43,17 @@ export function startBootTracking(kv: Deno.Kv, config: Config, options: BootTrac
     maxEventsPerBoot: config.events.maxEventsPerBoot,
     ...(options.contention ? { contention: options.contention } : {}),
   });
+  // Boot tracking never fails an upload or a deletion: a write it could not make is logged.
   store.subscribe(async (event) => {
-    if (event.type === "delete") await boots.remove(event.instance.uuid);
-    else if (!event.takenBack) await boots.start(event.instance.uuid);
+    const { uuid, name } = event.instance;
+    try {
+      if (event.type === "delete") await boots.remove(uuid);
+      else if (!event.takenBack) await boots.start(uuid);
+    } catch (error) {
+      log.warning(
+        `boots of ${name}: ${event.type === "delete" ? "not removed" : "no boot opened"}: ${(error as Error).message}`,
+      );
+    }
   });
 
   for (const outcome of OUTCOMES) metrics.increment(outcomeCounter(outcome), `Boots that ended ${outcome}.`, 0);

@@ -229,7 +229,7 @@ export class BootJournal {
       changes.push([uuid, kept[0]!, boots.find((boot) => boot.seq === kept[0]!.seq) ?? null]);
     });
     if (changes.length === 0) return true;
-    if (!(await operation.commit()).ok) return false;
+    if (!(await this.#commit(operation))) return false;
     for (const [uuid, boot, before] of changes) this.#changed(uuid, boot, before);
     return true;
   }
@@ -352,9 +352,10 @@ export class BootJournal {
           return boots[0] ?? null;
         }
         const kept = changed.slice(0, Math.max(1, this.#options.history));
-        const result = await this.#kv.atomic().check(entry).check(instance).set(["boots", uuid], { boots: kept })
-          .commit();
-        if (!result.ok) {
+        const committed = await this.#commit(
+          this.#kv.atomic().check(entry).check(instance).set(["boots", uuid], { boots: kept }),
+        );
+        if (!committed) {
           this.#options.contention?.note(`the boots of ${uuid} met a concurrent change, retrying`);
           continue;
         }
@@ -364,6 +365,21 @@ export class BootJournal {
       }
       throw new StoreBusyError(`boots of ${uuid}: the store stayed busy`);
     });
+  }
+
+  /**
+   * Commits; false on a failed check or a failed commit. Deno KV reports
+   * another process holding the database lock (a shared store) as a thrown
+   * TypeError: that is retried too, after a short random pause.
+   */
+  async #commit(operation: Deno.AtomicOperation): Promise<boolean> {
+    try {
+      return (await operation.commit()).ok;
+    } catch (error) {
+      this.#options.contention?.note(`a commit of boots failed, retrying: ${(error as Error).message}`);
+      await new Promise((resolve) => setTimeout(resolve, 2 + Math.random() * 20));
+      return false;
+    }
   }
 
   /** A committed change: remembered, counted, told. */
