@@ -37,6 +37,15 @@ export function realCliDeps(): CliDeps {
       startService(config, { configDrives: (deps) => new ConfigDriveImages(deps), ...options }),
     onSignal: (signal, handler) => Deno.addSignalListener(signal, handler),
     printProgress: progressPrinter((text) => Deno.stderr.writeSync(encoder.encode(text)), Deno.stderr.isTerminal()),
+    write: (text) => Deno.stdout.writeSync(encoder.encode(text)),
+    stdoutIsTerminal: Deno.stdout.isTerminal(),
+    terminalColumns: () => {
+      try {
+        return Deno.consoleSize().columns;
+      } catch {
+        return 80;
+      }
+    },
   };
 }
 

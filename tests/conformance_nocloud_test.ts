@@ -7,6 +7,7 @@ import assert from "node:assert/strict";
 import { parse } from "yaml";
 import { nocloudSerial, smbiosSnippet } from "../src/seed/smbios.ts";
 import { startTestService, type TestDomain, type TestService } from "./_harness.ts";
+import { reportingYaml } from "../src/user_data/mod.ts";
 import { cloudInitClients, runDriver } from "./_cloudinit.ts";
 
 const NETWORK = { address: "127.103.0.0", prefix: 16, gateway: "127.103.0.1" };
@@ -26,7 +27,7 @@ const KEYS = [
 async function withService(body: (t: TestService) => Promise<void>, vendor = true) {
   const t = await startTestService({
     network: NETWORK,
-    ini: vendor ? "[mdserver]\nvendordata_template = userdata/vendor/vendor.yaml\n" : "",
+    ini: vendor ? "[mdserver]\nvendordata_template = userdata/vendor/vendor.yaml\n" : "[events]\nenabled = no\n",
     userdata: {
       "web01.yaml": "#cloud-config\nhostname: {{hostname}}\n",
       "vendor/vendor.yaml": "#cloud-config\nbootcmd:\n  - echo vendor-<%= it.name %>\n",
@@ -71,7 +72,11 @@ for (const { client, missing } of await cloudInitClients("DataSourceNoCloud")) {
           "public-keys": KEYS,
         });
         assert.equal(result.seeded_user_data, "#cloud-config\nhostname: web01\n");
-        assert.equal(result.seeded_vendor_data, "#cloud-config\nbootcmd:\n  - echo vendor-web01\n");
+        // The site's vendor-data with the boot-events reporter joined in.
+        const vendor = `#cloud-config\nbootcmd:\n  - echo vendor-web01\n${
+          reportingYaml(`${t.metadataUrl}/boot-events`)
+        }`;
+        assert.equal(result.seeded_vendor_data, vendor);
 
         assert.equal(result.get_data, true, stderr);
         assert.equal(result.dsmode, "net");
@@ -81,7 +86,7 @@ for (const { client, missing } of await cloudInitClients("DataSourceNoCloud")) {
         assert.equal(result.fqdn, "web01.test.internal");
         assert.deepEqual(result.public_keys, KEYS);
         assert.equal(result.user_data, "#cloud-config\nhostname: web01\n");
-        assert.equal(result.vendor_data, "#cloud-config\nbootcmd:\n  - echo vendor-web01\n");
+        assert.equal(result.vendor_data, vendor);
         // 22.4 asks only for the other three files; 25.x reads network-config first and uses it.
         const network = client.id === "system" ? null : parse((await get(t, ip, "/nocloud/network-config")).body);
         assert.deepEqual(result.seeded_network_config, network);
@@ -103,7 +108,7 @@ Deno.test("/nocloud/network-config asks for DHCP on the interface with the guest
   });
 });
 
-Deno.test("/nocloud/ answers user-data and vendor-data with an empty 200 when there is none", async () => {
+Deno.test("/nocloud/ answers user-data and vendor-data with an empty 200 when there is none (boot events off)", async () => {
   await withService(async (t) => {
     const nope = await upload(t, NOPE);
     assert.deepEqual(await get(t, nope, "/nocloud/user-data"), { status: 200, body: "" });

@@ -5,6 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { startTestService, type TestDomain, type TestService } from "./_harness.ts";
+import { reportingYaml } from "../src/user_data/mod.ts";
 import { cloudInitClients, runDriver } from "./_cloudinit.ts";
 
 const NETWORK = { address: "127.102.0.0", prefix: 16, gateway: "127.102.0.1" };
@@ -74,7 +75,10 @@ for (const { client, missing } of await cloudInitClients("DataSourceOpenStack"))
           result.user_data,
           "#cloud-config\nhostname: web01\nruncmd:\n  - echo i-5a4b3c2d1e0f4a9b8c7d6e5f4a3b2c1d\n",
         );
-        assert.equal(result.vendor_data, "#cloud-config\nbootcmd:\n  - echo vendor-web01\n");
+        assert.equal(
+          result.vendor_data,
+          `#cloud-config\nbootcmd:\n  - echo vendor-web01\n${reportingYaml(`${t.metadataUrl}/boot-events`)}`,
+        );
         assert.equal(result.vendor_data2, null);
         assert.equal(result.ec2_instance_id, "i-5a4b3c2d1e0f4a9b8c7d6e5f4a3b2c1d");
         assert.deepEqual(result.network_config, {
@@ -147,14 +151,14 @@ Deno.test("vendor_data.json carries the site vendor-data under cloud-init and ve
   await withService(async (t) => {
     const ip = await upload(t, WEB);
     assert.deepEqual(JSON.parse((await get(t, ip, "/openstack/latest/vendor_data.json")).body), {
-      "cloud-init": "#cloud-config\nbootcmd:\n  - echo vendor-web01\n",
+      "cloud-init": `#cloud-config\nbootcmd:\n  - echo vendor-web01\n${reportingYaml(`${t.metadataUrl}/boot-events`)}`,
     });
     assert.deepEqual(JSON.parse((await get(t, ip, "/openstack/latest/vendor_data2.json")).body), {});
   });
 });
 
-Deno.test("without a vendor-data template both vendor documents are {}", async () => {
-  const t = await startTestService({ network: NETWORK });
+Deno.test("without a vendor-data template and with boot events off both vendor documents are {}", async () => {
+  const t = await startTestService({ network: NETWORK, ini: "[events]\nenabled = no\n" });
   try {
     const ip = await upload(t, WEB);
     assert.deepEqual(JSON.parse((await get(t, ip, "/openstack/latest/vendor_data.json")).body), {});

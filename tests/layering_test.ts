@@ -61,6 +61,7 @@ const PURE = [
   "src/guest_api/errors.ts",
   "src/store/instance.ts",
   "src/store/boot_state.ts",
+  "src/store/boot_machine.ts",
   "src/guest_api/guest_urls.ts",
   "src/user_data/start_type.ts",
   "src/user_data/cloud_config.ts",

@@ -81,7 +81,7 @@ export function parseCommandLine(argv: string[]): Parsed {
   if (args.length < required.length) {
     throw new UsageError(`${spec.name} needs ${required[args.length]!.name}`, spec);
   }
-  if (args.length > spec.positionals.length) {
+  if (args.length > spec.positionals.length && !spec.positionals.at(-1)?.repeat) {
     throw new UsageError(`${spec.name} takes no argument "${args[spec.positionals.length]}"`, spec);
   }
   const map = new Map<string, string | true>();
@@ -130,7 +130,7 @@ function checkOptions(args: string[], spec: CommandSpec): void {
 /** The synopsis of a command: `mdserver show INSTANCE [options]`. */
 export function synopsis(spec: CommandSpec): string {
   const positionals = spec.positionals.map((positional) =>
-    positional.required ? positional.name : `[${positional.name}]`
+    `${positional.required ? positional.name : `[${positional.name}]`}${positional.repeat ? "…" : ""}`
   );
   return ["mdserver", spec.name, ...positionals, "[options]"].join(" ");
 }

@@ -24,8 +24,8 @@ export interface CommandSpec {
   name: string;
   /** The deno.json permission set it runs under. */
   permissionSet: string;
-  /** Positional arguments in the synopsis (`INSTANCE`, `[CONFIG]`). */
-  positionals: { name: string; required: boolean }[];
+  /** Positional arguments in the synopsis (`INSTANCE`, `[CONFIG]`); `repeat`: the last may be given many times. */
+  positionals: { name: string; required: boolean; repeat?: boolean }[];
   /** One line saying what it does. */
   summary: string;
   /** Its options (besides --help). */
@@ -66,7 +66,8 @@ export const COMMANDS: readonly CommandSpec[] = [
     name: "list",
     permissionSet: "ctl",
     positionals: [],
-    summary: "list instances: name, address, MAC, instance-id, state, since when and the host it runs on",
+    summary: "list instances: name, address, MAC, instance-id, state, since when, the host it runs on and the " +
+      "current boot (docs/boot-events.md)",
     options: { config, json, name: { type: "boolean", help: "print the names only, one a line" } },
     example: "mdserver list --name",
   },
@@ -253,6 +254,27 @@ export const COMMANDS: readonly CommandSpec[] = [
     summary: "make the running service read its configuration, keys and templates again",
     options: { config },
     example: "mdserver reload",
+  },
+  {
+    name: "wait",
+    permissionSet: "ctl",
+    positionals: [{ name: "INSTANCE", required: true, repeat: true }],
+    summary:
+      "wait until each instance's current boot has ended: exit 0 all done, 1 any degraded or failed, 124 timeout",
+    options: {
+      config,
+      timeout: { type: "string", value: "S", help: "give up after S seconds, exit 124 (default 900)" },
+    },
+    example: "mdserver wait web01 web02 --timeout 600   # after virsh start; then ssh",
+  },
+  {
+    name: "watch",
+    permissionSet: "ctl",
+    positionals: [],
+    summary:
+      "show every instance's current boot live: a line each, redrawn on a terminal, a line per change when piped",
+    options: { config },
+    example: "mdserver watch",
   },
 ];
 

@@ -19,6 +19,7 @@ import { AdminError, callAdmin } from "./admin_client.ts";
 import { UsageError } from "./args.ts";
 import { findCommand } from "./commands.ts";
 import { collectGarbage, type GcStore, parseDuration, virshDomainNames } from "./gc.ts";
+import { type BootView, problemText, timelineRows } from "./boot_view.ts";
 import { rfc3339 } from "./time.ts";
 
 /** The parts of a parsed command line ctl reads (main.ts's CommandLine fits). */
@@ -164,7 +165,8 @@ async function list(line: CtlLine, deps: CtlDeps): Promise<number> {
     return 0;
   }
   // HOST: the host whose mdserver last uploaded it (where it runs; a fleet's hosts share one list).
-  const rows = [["NAME", "ADDRESS", "MAC", "INSTANCE-ID", "STATE", "SINCE", "HOST"]];
+  // BOOT: the current boot's state from cloud-init's events (docs/boot-events.md).
+  const rows = [["NAME", "ADDRESS", "MAC", "INSTANCE-ID", "STATE", "SINCE", "HOST", "BOOT"]];
   for (const instance of instances) {
     rows.push([
       cell(instance.name),
@@ -174,6 +176,7 @@ async function list(line: CtlLine, deps: CtlDeps): Promise<number> {
       cell(instance.boot_state),
       cell(rfc3339(instance.since)),
       cell(typeof instance.host === "string" ? instance.host : null),
+      cell((instance.boot as { state?: string } | null | undefined)?.state),
     ]);
   }
   deps.print(formatTable(rows));
@@ -198,6 +201,7 @@ async function show(line: CtlLine, deps: CtlDeps): Promise<number> {
         booted_at: string | null;
         host_keys?: Record<string, string>;
       } | null;
+      boots?: BootView[];
     };
   if (line.options.has("json")) {
     deps.print(JSON.stringify(instance, null, 2));
@@ -229,6 +233,12 @@ async function show(line: CtlLine, deps: CtlDeps): Promise<number> {
   for (const [key, value] of Object.entries(instance.metadata ?? {})) rows.push([`metadata.${key}`, value]);
   for (const [key, value] of Object.entries(instance.tags ?? {})) rows.push([`tag.${key}`, value]);
   for (const key of Object.values(instance.access?.host_keys ?? {})) rows.push(["host-key", key]);
+  // The current boot's timeline (docs/boot-events.md), then one line per earlier boot.
+  const [boot, ...earlier] = instance.boots ?? [];
+  if (boot) rows.push(...timelineRows(boot, (deps.now ?? (() => new Date()))()));
+  for (const before of earlier) {
+    rows.push([`boot ${before.seq}`, `${before.state} (${before.cause}) ${problemText(before)}`]);
+  }
   deps.print(formatTable(rows));
   return 0;
 }

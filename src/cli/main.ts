@@ -25,6 +25,7 @@ import { DenoKvBackend, formatProbe, migrateStore, openBackend, probeEndpoints }
 import { commandHelp, type CommandLine, mainHelp, parseCommandLine, type Parsed, UsageError } from "./args.ts";
 import { type CommandSpec, findCommand } from "./commands.ts";
 import { runCtl } from "./ctl.ts";
+import { waitForBoots, watchBoots } from "./boot_commands.ts";
 import { errorLines } from "./messages.ts";
 import { install, type InstallOptions } from "./install.ts";
 import { importMdServerEntries, parseMdServerDatabase } from "./md_server_import.ts";
@@ -49,6 +50,14 @@ export interface CliDeps {
   onSignal(signal: Deno.Signal, handler: () => void): void;
   /** Shows progress of a long operation (stderr; a bar on a terminal); default none. */
   printProgress?: (text: string) => void;
+  /** Writes text to stdout as is (`watch` redrawing in place); default: print. */
+  write?: (text: string) => void;
+  /** Whether stdout is a terminal (`watch` redraws in place there). */
+  stdoutIsTerminal?: boolean;
+  /** The terminal's width in columns. */
+  terminalColumns?: () => number;
+  /** Ends `watch` (Ctrl-C; tests); default: never. */
+  stopSignal?: AbortSignal;
 }
 
 export { type CommandLine, parseCommandLine };
@@ -278,6 +287,20 @@ async function run(spec: CommandSpec, line: CommandLine, deps: CliDeps): Promise
       });
     case "install-hook":
       return await runInstallHook(line, { projectDir: deps.projectDir, print: deps.print });
+    case "wait":
+      return await waitForBoots(line.args, waitTimeout(line, spec), {
+        configFile: configPath(line, deps.env),
+        print: deps.print,
+      });
+    case "watch":
+      return await watchBoots({
+        configFile: configPath(line, deps.env),
+        print: deps.print,
+        terminal: deps.stdoutIsTerminal ?? false,
+        ...(deps.write ? { write: deps.write } : {}),
+        ...(deps.terminalColumns ? { columns: deps.terminalColumns } : {}),
+        ...(deps.stopSignal ? { signal: deps.stopSignal } : {}),
+      });
     default:
       if (!CTL_COMMANDS.has(spec.name)) throw new Error(`command ${spec.name} has no handler`);
       return await runCtl({ args: [spec.name, ...line.args], options: line.options }, {
@@ -286,6 +309,17 @@ async function run(spec: CommandSpec, line: CommandLine, deps: CliDeps): Promise
         ...(deps.printProgress ? { progress: deps.printProgress } : {}),
       });
   }
+}
+
+/** `wait --timeout S`: seconds, default 900. */
+function waitTimeout(line: CommandLine, spec: CommandSpec): number {
+  const text = line.options.get("timeout");
+  if (text === undefined) return 900;
+  const seconds = typeof text === "string" && /^\d+(\.\d+)?$/.test(text) ? Number(text) : NaN;
+  if (!(seconds > 0 && seconds <= 7 * 86_400)) {
+    throw new UsageError(`--timeout must be seconds (1 to 604800), not "${text}"`, spec);
+  }
+  return seconds;
 }
 
 /** Runs a command line; returns the exit code (0 done, 1 failed, 2 usage error). */

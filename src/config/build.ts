@@ -192,6 +192,14 @@ export function buildConfig(
       writeTimeoutMs: int("limits.write_timeout", 1, 3600) * 1000,
       shutdownTimeoutMs: int("limits.shutdown_timeout", 1, 8) * 1000,
     },
+    events: {
+      enabled: bool("events.enabled"),
+      maxEventBytes: int("events.max_event_size", 512, 65536),
+      maxEventsPerBoot: int("events.max_events_per_boot", 10, 100_000),
+      rate: int("events.rate", 1, 10_000),
+      burst: int("events.burst", 1, 100_000),
+      history: int("events.history", 1, 20),
+    },
     publicKeys,
     dnsmasq: {
       user: get("dnsmasq.user"),

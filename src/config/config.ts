@@ -79,6 +79,21 @@ export interface Config {
     /** How long SIGTERM lets requests in flight finish before every connection is closed. */
     shutdownTimeoutMs: number;
   };
+  /** `[events]`: cloud-init's boot events (its webhook reporter) and the boots kept per instance. */
+  events: {
+    /** The built-in vendor-data asks cloud-init to report to the events endpoint, which takes them. */
+    enabled: boolean;
+    /** Largest event body, in bytes. */
+    maxEventBytes: number;
+    /** Events kept per boot; more are counted as dropped. */
+    maxEventsPerBoot: number;
+    /** Events per second one instance may post, sustained… */
+    rate: number;
+    /** …and in a burst. */
+    burst: number;
+    /** Boots kept per instance, the current one included. */
+    history: number;
+  };
   /** `[public-keys]` in file order: name → key. */
   publicKeys: Map<string, string>;
   /** `[dnsmasq]`: the managed network and dnsmasq's files. */

@@ -67,6 +67,14 @@ export function schema(hostname: string): Schema {
       write_timeout: "10",
       shutdown_timeout: "5",
     },
+    events: {
+      enabled: "yes",
+      max_event_size: "8192",
+      max_events_per_boot: "1000",
+      rate: "50",
+      burst: "300",
+      history: "5",
+    },
     "public-keys": "any",
     dnsmasq: {
       user: "mdserver",

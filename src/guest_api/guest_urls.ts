@@ -1,6 +1,6 @@
 /**
  * The URLs a guest reaches mdserver by: the metadata listener's base URL
- * and the phone-home endpoint below it. Pure; the API, seed images and the
+ * and the phone-home and boot-events endpoints below it. Pure; the API, seed images and the
  * SMBIOS snippet all take them from here, so they agree.
  *
  * @module
@@ -12,12 +12,17 @@ import { metadataUrl } from "../config/metadata_url.ts";
 /** Where cloud-init's phone_home posts, below the metadata URL. */
 export const PHONE_HOME_PATH = "/phone-home";
 
-/** The metadata service's base URL and phone-home URL, as a guest sees them. */
+/** Where cloud-init's webhook reporter posts its boot events, below the metadata URL. */
+export const BOOT_EVENTS_PATH = "/boot-events";
+
+/** The metadata service's base URL, phone-home and boot-events URLs, as a guest sees them. */
 export interface GuestUrls {
   /** e.g. `http://169.254.169.254` (the port only when it is not 80). */
   metadataUrl: string;
   /** e.g. `http://169.254.169.254/phone-home`. */
   phoneHomeUrl: string;
+  /** e.g. `http://169.254.169.254/boot-events`. */
+  bootEventsUrl: string;
 }
 
 /**
@@ -27,5 +32,5 @@ export interface GuestUrls {
  */
 export function guestUrls(config: Config, port: number = config.mdserver.port): GuestUrls {
   const url = metadataUrl(config.mdserver.listenAddress, port);
-  return { metadataUrl: url, phoneHomeUrl: `${url}${PHONE_HOME_PATH}` };
+  return { metadataUrl: url, phoneHomeUrl: `${url}${PHONE_HOME_PATH}`, bootEventsUrl: `${url}${BOOT_EVENTS_PATH}` };
 }

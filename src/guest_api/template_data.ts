@@ -14,6 +14,8 @@ import { formatCidr, formatIpv4, formatNetmask } from "../ipam/ipv4.ts";
 export interface TemplateExtras {
   /** URL the guest's cloud-init phone_home should POST to, if boot tracking is on. */
   phoneHomeUrl?: string | null;
+  /** URL cloud-init's webhook reporter posts boot events to (when [events] is on). */
+  bootEventsUrl?: string | null;
   /** Base URL of the metadata service as the guest reaches it. */
   metadataUrl?: string | null;
 }
@@ -55,6 +57,7 @@ export function buildTemplateData(
     service: { ...config.service },
     phone_home_url: extras.phoneHomeUrl ?? null,
     metadata_url: extras.metadataUrl ?? null,
+    boot_events_url: config.events.enabled ? extras.bootEventsUrl ?? null : null,
   };
   // md_server: [template-data] keys and _config_items_, then keys and password.
   Object.assign(data, config.templateData);

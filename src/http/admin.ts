@@ -20,6 +20,7 @@
  * - GET  /v1/instances/<ref>/meta-data  the EC2 meta-data tree as JSON
  * - GET  /v1/instances/<ref>/openstack/<file>, /nocloud/<file>
  * - GET  /v1/known-hosts                ssh known_hosts from phone-home host keys
+ * - GET  /v1/boots, /v1/boots/stream, /v1/instances/<ref>/boots   boots (_boots_admin.ts)
  * - POST /v1/reload                     read the configuration, keys and templates again (as SIGHUP)
  *
  * @module
@@ -43,11 +44,14 @@ import type { Logger } from "../log/log.ts";
 import type { Metrics } from "../log/metrics.ts";
 import {
   type AccessRecorder,
+  type Boot,
+  type BootJournal,
   type Instance,
   type InstanceStore,
   knownHostsLines,
   StoreUnavailableError,
 } from "../store/mod.ts";
+import { bootJson, bootsRoute } from "./_boots_admin.ts";
 import type { TemplateRenderer } from "../user_data/mod.ts";
 import { badTargetError, requestLineUrl } from "./request_target.ts";
 import { errorToResponse, HttpError, jsonResponse, textResponse } from "./errors.ts";
@@ -67,6 +71,8 @@ export interface AdminDeps {
   renderer: TemplateRenderer;
   /** Boot tracking, shown with each instance. */
   access: AccessRecorder;
+  /** Every instance's boots (GET /v1/boots…); absent: no such routes. */
+  boots?: BootJournal;
   /** Counts requests; served at /metrics. */
   metrics: Metrics;
   /** Template values known at start (the phone-home URL). */
@@ -159,9 +165,14 @@ function decodeSegment(segment: string): string {
   }
 }
 
-/** An instance with what boot tracking knows of it (snake_case, see _instance_json.ts). */
-async function withAccess(instance: Instance, deps: AdminDeps) {
-  return instanceJson(instance, await deps.access.get(instance.uuid));
+/** An instance with what boot tracking knows of it (snake_case, see _instance_json.ts), its boot and (`history`) earlier ones. */
+async function withAccess(instance: Instance, deps: AdminDeps, history = false) {
+  const boots = deps.boots ? await deps.boots.get(instance.uuid) : [];
+  return {
+    ...instanceJson(instance, await deps.access.get(instance.uuid)),
+    boot: boots[0] ? bootJson(boots[0]) : null,
+    ...(history ? { boots: boots.map(bootJson) } : {}),
+  };
 }
 
 /** Most instances in one page of `GET /v1/instances?limit=`. */
@@ -179,9 +190,14 @@ async function listInstances(url: URL, deps: AdminDeps): Promise<Response> {
   if (limitText === null) {
     if (after !== undefined) throw new HttpError(400, "after= needs limit=");
     const records = await deps.access.all();
+    const boots = deps.boots ? await deps.boots.all() : new Map<string, Boot[]>();
     const instances = [];
     for await (const instance of deps.store.list()) {
-      instances.push(instanceJson(instance, records.get(instance.uuid) ?? null));
+      const boot = boots.get(instance.uuid)?.[0];
+      instances.push({
+        ...instanceJson(instance, records.get(instance.uuid) ?? null),
+        boot: boot ? bootJson(boot) : null,
+      });
     }
     return jsonResponse(instances);
   }
@@ -195,7 +211,12 @@ async function listInstances(url: URL, deps: AdminDeps): Promise<Response> {
     page.push(instance);
   }
   const records = await deps.access.getMany(page.map((instance) => instance.uuid));
-  const response = jsonResponse(page.map((instance, index) => instanceJson(instance, records[index] ?? null)));
+  const answers = [];
+  for (const [index, instance] of page.entries()) {
+    const boot = deps.boots ? (await deps.boots.get(instance.uuid))[0] : undefined;
+    answers.push({ ...instanceJson(instance, records[index] ?? null), boot: boot ? bootJson(boot) : null });
+  }
+  const response = jsonResponse(answers);
   if (page.length === limit) response.headers.set("x-next-after", page[page.length - 1]!.uuid);
   return response;
 }
@@ -220,6 +241,10 @@ async function deleteMany(request: Request, deps: AdminDeps): Promise<Response> 
 async function route(request: Request, url: URL, deps: AdminDeps): Promise<Response> {
   const segments = url.pathname.split("/").filter((segment) => segment !== "").map(decodeSegment);
   const method = request.method;
+  if (deps.boots) {
+    const answer = await bootsRoute(request, url, segments, { store: deps.store, boots: deps.boots });
+    if (answer !== null) return answer;
+  }
   if (url.pathname === "/health" && method === "GET") return await health(deps);
   if (url.pathname === "/metrics" && method === "GET") {
     return textResponse(await deps.metrics.render(), 200, { "content-type": "text/plain; version=0.0.4" });
@@ -240,7 +265,7 @@ async function route(request: Request, url: URL, deps: AdminDeps): Promise<Respo
   if (instance === null) throw new HttpError(404, `no instance "${ref}"`);
   const [action, file, ...more] = segments.slice(3);
   if (more.length > 0) throw new HttpError(404, `not found: ${url.pathname}`);
-  if (action === undefined && method === "GET") return jsonResponse(await withAccess(instance, deps));
+  if (action === undefined && method === "GET") return jsonResponse(await withAccess(instance, deps, true));
   if (action === undefined && method === "DELETE") {
     await deps.store.delete(instance.uuid);
     deps.log.info(`deleted: ${instance.name} ${instance.ipv4}`);

@@ -44,15 +44,22 @@ import {
 import { parseIpv4, poolContains } from "../ipam/ipv4.ts";
 import type { Logger } from "../log/log.ts";
 import type { Metrics } from "../log/metrics.ts";
-import { type AccessRecorder, hostKeysFromPhoneHome, type Instance, type InstanceStore } from "../store/mod.ts";
+import {
+  type AccessRecorder,
+  type BootJournal,
+  hostKeysFromPhoneHome,
+  type Instance,
+  type InstanceStore,
+} from "../store/mod.ts";
 import type { TemplateRenderer, UserDataTarget } from "../user_data/mod.ts";
 import { readBody } from "./body.ts";
 import { errorToResponse, HttpError, textResponse } from "./errors.ts";
 import { answerUpload, type ConfigDriveKeeper } from "./_upload.ts";
 import { badTargetError, requestLineUrl } from "./request_target.ts";
-import { PHONE_HOME_PATH } from "../guest_api/guest_urls.ts";
+import { BOOT_EVENTS_PATH, PHONE_HOME_PATH } from "../guest_api/guest_urls.ts";
 import { AnswersAhead } from "./answer_ahead.ts";
 import { serviceEndpoint } from "./_service_endpoint.ts";
+import { answerBootEvent, EventRateLimiter } from "./boot_events.ts";
 
 /** What the metadata handler needs. */
 export interface MetadataDeps {
@@ -68,6 +75,8 @@ export interface MetadataDeps {
   tokens?: TokenSigner;
   /** Boot tracking: metadata and user-data fetches, phone-home. */
   access: AccessRecorder;
+  /** Each instance's boots, fed by fetches and cloud-init's events (`POST /boot-events`); absent: no such endpoint. */
+  boots?: BootJournal;
   /** Counts requests and template errors. */
   metrics: Metrics;
   /** Template values known at start (the phone-home URL); read on every render. */
@@ -97,6 +106,8 @@ interface Context extends MetadataDeps {
   onNeighbourTableUnreadable: (error: Error) => void;
   /** Told of each token found valid, so that answers kept ahead may be served to it. */
   onValidToken: (token: string, uuid: string, address: string) => void;
+  /** The listener's rate limit for boot events. */
+  eventLimiter: EventRateLimiter;
 }
 
 /** The EC2 `meta-data/` or `dynamic/` tree of an instance. */
@@ -144,6 +155,7 @@ export function createMetadataHandler(deps: MetadataDeps): MetadataHandler {
   const neighbours = deps.neighbours ?? ipNeighLookup();
   // verify_mac = auto where the table cannot be read: said once, then not tried again.
   let neighbourTableUnreadable = false;
+  const eventLimiter = new EventRateLimiter();
   const onNeighbourTableUnreadable = (error: Error) => {
     if (neighbourTableUnreadable) return;
     neighbourTableUnreadable = true;
@@ -161,7 +173,11 @@ export function createMetadataHandler(deps: MetadataDeps): MetadataHandler {
       config === treesConfig ? trees(section, instance) : ec2Trees(config)(section, instance),
     served: (source, instance, path, userData, started) => {
       deps.access.noteMetadata(instance.uuid);
-      if (userData) deps.access.noteUserData(instance.uuid);
+      deps.boots?.noteFetch(instance.uuid, "metadata");
+      if (userData) {
+        deps.access.noteUserData(instance.uuid);
+        deps.boots?.noteFetch(instance.uuid, "user-data");
+      }
       const seconds = (performance.now() - started) / 1000;
       deps.metrics.observeRequest("ec2", 200, seconds);
       log.info(`${source} ${instance.name} GET ${path} 200 ${(seconds * 1000).toFixed(1)}ms`);
@@ -192,6 +208,7 @@ export function createMetadataHandler(deps: MetadataDeps): MetadataHandler {
         neighbourTableUnreadable,
         onNeighbourTableUnreadable,
         onValidToken,
+        eventLimiter,
       };
       response = await route(request, url!, source, context);
       // A guest's EC2 answers, prepared once it is known; its user-data once rendered.
@@ -220,6 +237,7 @@ function apiOf(path: string): string {
   const first = path.split("/")[1] ?? "";
   if (path === "/instance-upload") return "upload";
   if (path === PHONE_HOME_PATH) return "phone_home";
+  if (path === BOOT_EVENTS_PATH) return "boot_events";
   if (first === "openstack" || first === "nocloud" || first === "service") return first;
   if (path.endsWith("/api/token")) return "token";
   return "ec2";
@@ -238,6 +256,11 @@ async function route(request: Request, url: URL, source: string, deps: Context):
   if (path === PHONE_HOME_PATH) {
     requireMethod(request, ["POST"]);
     return await phoneHome(request, source, deps);
+  }
+  if (path === BOOT_EVENTS_PATH && deps.boots) {
+    requireMethod(request, ["POST"]);
+    const instance = await requireGuest(source, deps, false);
+    return await answerBootEvent(request, instance, { ...deps, boots: deps.boots }, deps.eventLimiter);
   }
   const { apis } = config.mdserver;
   if (first === "openstack" || first === "nocloud" || path === "/" || isEc2Version(first, config)) {
@@ -348,7 +371,7 @@ async function openstackEndpoint(
   }
   const document = path.endsWith("/") ? null : await openstackFile(deps, instance, name);
   if (document === null) throw new HttpError(404, `not found: ${path}`);
-  if (name === "user_data") deps.access.noteUserData(instance.uuid);
+  if (name === "user_data") noteUserData(deps, instance);
   return documentResponse(document);
 }
 
@@ -364,7 +387,7 @@ async function nocloudEndpoint(rest: string[], path: string, instance: Instance,
   if (name === undefined) return textResponse(NOCLOUD_FILES.join("\n"));
   const document = path.endsWith("/") ? null : await nocloudFile(deps, instance, name, "dhcp");
   if (document === null) throw new HttpError(404, `not found: ${path}`);
-  if (name === "user-data") deps.access.noteUserData(instance.uuid);
+  if (name === "user-data") noteUserData(deps, instance);
   return documentResponse(document);
 }
 
@@ -374,7 +397,8 @@ function requireMethod(request: Request, allowed: string[]) {
   }
 }
 
-async function requireGuest(source: string, deps: Context): Promise<Instance> {
+/** The guest at `source`; `note` false for a request that is no metadata fetch (a boot event). */
+async function requireGuest(source: string, deps: Context, note = true): Promise<Instance> {
   const instance = await identifyGuest(deps.store, source, {
     verifyMac: deps.neighbourTableUnreadable ? false : deps.config.mdserver.verifyMac,
     onUnreadable: deps.onNeighbourTableUnreadable,
@@ -385,8 +409,17 @@ async function requireGuest(source: string, deps: Context): Promise<Instance> {
     throw new UnknownGuestError(source);
   }
   deps.notes.instance = instance;
-  deps.access.noteMetadata(instance.uuid);
+  if (note) {
+    deps.access.noteMetadata(instance.uuid);
+    deps.boots?.noteFetch(instance.uuid, "metadata");
+  }
   return instance;
+}
+
+/** Notes a user-data fetch for boot tracking. */
+function noteUserData(deps: Context, instance: Instance): void {
+  deps.access.noteUserData(instance.uuid);
+  deps.boots?.noteFetch(instance.uuid, "user-data");
 }
 
 /**
@@ -432,7 +465,7 @@ async function userDataResponse(instance: Instance, deps: Context): Promise<Resp
   const target = userDataTarget(instance);
   const signature = deps.renderer.userDataSignature(target);
   const rendered = await renderUserData(deps, instance);
-  deps.access.noteUserData(instance.uuid);
+  noteUserData(deps, instance);
   if (rendered === null) {
     throw new HttpError(
       404,

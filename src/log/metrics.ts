@@ -26,6 +26,7 @@ export class Metrics {
   readonly #latency = new Map<string, Histogram>();
   readonly #counters = new Map<string, { help: string; value: number }>();
   readonly #gauges = new Map<string, { help: string; sample: GaugeSampler; type: "gauge" | "counter" }>();
+  readonly #histograms = new Map<string, LabelledHistograms>();
 
   /** Counts one request of an API ("ec2", "openstack", "nocloud", "upload", "admin"…) with its status and duration. */
   observeRequest(api: string, status: number, seconds: number): void {
@@ -60,6 +61,30 @@ export class Metrics {
     return this.#counters.get(name)?.value ?? 0;
   }
 
+  /**
+   * Declares a histogram with these bucket bounds and label values that are
+   * present from the first scrape (each at zero), e.g. every outcome.
+   */
+  declareHistogram(name: string, help: string, buckets: number[], labels: Record<string, string>[]): void {
+    const family: LabelledHistograms = { help, buckets, series: new Map() };
+    for (const label of labels) family.series.set(labelText(label), emptyHistogram(buckets));
+    this.#histograms.set(name, family);
+  }
+
+  /** Adds one observation to a declared histogram. */
+  observe(name: string, labels: Record<string, string>, value: number): void {
+    const family = this.#histograms.get(name);
+    if (!family) return;
+    const key = labelText(labels);
+    const histogram = family.series.get(key) ?? emptyHistogram(family.buckets);
+    family.buckets.forEach((bound, i) => {
+      if (value <= bound) histogram.counts[i]!++;
+    });
+    histogram.sum += value;
+    histogram.count++;
+    family.series.set(key, histogram);
+  }
+
   /** Registers a gauge read at scrape time. */
   gauge(name: string, help: string, sample: GaugeSampler): void {
     this.#gauges.set(name, { help, sample, type: "gauge" });
@@ -92,6 +117,18 @@ export class Metrics {
     for (const [name, counter] of [...this.#counters].sort()) {
       lines.push(`# HELP ${name} ${counter.help}`, `# TYPE ${name} counter`, `${name} ${counter.value}`);
     }
+    for (const [name, family] of [...this.#histograms].sort()) {
+      lines.push(`# HELP ${name} ${family.help}`, `# TYPE ${name} histogram`);
+      for (const [labels, histogram] of family.series) {
+        const prefix = labels ? `${labels},` : "";
+        family.buckets.forEach((bound, i) => {
+          lines.push(`${name}_bucket{${prefix}le="${bound}"} ${histogram.counts[i]}`);
+        });
+        lines.push(`${name}_bucket{${prefix}le="+Inf"} ${histogram.count}`);
+        lines.push(`${name}_sum${labels ? `{${labels}}` : ""} ${histogram.sum}`);
+        lines.push(`${name}_count${labels ? `{${labels}}` : ""} ${histogram.count}`);
+      }
+    }
     for (const [name, gauge] of [...this.#gauges].sort()) {
       lines.push(`# HELP ${name} ${gauge.help}`, `# TYPE ${name} ${gauge.type}`);
       for (const [labels, value] of await gauge.sample()) {
@@ -101,6 +138,22 @@ export class Metrics {
     }
     return lines.join("\n") + "\n";
   }
+}
+
+/** Histograms of one name, by their label text. */
+interface LabelledHistograms {
+  help: string;
+  buckets: number[];
+  series: Map<string, Histogram>;
+}
+
+function emptyHistogram(buckets: number[]): Histogram {
+  return { counts: buckets.map(() => 0), sum: 0, count: 0 };
+}
+
+/** `a="x",b="y"` of a label set. */
+function labelText(labels: Record<string, string>): string {
+  return Object.entries(labels).map(([key, value]) => `${key}="${escapeLabel(value)}"`).join(",");
 }
 
 function escapeLabel(value: string): string {

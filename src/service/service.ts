@@ -34,6 +34,7 @@ import type { Logger } from "../log/log.ts";
 import { Metrics } from "../log/metrics.ts";
 import {
   AccessRecorder,
+  type BootJournal,
   DenoKvBackend,
   InstanceStore,
   isKv,
@@ -41,6 +42,7 @@ import {
   openBackend,
   type StoreEvent,
 } from "../store/mod.ts";
+import { startBootTracking } from "./boot_tracking.ts";
 import { prepareSocketPath, restrictSocket } from "./_admin_socket.ts";
 import { loadAdminToken, permittedEnv } from "./_admin_token.ts";
 import { listenWhenAvailable } from "./_listen.ts";
@@ -64,6 +66,8 @@ export interface RunningService {
   dnsmasq: DnsmasqHandle | null;
   /** Boot tracking. */
   access: AccessRecorder;
+  /** Every instance's boots. */
+  boots: BootJournal;
   /** The Prometheus metrics. */
   metrics: Metrics;
   /**
@@ -176,6 +180,7 @@ export async function startService(config: Config, options: StartOptions): Promi
     }
   });
   const metrics = new Metrics();
+  const boots = startBootTracking(backend, config, { log, store, metrics, contention });
   registerMetrics(metrics, { store, tally, version: config.service.version, restarts: () => dnsmasq?.restarts ?? 0 });
   // Filled in once the metadata listener has its port.
   const extras: TemplateExtras = {};
@@ -194,13 +199,14 @@ export async function startService(config: Config, options: StartOptions): Promi
       return dnsmasq?.restarts ?? 0;
     },
   };
-  const metadataDeps: MetadataDeps = { config, store, renderer, log, access, metrics, extras };
+  const metadataDeps: MetadataDeps = { config, store, renderer, log, access, boots, metrics, extras };
   const adminDeps: AdminDeps = {
     config,
     store,
     log,
     renderer,
     access,
+    boots,
     metrics,
     extras,
     dnsmasq: dnsmasqState,
@@ -331,6 +337,8 @@ export async function startService(config: Config, options: StartOptions): Promi
       // waited for past the deadline.
       const deadlineMs = config.limits.shutdownTimeoutMs;
       const deadline = Date.now() + deadlineMs;
+      // Long-polls and streams of boot changes end now, so draining does not wait for them.
+      boots.close();
       await Promise.all([metadata?.shutdown({ deadlineMs }), gate.drain(deadlineMs)]);
       await counting;
       await Promise.race([
@@ -339,6 +347,7 @@ export async function startService(config: Config, options: StartOptions): Promi
       ]);
       await dnsmasq?.stop();
       await access.flush();
+      await boots.flush();
       closeBackend();
       log.info("stopped");
     })();
@@ -368,6 +377,7 @@ export async function startService(config: Config, options: StartOptions): Promi
     finished,
     dnsmasq,
     access,
+    boots,
     metrics,
     reload,
   };

@@ -2,16 +2,37 @@
  * Everything the instance store keeps: instance records and their secondary
  * indexes (name, MAC, address, instance-id) with atomic address allocation
  * (store.ts), uploads turned into records (registration.ts), boot tracking
- * and SSH host keys (access.ts), and the one instance state machine
- * (boot_state.ts), all on a small key-value interface (backend.ts) with two
- * backends: Deno KV for one host (kv_backend.ts) and etcd v3 for a fleet
- * (etcd_backend.ts, open.ts chooses by `[store] backend`). Failures an
- * operator or uploader can cause are classes (errors.ts). It may import
- * config/, ipam/, domain/, io/ and log/; it knows nothing of HTTP.
+ * and SSH host keys (access.ts), the instance state (boot_state.ts), and
+ * one state machine per boot fed by cloud-init's events (boot_machine.ts,
+ * kept with a bounded history by boots.ts), all on a small key-value
+ * interface (backend.ts) with two backends: Deno KV for one host
+ * (kv_backend.ts) and etcd v3 for a fleet (etcd_backend.ts, open.ts chooses
+ * by `[store] backend`). Failures an operator or uploader can cause are
+ * classes (errors.ts). It may import config/, ipam/, domain/, io/ and log/;
+ * it knows nothing of HTTP.
  *
  * @module
  */
 
+export {
+  applyEvent,
+  type Boot,
+  type BootCause,
+  type BootOutcome,
+  type BootPhase,
+  type BootProblem,
+  eventBelongs,
+  isFinal,
+  noteFetch,
+  openBoot,
+  parseReportingEvent,
+  PHASES,
+  type ReportingEvent,
+  type Stage,
+  type StageRecord,
+  STAGES,
+} from "./boot_machine.ts";
+export { BootJournal, type BootJournalOptions, type BootListener, type EventFate } from "./boots.ts";
 export { AccessRecorder, type AccessRecorderOptions, hostKeysFromPhoneHome, knownHostsLines } from "./access.ts";
 export type {
   BackendStatus,

@@ -19,6 +19,7 @@
  * @module
  */
 
+export { bootEventsVendorData, REPORTER_NAME, reportingYaml, withBootEvents } from "./boot_events.ts";
 export { BUILTIN_USER_DATA } from "./builtin.ts";
 export { checkCloudConfig, type CloudConfigKind, cloudConfigKind, type YamlWarning } from "./cloud_config.ts";
 export { TemplateError, TemplateNotFoundError } from "./errors.ts";

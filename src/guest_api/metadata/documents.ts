@@ -17,6 +17,7 @@ import {
   TemplateNotFoundError,
   type TemplateRenderer,
   type UserDataTarget,
+  withBootEvents,
 } from "../../user_data/mod.ts";
 import { ec2MetadataTree } from "./ec2.ts";
 import { type NetworkMode, openstackNetworkData } from "./network_config.ts";
@@ -75,22 +76,27 @@ export async function renderUserData(
 }
 
 /**
- * The site-wide vendor-data (`vendordata_template`) rendered for the
- * instance; null when none is configured. Errors as for user-data; a
- * configured template that has gone missing is an error too.
+ * The instance's vendor-data: the site-wide `vendordata_template` rendered
+ * for it, joined with the built-in boot-events reporting when `[events]` is
+ * on (user_data/boot_events.ts); null when there is neither. Errors as for
+ * user-data; a configured template that has gone missing is an error too.
  */
 export async function renderVendorData(
   deps: DocumentDeps,
   instance: Instance,
 ): Promise<string | null> {
   const path = deps.config.mdserver.vendordataTemplate;
-  if (path === null) return null;
   const data = buildTemplateData(deps.config, instance, deps.extras);
-  try {
-    return (await deps.renderer.renderPath(path, data)).body;
-  } catch (error) {
-    throw templateFailure(error, "vendor-data", instance, deps);
+  let rendered: string | null = null;
+  if (path !== null) {
+    try {
+      rendered = (await deps.renderer.renderPath(path, data)).body;
+    } catch (error) {
+      throw templateFailure(error, "vendor-data", instance, deps);
+    }
   }
+  const endpoint = data.boot_events_url;
+  return typeof endpoint === "string" ? withBootEvents(rendered, endpoint) : rendered;
 }
 
 function templateFailure(
