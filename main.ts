@@ -14,9 +14,12 @@
 
 import { type CliDeps, runMain } from "./src/cli/main.ts";
 import { runProgram } from "./src/cli/install.ts";
+import { progressPrinter } from "./src/cli/progress.ts";
 import { startService } from "./src/service/mod.ts";
 
-export { type CommandLine, parseCommandLine } from "./src/cli/main.ts";
+export { type CommandLine, parseCommandLine } from "./src/cli/args.ts";
+
+const encoder = new TextEncoder();
 
 /** The real world: stdout, stderr, the environment, this project's folder, signals. */
 export function realCliDeps(): CliDeps {
@@ -30,6 +33,7 @@ export function realCliDeps(): CliDeps {
     runProgram,
     startService,
     onSignal: (signal, handler) => Deno.addSignalListener(signal, handler),
+    printProgress: progressPrinter((text) => Deno.stderr.writeSync(encoder.encode(text)), Deno.stderr.isTerminal()),
   };
 }
 

@@ -24,7 +24,6 @@
  */
 
 import { join } from "node:path";
-import { parseCommandLine } from "../main.ts";
 import { type BootStormResult, type Connection, formatTable, runBootStorm, runCells } from "./boot_storm.ts";
 import { type HookLatencyResult, runHookLatency } from "./hook_latency.ts";
 import { type MemoryResult, runMemory } from "./memory.ts";
@@ -304,7 +303,7 @@ function positive(value: string | true | undefined, name: string, fallback: numb
 export async function main(rawArgs: string[]): Promise<number> {
   // `deno task bench -- --only storm` passes the "--" on.
   const argv = rawArgs.filter((arg) => arg !== "--");
-  const line = parseCommandLine(["bench", ...argv], ["help", "cpu-prof"]);
+  const line = benchOptions(argv, ["help", "cpu-prof"]);
   if (line.options.has("help")) {
     console.log(`usage: deno task bench -- [--only ${BENCHMARKS.join(",")}] [--instances 500] [--rounds 2]
   [--connection close|keep-alive] [--uploads 10000] [--hook-calls 50] [--memory-instances 10000] [--out FILE]
@@ -414,3 +413,19 @@ export async function main(rawArgs: string[]): Promise<number> {
 }
 
 if (import.meta.main) Deno.exit(await main(Deno.args));
+
+/** `--name value`, `--name=value` and `--flag` options of the bench command line. */
+function benchOptions(argv: string[], flags: string[]): { options: Map<string, string | true> } {
+  const options = new Map<string, string | true>();
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    if (arg === "-h") options.set("help", true);
+    if (!arg.startsWith("--")) continue;
+    const [name, inline] = arg.slice(2).split(/=(.*)/s, 2) as [string, string | undefined];
+    if (inline !== undefined) options.set(name, inline);
+    else if (flags.includes(name)) options.set(name, true);
+    else if (argv[i + 1] !== undefined) options.set(name, argv[++i]!);
+    else throw new TypeError(`option --${name} needs a value`);
+  }
+  return { options };
+}

@@ -130,7 +130,7 @@ requirementTest(
         body: ids.bravo,
       });
 
-      // The filter as the docs say, with the IP ctl nwfilter prints for alpha, on alpha's port.
+      // The filter as the docs say, with the IP `mdserver nwfilter` prints for alpha, on alpha's port.
       const snippet = cleanTrafficFilterref(alphaIp);
       const filterIp = /<parameter name='IP' value='([\d.]+)'\/>/.exec(snippet)?.[1];
       assert.equal(filterIp, alphaIp);

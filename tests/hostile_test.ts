@@ -261,7 +261,7 @@ Deno.test("odd HTTP requests get a 4xx, a clear reason where mdserver answers, a
 });
 
 Deno.test("hostile but legal names are stored, reach dnsmasq only as DNS labels and are never evaluated", async () => {
-  const ini = `[mdserver]\npassword = ${PASSWORD}\ndefault_template = userdata/default.yaml\n`;
+  const ini = `[mdserver]\npassword = ${PASSWORD}\ndefault_template = default.yaml\n`;
   await withKeeper(ini, async (t) => {
     const { dhcpHostsDir, hostsDir } = { dhcpHostsDir: "dhcp-hosts", hostsDir: "hosts" };
     for (const [file, { label }] of Object.entries(CASES.accepted)) {

@@ -32,7 +32,9 @@ Deno.test("install --root places config, unit, network XML and hook, and keeps a
     const unit = await Deno.readTextFile(join(root, "etc/systemd/system/mdserver.service"));
     assert.doesNotMatch(unit, /@DENO@|@APP@/);
     assert.ok(
-      unit.includes(`ExecStart=${Deno.execPath()} run --cached-only --frozen -P=serve --config ${PROJECT}/deno.json`),
+      unit.includes(
+        `ExecStart=${Deno.execPath()} run --quiet --no-prompt --cached-only --frozen -P=serve --config ${PROJECT}/deno.json`,
+      ),
     );
     assert.match(unit, /^ProtectSystem=strict$/m);
     assert.match(unit, /^NoNewPrivileges=yes$/m);
@@ -41,6 +43,9 @@ Deno.test("install --root places config, unit, network XML and hook, and keeps a
     assert.match(unit, /^CapabilityBoundingSet=CAP_NET_BIND_SERVICE$/m);
     assert.match(unit, /^After=.*\blibvirtd\.service\b.*\bvirtnetworkd\.service\b/m);
     assert.doesNotMatch(unit, /-A\b|--allow-all/);
+    const command = join(root, "usr/local/bin/mdserver");
+    assert.ok(((await Deno.stat(command)).mode ?? 0) & 0o100, "the mdserver command is not executable");
+    assert.match(await Deno.readTextFile(command), new RegExp(`^app='${PROJECT}'$`, "m"));
 
     // dnsmasq's own unit and the pair that restarts it when mdserver asks.
     const dnsmasq = await Deno.readTextFile(join(root, "etc/systemd/system/mdserver-dnsmasq.service"));

@@ -3,6 +3,7 @@
  * rendered previews, metrics and the ctl commands over the admin API.
  */
 import assert from "node:assert/strict";
+import { requireTool } from "./_requirements.ts";
 import { domainXml, startTestService, type TestService, writeClientConfig } from "./_harness.ts";
 
 const WEB = { name: "web01", uuid: "6f1a3c2e-5b7d-4e8f-9a0b-1c2d3e4f5a6b", mac: "52:54:00:12:34:56" };
@@ -26,16 +27,16 @@ async function admin(t: TestService, path: string) {
 
 async function state(t: TestService) {
   await t.service.access.flush();
-  return (await (await admin(t, "/v1/instances/web01")).json()).bootState;
+  return (await (await admin(t, "/v1/instances/web01")).json()).boot_state;
 }
 
 Deno.test("boot tracking follows a guest from registered to booted, and a new start begins again", async () => {
   await withService(async (t, ip) => {
     assert.equal(await state(t), "registered");
     await (await t.guestFetch(ip, "/latest/meta-data/instance-id")).text();
-    assert.equal(await state(t), "metadata fetched");
+    assert.equal(await state(t), "metadata_fetched");
     await (await t.guestFetch(ip, "/latest/user-data")).text();
-    assert.equal(await state(t), "user-data fetched");
+    assert.equal(await state(t), "user_data_fetched");
 
     const form = new URLSearchParams({
       instance_id: "i-6f1a3c2e5b7d4e8f9a0b1c2d3e4f5a6b",
@@ -48,7 +49,7 @@ Deno.test("boot tracking follows a guest from registered to booted, and a new st
     assert.equal(phoned.status, 200, await phoned.text());
     assert.equal(await state(t), "booted");
     const shown = await (await admin(t, "/v1/instances/web01")).json();
-    assert.deepEqual(shown.access.hostKeys, { "ssh-ed25519": ED25519 });
+    assert.deepEqual(shown.access.host_keys, { "ssh-ed25519": ED25519 });
 
     const knownHosts = await (await admin(t, "/v1/known-hosts")).text();
     assert.equal(knownHosts, `web01,web01.test.internal,${ip} ${ED25519}\n`);
@@ -103,15 +104,62 @@ Deno.test("/metrics counts requests by API and status and reports pool and state
     await (await t.guestFetch(ip, "/latest/meta-data/")).text();
     await (await t.guestFetch(ip, "/latest/meta-data/nope")).text();
     await (await t.guestFetch(ip, "/openstack/latest/meta_data.json")).text();
+    await t.service.access.flush();
     const text = await (await admin(t, "/metrics")).text();
     assert.match(text, /mdserver_requests_total\{api="ec2",status="200"\} 1/);
     assert.match(text, /mdserver_requests_total\{api="ec2",status="404"\} 1/);
     assert.match(text, /mdserver_requests_total\{api="openstack",status="200"\} 1/);
     assert.match(text, /mdserver_requests_total\{api="upload",status="201"\} 1/);
     assert.match(text, /mdserver_request_duration_seconds_count\{api="ec2"\} 2/);
-    assert.match(text, /mdserver_pool_addresses\{kind="size"\} 65533/);
-    assert.match(text, /mdserver_pool_addresses\{kind="used"\} 1/);
-    assert.match(text, /mdserver_instances\{state="metadata fetched"\} 1/);
+    assert.match(text, /^mdserver_pool_size_addresses 65533$/m);
+    assert.match(text, /^mdserver_pool_used_addresses 1$/m);
+    assert.match(text, /^mdserver_instances\{state="metadata_fetched"\} 1$/m);
+    assert.match(text, /^mdserver_instances\{state="registered"\} 0$/m);
+    await promtoolCheck(text);
+  });
+});
+
+/** `promtool check metrics` on an exposition: no error and no lint finding. */
+async function promtoolCheck(text: string) {
+  if (await requireTool("promtool (apt-get install prometheus)", ["/usr/bin/promtool"])) return;
+  const child = new Deno.Command("/usr/bin/promtool", {
+    args: ["check", "metrics"],
+    stdin: "piped",
+    stdout: "piped",
+    stderr: "piped",
+  })
+    .spawn();
+  const writer = child.stdin.getWriter();
+  await writer.write(new TextEncoder().encode(text));
+  await writer.close();
+  const output = await child.output();
+  const said = new TextDecoder().decode(output.stdout) + new TextDecoder().decode(output.stderr);
+  assert.equal(said.trim(), "", said);
+  assert.equal(output.code, 0);
+}
+
+Deno.test("/metrics has every metric from the first scrape, by Prometheus conventions (promtool check metrics)", async () => {
+  await withService(async (t) => {
+    const text = await (await admin(t, "/metrics")).text();
+    for (
+      const name of [
+        "mdserver_build_info",
+        "mdserver_template_errors_total",
+        "mdserver_instances",
+        "mdserver_pool_size_addresses",
+        "mdserver_pool_used_addresses",
+        "mdserver_dnsmasq_restarts_total",
+        "mdserver_requests_total",
+        "mdserver_request_duration_seconds",
+      ]
+    ) assert.match(text, new RegExp(`^# TYPE ${name} `, "m"), name);
+    assert.match(text, /^mdserver_build_info\{version="[^"]+"\} 1$/m);
+    assert.match(text, /^mdserver_template_errors_total 0$/m);
+    for (const state of ["registered", "metadata_fetched", "user_data_fetched", "booted", "stopped"]) {
+      assert.match(text, new RegExp(`^mdserver_instances\\{state="${state}"\\} \\d+$`, "m"), state);
+    }
+    for (const [, name] of text.matchAll(/^# TYPE (\S+) counter$/gm)) assert.match(name!, /_total$/);
+    await promtoolCheck(text);
   });
 });
 

@@ -7,6 +7,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { adminSocketFetch, domainXml } from "./_harness.ts";
+import { runCtl } from "../src/cli/ctl.ts";
 import { spawnServer, waitForHealth, waitUntil, writeProcessConfig } from "./_process.ts";
 
 const WEB = { name: "reload01", uuid: "0000000a-0000-4000-8000-000000000001", mac: "52:54:00:0a:00:01" };
@@ -109,6 +110,55 @@ Deno.test("SIGHUP: a valid configuration serves the next request, an invalid one
     assert.equal(status.code, 0);
   } finally {
     for (const client of clients) client.close();
+    await server.stop();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("mdserver reload: the running process reads its configuration again and says so, or says why not", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "mdserver-reload-cli-" });
+  const network = { address: "127.94.0.0", prefix: 16, gateway: "127.94.0.1" };
+  const config = await writeProcessConfig(dir, "reload-cli", { network });
+  const original = await Deno.readTextFile(config.file);
+  const server = spawnServer(config.file);
+  const reload = async () => {
+    const printed: string[] = [];
+    try {
+      const code = await runCtl({ args: ["reload"], options: new Map() }, {
+        configFile: config.file,
+        print: (text) => printed.push(text),
+      });
+      return { code, printed: printed.join("\n") };
+    } catch (error) {
+      return { code: 1, printed: (error as Error).message };
+    }
+  };
+  try {
+    await waitForHealth(server, config.adminSocket);
+    const registered =
+      await (await adminSocketFetch(config.adminSocket, "/v1/instances", { method: "POST", body: domainXml(WEB) }))
+        .json();
+    const client = Deno.createHttpClient({ localAddress: registered.ipv4 });
+    const key = async () =>
+      await (await fetch(`${config.metadataUrl}/latest/meta-data/public-keys/0/openssh-key`, { client })).text();
+    try {
+      assert.equal(await key(), OLD_KEY);
+      await Deno.writeTextFile(config.file, original.replace(OLD_KEY, NEW_KEY));
+      const done = await reload();
+      assert.equal(done.code, 0);
+      assert.match(done.printed, /^reloaded .*reload-cli/);
+      assert.equal(await key(), NEW_KEY, "the next request sees the new key");
+
+      await Deno.writeTextFile(config.file, original.replace("[mdserver]\n", "[mdserver]\nimds_tokens = sometimes\n"));
+      const refused = await reload();
+      assert.equal(refused.code, 1);
+      assert.match(refused.printed, /refused.*\[mdserver\] imds_tokens/);
+      assert.equal(await key(), NEW_KEY, "the running configuration stays");
+    } finally {
+      client.close();
+    }
+    assert.equal((await server.stop()).code, 0);
+  } finally {
     await server.stop();
     await Deno.remove(dir, { recursive: true });
   }

@@ -64,7 +64,7 @@ Deno.test({
   async fn() {
     const t = await startTestService({
       userdata: { "fqdn.yaml": TEMPLATE },
-      ini: "[mdserver]\ndefault_template = userdata/fqdn.yaml\n",
+      ini: "[mdserver]\ndefault_template = fqdn.yaml\n",
     });
     try {
       // The template and the check itself: a plain name renders the two keys and nothing else.

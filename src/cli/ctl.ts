@@ -1,27 +1,25 @@
 /**
- * `main.ts ctl …`: the operator's commands, run against the running service
- * through its admin API (so every change goes through the service and its
- * dnsmasq records follow).
- *
- *   ctl list [--json]                      instances with address, state and when
- *   ctl show <ref> [--json]                one instance (ref: name, UUID, instance-id, MAC, address)
- *   ctl delete <ref>                       remove it and release its address
- *   ctl user-data|vendor-data <ref>        what the guest receives
- *   ctl known-hosts                        ssh known_hosts from phone-home host keys
- *   ctl gc [--virsh [--connect URI]] [--older-than 7d] [--dry-run] [--force]
- *   ctl smbios [DOMAIN] [--datasource nocloud|openstack]   (src/smbios.ts; reads only the configuration)
+ * The operator's commands that work through the running service's admin API
+ * (so every change goes through the service and its dnsmasq records
+ * follow): list, show, delete, user-data, vendor-data, meta-data,
+ * known-hosts, gc, reload; and smbios, which reads only the configuration.
+ * Every request goes through callAdmin() (admin_client.ts).
  *
  * @module
  */
 
-import { type AdminEndpoint, adminLocation, adminRequest, readAdminEndpoint } from "../admin/endpoint.ts";
-import { collectGarbage, type GcStore, parseDuration, virshDomainNames } from "./gc.ts";
+import type { AdminEndpoint } from "../admin/endpoint.ts";
+import { runSmbios } from "../seed/smbios.ts";
 import type { Instance } from "../store/instance.ts";
-import { runSmbios, SMBIOS_USAGE } from "../seed/smbios.ts";
+import { AdminError, callAdmin } from "./admin_client.ts";
+import { UsageError } from "./args.ts";
+import { findCommand } from "./commands.ts";
+import { collectGarbage, type GcStore, parseDuration, virshDomainNames } from "./gc.ts";
+import { rfc3339 } from "./time.ts";
 
 /** The parts of a parsed command line ctl reads (main.ts's CommandLine fits). */
 export interface CtlLine {
-  /** `args[0]` is the ctl subcommand. */
+  /** `args[0]` is the command, then its positional arguments. */
   args: string[];
   /** `--name value` options and `--flag`s. */
   options: Map<string, string | true>;
@@ -33,6 +31,8 @@ export interface CtlDeps {
   configFile: string;
   /** Writes one line of command output. */
   print(line: string): void;
+  /** Shows progress of a long operation; default none. */
+  progress?: (line: string) => void;
   /** Lists libvirt's domain names; default: `virsh list --all --name`. */
   listDomains?: (connect: string | null) => Promise<string[]>;
   /** The clock, for ages; default the wall clock. */
@@ -41,29 +41,10 @@ export interface CtlDeps {
   readEndpoint?: (file: string) => Promise<AdminEndpoint>;
 }
 
-/** Usage of the ctl commands. */
-export const CTL_USAGE = `usage: mdserver ctl <command> [--config FILE]
-
-commands:
-  list [--json]              instances: name, address, MAC, instance-id, boot state and since when
-  show REF [--json]          one instance (REF: name, UUID, instance-id, MAC or address)
-  delete REF                 remove an instance, releasing its address and DNS/DHCP records
-  user-data REF              the user-data the guest receives (likewise vendor-data)
-  known-hosts                an ssh known_hosts file from the host keys guests phoned home
-  nwfilter REF               libvirt's clean-traffic <filterref> with the instance's address, for the
-                             domain's <interface> on the managed network (virsh edit), so that the
-                             guest can send only from its own MAC and address
-  gc [--virsh [--connect URI]] [--older-than AGE] [--dry-run] [--force]
-      remove instances whose domains are gone: with --virsh, those libvirt no
-      longer lists (virsh list --all --name); without it, those stopped for
-      longer than AGE (default 7d; units s m h d w, e.g. 1d12h). --dry-run
-      prints what would go. --force goes on when virsh lists no domain at all.
-  ${SMBIOS_USAGE}`;
-
-/** The default age for `ctl gc` without --virsh. */
+/** The default age for `gc` without --virsh. */
 export const DEFAULT_GC_AGE = "7d";
 
-/** Runs `ctl <subcommand>`; returns the exit code. Throws for errors main.ts reports. */
+/** Runs one of the admin commands; returns the exit code. Throws for errors main.ts reports. */
 export async function runCtl(line: CtlLine, deps: CtlDeps): Promise<number> {
   const [command] = line.args;
   switch (command) {
@@ -75,58 +56,63 @@ export async function runCtl(line: CtlLine, deps: CtlDeps): Promise<number> {
       return await remove(line, deps);
     case "user-data":
     case "vendor-data":
-      return await passThrough(`/v1/instances/${encodeURIComponent(requireRef(line))}/${command}`, deps);
+    case "meta-data": {
+      const ref = requireRef(line);
+      return await passThrough(`/v1/instances/${encodeURIComponent(ref)}/${command}`, deps, `instance "${ref}"`);
+    }
     case "known-hosts":
       return await passThrough("/v1/known-hosts", deps);
     case "nwfilter":
       return await nwfilter(line, deps);
     case "gc":
       return await gc(line, deps);
+    case "reload": {
+      let answer: { reloaded: string[]; need_restart: string[] };
+      try {
+        answer = await (await admin(deps, "/v1/reload", "POST")).json();
+      } catch (error) {
+        if (!(error instanceof AdminError && error.notFound)) throw error;
+        throw new AdminError("the running mdserver cannot reload in place; restart it: systemctl restart mdserver");
+      }
+      deps.print(`reloaded ${answer.reloaded.join(", ")}`);
+      for (const key of answer.need_restart) deps.print(`${key} changed: it takes effect at the next restart`);
+      return 0;
+    }
     // Detection help: needs only the configuration, never the service.
     case "smbios":
       return await runSmbios(line, deps);
-    case undefined:
-    case "help":
-      deps.print(CTL_USAGE);
-      return command === undefined ? 2 : 0;
     default:
-      throw new TypeError(`unknown ctl command "${command}"\n${CTL_USAGE}`);
+      throw new UsageError(`unknown command "${command}"`, null);
   }
 }
 
-/** An instance as the admin API lists it. */
-interface ListedInstance extends Instance {
-  bootState: string;
-  access: { firstMetadataAt: string | null; userDataAt: string | null; bootedAt: string | null } | null;
+/** An instance as the admin API lists it (snake_case). */
+interface ListedInstance {
+  name: string;
+  uuid: string;
+  instance_id: string;
+  mac: string;
+  ipv4: string;
+  boot_state: string;
+  since: string | null;
+  [key: string]: unknown;
 }
 
-async function admin(deps: CtlDeps, path: string, method = "GET"): Promise<Response> {
-  const endpoint = await (deps.readEndpoint ?? readAdminEndpoint)(deps.configFile);
-  let response: Response;
-  try {
-    response = await adminRequest(endpoint, path, { method, signal: AbortSignal.timeout(10_000) });
-  } catch (error) {
-    throw new Error(
-      `cannot reach the admin API at ${adminLocation(endpoint)} (is mdserver running?): ${(error as Error).message}`,
-    );
-  }
-  await expectOk(response, `${method} ${path}`);
-  return response;
+function admin(deps: CtlDeps, path: string, method = "GET", subject?: string, body?: unknown): Promise<Response> {
+  return callAdmin({
+    configFile: deps.configFile,
+    path,
+    method,
+    ...(subject ? { subject } : {}),
+    ...(body === undefined ? {} : { body }),
+    ...(deps.readEndpoint ? { readEndpoint: deps.readEndpoint } : {}),
+  });
 }
 
 function requireRef(line: CtlLine): string {
   const ref = line.args[1];
-  if (!ref) throw new TypeError(`ctl ${line.args[0]} needs an instance: a name, UUID, instance-id, MAC or address`);
+  if (!ref) throw new UsageError(`${line.args[0]} needs INSTANCE`, findCommand(line.args[0]!) ?? null);
   return ref;
-}
-
-/** When the instance reached its boot state. */
-function since(instance: ListedInstance): string {
-  const access = instance.access;
-  const at = instance.bootState === "stopped"
-    ? instance.stoppedAt
-    : access?.bootedAt ?? access?.userDataAt ?? access?.firstMetadataAt ?? instance.updatedAt;
-  return at ? at.replace(/\.\d+Z$/, "Z") : "-";
 }
 
 /** Formats rows as aligned columns. */
@@ -153,25 +139,54 @@ export function escapeControls(text: string): string {
   );
 }
 
+/** A table cell: never empty, never with spaces (so `awk` and `cut` split rows right). */
+function cell(value: string | null | undefined): string {
+  return value ? value.replace(/\s+/g, "_") : "-";
+}
+
 async function list(line: CtlLine, deps: CtlDeps): Promise<number> {
   const instances = (await (await admin(deps, "/v1/instances")).json()) as ListedInstance[];
+  instances.sort((a, b) => a.name.localeCompare(b.name));
   if (line.options.has("json")) {
     deps.print(JSON.stringify(instances, null, 2));
     return 0;
   }
+  if (line.options.has("name")) {
+    for (const instance of instances) deps.print(instance.name);
+    return 0;
+  }
   const rows = [["NAME", "ADDRESS", "MAC", "INSTANCE-ID", "STATE", "SINCE"]];
-  for (const instance of instances.sort((a, b) => a.name.localeCompare(b.name))) {
-    rows.push([instance.name, instance.ipv4, instance.mac, instance.instanceId, instance.bootState, since(instance)]);
+  for (const instance of instances) {
+    rows.push([
+      cell(instance.name),
+      instance.ipv4,
+      instance.mac,
+      instance.instance_id,
+      cell(instance.boot_state),
+      cell(rfc3339(instance.since)),
+    ]);
   }
   deps.print(formatTable(rows));
   return 0;
 }
 
 async function show(line: CtlLine, deps: CtlDeps): Promise<number> {
-  const path = `/v1/instances/${encodeURIComponent(requireRef(line))}`;
-  const instance = (await (await admin(deps, path)).json()) as ListedInstance & {
-    access: { hostKeys?: Record<string, string>; lastMetadataAt?: string | null } | null;
-  };
+  const ref = requireRef(line);
+  const instance = (await (await admin(deps, `/v1/instances/${encodeURIComponent(ref)}`, "GET", `instance "${ref}"`))
+    .json()) as ListedInstance & {
+      vcpus: number | null;
+      memory_mib: number | null;
+      created_at: string;
+      updated_at: string;
+      metadata: Record<string, string>;
+      tags: Record<string, string>;
+      access: {
+        first_metadata_at: string | null;
+        user_data_at: string | null;
+        booted_at: string | null;
+        host_keys?: Record<string, string>;
+      } | null;
+    };
   if (line.options.has("json")) {
     deps.print(JSON.stringify(instance, null, 2));
     return 0;
@@ -179,21 +194,22 @@ async function show(line: CtlLine, deps: CtlDeps): Promise<number> {
   const rows: string[][] = [
     ["name", instance.name],
     ["uuid", instance.uuid],
-    ["instance-id", instance.instanceId],
+    ["instance-id", instance.instance_id],
     ["mac", instance.mac],
     ["address", instance.ipv4],
-    ["state", `${instance.bootState} since ${since(instance)}`],
+    ["state", instance.boot_state],
+    ["since", rfc3339(instance.since) ?? "-"],
     ["vcpus", String(instance.vcpus ?? "-")],
-    ["memory", instance.memoryMiB === null ? "-" : `${instance.memoryMiB} MiB`],
-    ["registered", instance.createdAt],
-    ["updated", instance.updatedAt],
-    ["metadata fetched", instance.access?.firstMetadataAt ?? "-"],
-    ["user-data fetched", instance.access?.userDataAt ?? "-"],
-    ["booted", instance.access?.bootedAt ?? "-"],
+    ["memory", instance.memory_mib === null ? "-" : `${instance.memory_mib} MiB`],
+    ["registered", rfc3339(instance.created_at) ?? "-"],
+    ["updated", rfc3339(instance.updated_at) ?? "-"],
+    ["metadata-fetched", rfc3339(instance.access?.first_metadata_at) ?? "-"],
+    ["user-data-fetched", rfc3339(instance.access?.user_data_at) ?? "-"],
+    ["booted", rfc3339(instance.access?.booted_at) ?? "-"],
   ];
-  for (const [key, value] of Object.entries(instance.metadata)) rows.push([`metadata ${key}`, value]);
-  for (const [key, value] of Object.entries(instance.tags)) rows.push([`tag ${key}`, value]);
-  for (const key of Object.values(instance.access?.hostKeys ?? {})) rows.push(["host key", key]);
+  for (const [key, value] of Object.entries(instance.metadata ?? {})) rows.push([`metadata.${key}`, value]);
+  for (const [key, value] of Object.entries(instance.tags ?? {})) rows.push([`tag.${key}`, value]);
+  for (const key of Object.values(instance.access?.host_keys ?? {})) rows.push(["host-key", key]);
   deps.print(formatTable(rows));
   return 0;
 }
@@ -216,100 +232,84 @@ export function cleanTrafficFilterref(ipv4: string): string {
 }
 
 async function remove(line: CtlLine, deps: CtlDeps): Promise<number> {
-  const path = `/v1/instances/${encodeURIComponent(requireRef(line))}`;
-  const result = await (await admin(deps, path, "DELETE")).json();
+  const ref = requireRef(line);
+  const path = `/v1/instances/${encodeURIComponent(ref)}`;
+  const result = await (await admin(deps, path, "DELETE", `instance "${ref}"`)).json();
   deps.print(`deleted ${result.deleted} (${result.ipv4} released)`);
   return 0;
 }
 
-async function passThrough(path: string, deps: CtlDeps): Promise<number> {
-  const text = await (await admin(deps, path)).text();
+async function passThrough(path: string, deps: CtlDeps, subject?: string): Promise<number> {
+  const text = await (await admin(deps, path, "GET", subject)).text();
   if (text !== "") deps.print(text.endsWith("\n") ? text.slice(0, -1) : text);
   return 0;
 }
 
 async function gc(line: CtlLine, deps: CtlDeps): Promise<number> {
   const virsh = line.options.has("virsh");
-  const ageText = stringOption(line, "older-than") ??
-    (virsh ? null : DEFAULT_GC_AGE);
-  const olderThanMs = ageText === null ? null : parseDuration(ageText);
+  const ageText = stringOption(line, "older-than") ?? (virsh ? null : DEFAULT_GC_AGE);
+  let olderThanMs: number | null;
+  try {
+    olderThanMs = ageText === null ? null : parseDuration(ageText);
+  } catch (error) {
+    throw new UsageError(`--older-than: ${(error as Error).message}`, findCommand("gc")!);
+  }
   const connect = stringOption(line, "connect");
-  const endpoint = await (deps.readEndpoint ?? readAdminEndpoint)(
-    deps.configFile,
-  );
-  const listDomains = deps.listDomains ??
-    ((uri: string | null) => virshDomainNames({ connect: uri }));
-  const result = await collectGarbage(adminStore(endpoint), {
+  const listDomains = deps.listDomains ?? ((uri: string | null) => virshDomainNames({ connect: uri }));
+  const result = await collectGarbage(adminStore(deps), {
     ...(virsh ? { listDomains: () => listDomains(connect) } : {}),
     olderThanMs,
     ...(deps.now ? { now: deps.now } : {}),
     dryRun: line.options.has("dry-run"),
     force: line.options.has("force"),
+    progress: (done, total) => deps.progress?.(`gc: removed ${done} of ${total}`),
   });
+  deps.progress?.("");
   const verb = result.dryRun ? "would remove" : "removed";
   for (const { instance, reason } of result.removed) {
-    deps.print(
-      `${verb} ${instance.name} ${instance.ipv4} ${instance.mac} ${instance.uuid}: ${reason}`,
-    );
+    deps.print(`${verb} ${instance.name} ${instance.ipv4} ${instance.mac} ${instance.uuid}: ${reason}`);
   }
   const criteria = virsh
     ? `domains libvirt no longer lists${ageText ? `, unchanged for over ${ageText}` : ""}`
     : `instances stopped for over ${ageText}`;
-  deps.print(
-    `gc: ${verb} ${result.removed.length} of ${result.total} instance(s) (${criteria})`,
-  );
+  deps.print(`gc: ${verb} ${result.removed.length} of ${result.total} instance(s) (${criteria})`);
   return 0;
 }
 
-/** The admin API as a GcStore: GET /v1/instances, DELETE /v1/instances/<uuid>. */
-export function adminStore(
-  endpoint: AdminEndpoint,
-  timeoutMs = 10_000,
-): GcStore {
-  const request = async (path: string, method: string) => {
-    try {
-      return await adminRequest(endpoint, path, {
-        method,
-        signal: AbortSignal.timeout(timeoutMs),
-      });
-    } catch (error) {
-      throw new Error(
-        `cannot reach the admin API at ${adminLocation(endpoint)} (is mdserver running?): ${(error as Error).message}`,
-      );
-    }
-  };
+/** The admin API as a GcStore: the list, and removals in bulk (one request per batch). */
+export function adminStore(deps: Pick<CtlDeps, "configFile" | "readEndpoint">): GcStore {
+  const ctl: CtlDeps = { ...deps, print: () => {} };
   return {
     async *list() {
-      const response = await request("/v1/instances", "GET");
-      await expectOk(response, "GET /v1/instances");
-      yield* (await response.json()) as Instance[];
+      const listed = (await (await admin(ctl, "/v1/instances")).json()) as ListedInstance[];
+      for (const instance of listed) yield fromListed(instance);
     },
     async delete(uuid) {
-      const response = await request(
-        `/v1/instances/${encodeURIComponent(uuid)}`,
-        "DELETE",
-      );
-      if (response.status === 404) {
-        await response.body?.cancel();
-        return false;
-      }
-      await expectOk(response, `DELETE /v1/instances/${uuid}`);
-      await response.body?.cancel();
-      return true;
+      return (await this.deleteMany!([uuid])).length === 1;
+    },
+    async deleteMany(uuids) {
+      const answer = await (await admin(ctl, "/v1/instances/delete", "POST", undefined, { uuids })).json();
+      return answer.deleted as { uuid: string }[];
     },
   };
 }
 
-async function expectOk(response: Response, what: string): Promise<void> {
-  if (response.ok) return;
-  const reason = (await response.text()).trim().split("\n")[0];
-  throw new Error(
-    `admin API ${what}: ${response.status} ${reason || response.statusText}`,
-  );
+/** The stored shape gc selects on, from the admin API's snake_case. */
+function fromListed(listed: ListedInstance): Instance {
+  return {
+    name: listed.name,
+    uuid: listed.uuid,
+    instanceId: listed.instance_id,
+    mac: listed.mac,
+    ipv4: listed.ipv4,
+    state: listed.state,
+    stoppedAt: listed.stopped_at ?? null,
+    updatedAt: listed.updated_at,
+    createdAt: listed.created_at,
+  } as Instance;
 }
 
 function stringOption(line: CtlLine, name: string): string | null {
   const value = line.options.get(name);
-  if (value === true) throw new TypeError(`option --${name} needs a value`);
-  return value ?? null;
+  return typeof value === "string" ? value : null;
 }

@@ -15,6 +15,8 @@ export interface GcStore {
   list(): AsyncIterable<Instance>;
   /** Removes one instance; false when it was already gone. */
   delete(uuid: string): Promise<boolean>;
+  /** Removes many in one go; those removed. When absent, delete() runs for each. */
+  deleteMany?(uuids: string[]): Promise<{ uuid: string }[]>;
 }
 
 /** Which instances to remove. */
@@ -85,7 +87,12 @@ export interface GcOptions {
   dryRun?: boolean;
   /** Go on even when libvirt lists no domain at all while instances exist. */
   force?: boolean;
+  /** Told how many of how many were removed, after each batch. */
+  progress?: (done: number, total: number) => void;
 }
+
+/** Instances one deleteMany() call removes. */
+export const GC_BATCH = 500;
 
 /** What collectGarbage did. */
 export interface GcResult {
@@ -125,9 +132,20 @@ export async function collectGarbage(
     now: (options.now ?? (() => new Date()))(),
   });
   const removed: GcCandidate[] = [];
-  for (const candidate of candidates) {
-    if (options.dryRun || await store.delete(candidate.instance.uuid)) {
-      removed.push(candidate);
+  if (options.dryRun) removed.push(...candidates);
+  else if (store.deleteMany) {
+    for (let start = 0; start < candidates.length; start += GC_BATCH) {
+      const batch = candidates.slice(start, start + GC_BATCH);
+      const gone = new Set(
+        (await store.deleteMany(batch.map((candidate) => candidate.instance.uuid))).map((instance) => instance.uuid),
+      );
+      removed.push(...batch.filter((candidate) => gone.has(candidate.instance.uuid)));
+      options.progress?.(start + batch.length, candidates.length);
+    }
+  } else {
+    for (const [i, candidate] of candidates.entries()) {
+      if (await store.delete(candidate.instance.uuid)) removed.push(candidate);
+      if ((i + 1) % GC_BATCH === 0) options.progress?.(i + 1, candidates.length);
     }
   }
   return { total: instances.length, removed, dryRun: options.dryRun ?? false };

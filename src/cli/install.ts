@@ -11,7 +11,9 @@
  *   absolute paths), mdserver-dnsmasq.service and the .path/.service pair
  *   that restarts it when mdserver asks,
  * - /etc/libvirt/hooks/qemu (src/hook_install.ts; a foreign hook is refused
- *   unless --force).
+ *   unless --force),
+ * - /usr/local/bin/mdserver (wrapper.ts: the command, each subcommand under
+ *   its permission set).
  *
  * With the real root it also creates the `mdserver` system user, caches the
  * npm packages in `<checkout>/.deno` (the unit runs `--cached-only`),
@@ -26,6 +28,7 @@
 import { dirname, join } from "node:path";
 import { installHook } from "../hook/install.ts";
 import { writeFileAtomic } from "../io/files.ts";
+import { installedWrapper, WRAPPER_PATH } from "./wrapper.ts";
 
 /** What install needs to know and do. */
 export interface InstallOptions {
@@ -77,9 +80,13 @@ export async function install(options: InstallOptions): Promise<number> {
   }
 
   if (root !== "" && options.run) {
-    await mustRun(options.run, "systemctl", [`--root=${root}`, "enable", ...ENABLED_UNITS]);
+    await mustRun(options.run, "systemctl", [`--root=${root}`, "--quiet", "enable", ...ENABLED_UNITS]);
     options.print(`enabled: ${ENABLED_UNITS.join(" ")}`);
   }
+  await place(installedWrapper(options.projectDir, options.denoPath), at(WRAPPER_PATH));
+  await Deno.chmod(at(WRAPPER_PATH), 0o755);
+  options.print(`written: ${at(WRAPPER_PATH)}: the mdserver command`);
+
   if (root === "" && options.run) {
     const run = options.run;
     if (await run("id", ["-u", "mdserver"]) !== 0) {
@@ -106,7 +113,7 @@ export async function install(options: InstallOptions): Promise<number> {
     [
       "next:",
       `  edit ${at("/etc/mdserver/mdserver.conf")} ([public-keys], [dnsmasq]) and check it:`,
-      `    ${options.denoPath} run -P=check --config ${project("deno.json")} ${project("main.ts")} check-config`,
+      `    mdserver check-config`,
       `  virsh net-define ${at("/etc/mdserver/mds-network.xml")} && virsh net-autostart mds && virsh net-start mds`,
       "  systemctl start mdserver-dnsmasq-restart.path mdserver",
     ].join("\n"),

@@ -19,8 +19,12 @@ import {
 import { runInstallHook } from "../hook/install.ts";
 import { createLogger, type ReloadableLogger } from "../log/mod.ts";
 import { buildSeedIso, parseSeedIsoArgs } from "../seed/seed_iso.ts";
+import type { ReloadOutcome } from "../http/mod.ts";
 import { createStore, openKv, type startService } from "../service/mod.ts";
+import { commandHelp, type CommandLine, mainHelp, parseCommandLine, type Parsed, UsageError } from "./args.ts";
+import { type CommandSpec, findCommand } from "./commands.ts";
 import { runCtl } from "./ctl.ts";
+import { errorLines } from "./messages.ts";
 import { install, type InstallOptions } from "./install.ts";
 import { importMdServerEntries, parseMdServerDatabase } from "./md_server_import.ts";
 
@@ -42,81 +46,14 @@ export interface CliDeps {
   startService: typeof startService;
   /** Calls `handler` when the process gets `signal` (serve's shutdown). */
   onSignal(signal: Deno.Signal, handler: () => void): void;
+  /** Shows progress of a long operation (stderr; a bar on a terminal); default none. */
+  printProgress?: (text: string) => void;
 }
 
-/** The command line's usage text. */
-export const USAGE = `usage: mdserver <command> [--config FILE] [args]
+export { type CommandLine, parseCommandLine };
 
-commands:
-  serve [CONFIG]          run the metadata service
-  check-config [CONFIG]   print the effective configuration or its errors
-  import-md-server [DB]   import md_server's database (default: db_file), keeping
-                          names, UUIDs, MACs, addresses and instance-ids
-                          (--new-instance-ids: derive ids from UUIDs instead)
-  seed-iso INSTANCE --format configdrive|nocloud -o FILE
-                          write a config-2 or cidata seed image of an instance
-  install [--root DIR] [--force]
-                          install config (kept if present), the systemd unit, the libvirt
-                          network XML and the hook; on / also the mdserver user
-  install-hook [--path P] [--binary B] [--root DIR] [--force]
-                          install the libvirt qemu hook (default /etc/libvirt/hooks/qemu):
-                          the compiled hook if built, else a wrapper running hook.ts
-  ctl gc [--virsh] [--older-than AGE] [--dry-run] [--force]
-                          remove instances whose domains are gone (see docs/hook.md)
-  ctl smbios [DOMAIN] [--datasource nocloud|openstack]
-                          print the libvirt <sysinfo> that points cloud-init here
-                          (see docs/cloud-init.md)
-  CONFIG                  md_server's form: serve with CONFIG
-
-The configuration is --config FILE, else $MDSERVER_CONFIG, else ${DEFAULT_CONFIG_FILE}.`;
-
-/** Parsed command line: the command, its positional arguments and options. */
-export interface CommandLine {
-  /** The command (`serve`, `ctl`…), or "" when none was given. */
-  command: string;
-  /** Positional arguments after the command. */
-  args: string[];
-  /** `--name value` options and `--flag`s (value true). */
-  options: Map<string, string | true>;
-}
-
-/** Splits argv into command, positional arguments and `--name value` / `--flag` options. */
-export function parseCommandLine(
-  argv: string[],
-  flags: string[] = [
-    "json",
-    "help",
-    "virsh",
-    "new-instance-ids",
-    "dry-run",
-    "force",
-  ],
-): CommandLine {
-  const args: string[] = [];
-  const options = new Map<string, string | true>();
-  for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i]!;
-    if (arg.startsWith("--")) {
-      const [name, inline] = arg.slice(2).split(/=(.*)/s, 2) as [
-        string,
-        string | undefined,
-      ];
-      if (inline !== undefined) options.set(name, inline);
-      else if (flags.includes(name)) options.set(name, true);
-      else {
-        const value = argv[++i];
-        if (value === undefined) {
-          throw new TypeError(`option --${name} needs a value`);
-        }
-        options.set(name, value);
-      }
-    } else if (arg === "-h") {
-      options.set("help", true);
-    } else args.push(arg);
-  }
-  const command = args.shift() ?? "";
-  return { command, args, options };
-}
+/** The command line's usage text (the top-level help). */
+export const USAGE: string = mainHelp();
 
 /** The configuration file a command uses: --config, then a positional one, then MDSERVER_CONFIG, then the default. */
 export function configPath(line: CommandLine, env: (name: string) => string | undefined, positional?: string): string {
@@ -150,16 +87,21 @@ async function serve(line: CommandLine, deps: CliDeps): Promise<number> {
   };
   deps.onSignal("SIGTERM", () => stop("SIGTERM"));
   deps.onSignal("SIGINT", () => stop("SIGINT"));
-  // SIGHUP (systemctl reload): a valid configuration takes effect for the
-  // next request; an invalid one is refused with every problem logged, and
-  // the running one stays. One reload at a time, in order; none before the start.
-  let reloading = Promise.resolve();
-  deps.onSignal("SIGHUP", () => {
+  // SIGHUP (systemctl reload) and `mdserver reload` (POST /v1/reload): a
+  // valid configuration takes effect for the next request; an invalid one is
+  // refused with every problem logged, and the running one stays. One reload
+  // at a time, in order; none before the start.
+  let reloading: Promise<unknown> = Promise.resolve();
+  const reload = (why: string): Promise<ReloadOutcome> => {
     const running = service;
-    if (running !== null) reloading = reloading.then(() => reloadConfig(file, running, log));
-  });
+    if (running === null) return Promise.resolve({ ok: false, problems: ["the service is still starting"] });
+    const next = reloading.then(() => reloadConfig(file, running, log, why));
+    reloading = next;
+    return next;
+  };
+  deps.onSignal("SIGHUP", () => void reload("on SIGHUP"));
   try {
-    service = await deps.startService(config, { log, signal: starting.signal });
+    service = await deps.startService(config, { log, signal: starting.signal, reload: () => reload("as asked") });
   } catch (error) {
     if (starting.signal.aborted) return 0;
     throw error;
@@ -175,8 +117,9 @@ async function reloadConfig(
   file: string,
   service: { reload(next: Config): string[] },
   log: ReloadableLogger,
-): Promise<void> {
-  log.info(`reloading the configuration on SIGHUP: ${file}`);
+  why: string,
+): Promise<ReloadOutcome> {
+  log.info(`reloading the configuration ${why}: ${file}`);
   let next: Config;
   try {
     next = await loadConfig(file);
@@ -184,13 +127,14 @@ async function reloadConfig(
     const problems = error instanceof ConfigError ? error.problems.map(formatProblem) : [(error as Error).message];
     for (const problem of problems) log.error(`reload refused: ${problem}`);
     log.error(`reload refused: ${problems.length} problem(s); the running configuration stays`);
-    return;
+    return { ok: false, problems };
   }
   for (const warning of next.warnings) log.warning(`config: ${warning}`);
   const needRestart = service.reload(next);
   log.setLevel(next.mdserver.debug ? "debug" : next.loglevels.base);
   for (const id of needRestart) log.warning(`reload: ${id} changed; it takes effect at the next restart`);
   log.info(`configuration reloaded from ${next.files.join(", ")}`);
+  return { ok: true, files: next.files, needRestart };
 }
 
 async function checkConfig(line: CommandLine, deps: CliDeps): Promise<number> {
@@ -210,6 +154,7 @@ async function importMdServer(line: CommandLine, deps: CliDeps): Promise<number>
       entries,
       {
         keepInstanceIds: !line.options.has("new-instance-ids"),
+        progress: (done, total) => deps.printProgress?.(`import-md-server: ${done} of ${total} entries`),
       },
     );
     for (const outcome of outcomes) {
@@ -224,6 +169,7 @@ async function importMdServer(line: CommandLine, deps: CliDeps): Promise<number>
           .join("\t").trimEnd(),
       );
     }
+    deps.printProgress?.("");
     const failed = outcomes.filter((outcome) => outcome.result === "failed").length;
     deps.print(
       `${outcomes.length - failed} of ${outcomes.length} entries imported from ${file}`,
@@ -239,8 +185,7 @@ async function seedIso(line: CommandLine, deps: CliDeps): Promise<number> {
   try {
     request = parseSeedIsoArgs(line.args, line.options);
   } catch (error) {
-    deps.printError(`mdserver: ${(error as Error).message}\n${USAGE}`);
-    return 2;
+    throw new UsageError((error as Error).message, findCommand("seed-iso")!);
   }
   // `deno task` runs in the project folder; INIT_CWD is where the operator was.
   const cwd = deps.env("INIT_CWD");
@@ -251,69 +196,71 @@ async function seedIso(line: CommandLine, deps: CliDeps): Promise<number> {
   return 0;
 }
 
-/** Runs a command line; returns the exit code (0 done, 1 failed, 2 bad usage). */
+/** The commands run through the admin API or from the configuration alone (ctl.ts). */
+const CTL_COMMANDS = new Set([
+  "list",
+  "show",
+  "delete",
+  "user-data",
+  "vendor-data",
+  "meta-data",
+  "known-hosts",
+  "nwfilter",
+  "gc",
+  "smbios",
+  "reload",
+]);
+
+async function run(spec: CommandSpec, line: CommandLine, deps: CliDeps): Promise<number> {
+  switch (spec.name) {
+    case "serve":
+      return await serve(line, deps);
+    case "check-config":
+      return await checkConfig(line, deps);
+    case "import-md-server":
+      return await importMdServer(line, deps);
+    case "seed-iso":
+      return await seedIso(line, deps);
+    case "install":
+      return await install({
+        projectDir: deps.projectDir,
+        denoPath: deps.execPath,
+        root: (line.options.get("root") as string | undefined) ?? null,
+        force: line.options.has("force"),
+        print: deps.print,
+        run: deps.runProgram,
+      });
+    case "install-hook":
+      return await runInstallHook(line, { projectDir: deps.projectDir, print: deps.print });
+    default:
+      if (!CTL_COMMANDS.has(spec.name)) throw new Error(`command ${spec.name} has no handler`);
+      return await runCtl({ args: [spec.name, ...line.args], options: line.options }, {
+        configFile: configPath(line, deps.env),
+        print: deps.print,
+        ...(deps.printProgress ? { progress: deps.printProgress } : {}),
+      });
+  }
+}
+
+/** Runs a command line; returns the exit code (0 done, 1 failed, 2 usage error). */
 export async function runMain(argv: string[], deps: CliDeps): Promise<number> {
-  let line: CommandLine;
+  let parsed: Parsed;
   try {
-    line = parseCommandLine(argv);
+    parsed = parseCommandLine(argv);
   } catch (error) {
-    deps.printError(`mdserver: ${(error as Error).message}\n${USAGE}`);
+    for (const line of errorLines(error, null)) deps.printError(line);
     return 2;
   }
-  if (line.options.has("help") || line.command === "help") {
-    deps.print(USAGE);
+  if (parsed.kind === "help") {
+    deps.print(parsed.spec ? commandHelp(parsed.spec) : USAGE);
     return 0;
   }
+  const { spec, line } = parsed;
+  if (parsed.deprecatedCtl) deps.printError(`mdserver: note: "ctl ${spec.name}" is now "mdserver ${spec.name}"`);
   try {
-    // One case per command, shaped like ctl.ts's own dispatch on purpose.
-    switch (line.command) {
-      case "serve":
-        return await serve(line, deps);
-      case "check-config":
-        return await checkConfig(line, deps);
-      case "import-md-server":
-        return await importMdServer(line, deps);
-      case "seed-iso":
-        return await seedIso(line, deps);
-      case "install": {
-        const root = line.options.get("root");
-        if (root === true) throw new TypeError("option --root needs a value");
-        return await install({
-          projectDir: deps.projectDir,
-          denoPath: deps.execPath,
-          root: root ?? null,
-          force: line.options.has("force"),
-          print: deps.print,
-          run: deps.runProgram,
-        });
-      }
-      case "install-hook":
-        return await runInstallHook(line, {
-          projectDir: deps.projectDir,
-          print: deps.print,
-        });
-      case "ctl":
-        return await runCtl(line, {
-          configFile: configPath(line, deps.env),
-          print: deps.print,
-        });
-      case "":
-        deps.printError(USAGE);
-        return 2;
-      default:
-        if (line.command.includes("/") || line.command.endsWith(".conf")) {
-          // md_server's form: `mdserver /etc/mdserver/mdserver.conf`
-          return await serve({ ...line, command: "serve", args: [line.command, ...line.args] }, deps);
-        }
-        deps.printError(`mdserver: unknown command "${line.command}"\n${USAGE}`);
-        return 2;
-    }
+    return await run(spec, line, deps);
   } catch (error) {
-    if (error instanceof ConfigError) {
-      deps.printError(`mdserver: configuration errors:\n${error.message}`);
-      return 1;
-    }
-    deps.printError(`mdserver: ${(error as Error).message}`);
-    return 1;
+    for (const text of errorLines(error, spec)) deps.printError(text);
+    return error instanceof UsageError ? 2 : 1;
   }
 }

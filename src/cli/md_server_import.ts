@@ -98,15 +98,21 @@ export interface ImportOutcome {
   reason?: string;
 }
 
+/** The import reports progress after this many entries. */
+export const IMPORT_PROGRESS_EVERY = 500;
+
 /** Imports entries one by one (each atomically); a failing entry is reported, the rest go on. */
 export async function importMdServerEntries(
   store: InstanceStore,
   entries: MdServerEntry[],
-  options: { keepInstanceIds?: boolean } = {},
+  options: { keepInstanceIds?: boolean; progress?: (done: number, total: number) => void } = {},
 ): Promise<ImportOutcome[]> {
   const keepIds = options.keepInstanceIds ?? true;
   const outcomes: ImportOutcome[] = [];
   for (const entry of entries) {
+    if (outcomes.length > 0 && outcomes.length % IMPORT_PROGRESS_EVERY === 0) {
+      options.progress?.(outcomes.length, entries.length);
+    }
     try {
       const { instance, created } = await store.upsert(
         {

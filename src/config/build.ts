@@ -66,8 +66,11 @@ export function buildConfig(
     return text;
   };
 
+  const problemsBeforeNetwork = problems.length;
   const netPrefix = int("dnsmasq.net_prefix", 8, 30);
   const netAddress = address("dnsmasq.net_address");
+  // A network that failed its own check is not used to judge other keys (no follow-on errors from a fallback).
+  const networkUsable = problems.length === problemsBeforeNetwork;
   const network: Ipv4Network = { address: parseIpv4(netAddress) ?? 0, prefix: netPrefix };
   const netBase = parseIpv4(netAddress);
   if (netBase !== null && problems.length === 0) {
@@ -79,7 +82,7 @@ export function buildConfig(
     if (value === null) return;
     const parsed = parseIpv4(value);
     if (parsed === null) fail(id, `"${value}" is not an IPv4 address`);
-    else if (!networkContains(network, parsed)) {
+    else if (networkUsable && !networkContains(network, parsed)) {
       fail(id, `"${value}" is outside the network ${netAddress}/${netPrefix}`);
     }
   };

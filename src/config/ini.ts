@@ -33,12 +33,15 @@ export interface IniDocument {
   file: string;
   /** Every key, in file order. */
   entries: IniEntry[];
+  /** Every section header with its line, in file order (empty sections too). */
+  headers: { section: string; line: number }[];
 }
 
 /** Parses INI text; throws SyntaxError naming the file and line. */
 export function parseIni(text: string, file: string): IniDocument {
   const entries: IniEntry[] = [];
   const sections: string[] = [];
+  const headers: { section: string; line: number }[] = [];
   const seen = new Set<string>();
   let section: string | null = null;
   let current: IniEntry | null = null;
@@ -70,6 +73,7 @@ export function parseIni(text: string, file: string): IniDocument {
         );
       }
       sections.push(section);
+      headers.push({ section, line: lineNo });
       current = null;
       return;
     }
@@ -108,7 +112,7 @@ export function parseIni(text: string, file: string): IniDocument {
     currentIndent = indent;
     entries.push(current);
   });
-  return { file, entries };
+  return { file, entries, headers };
 }
 
 function firstSeparator(line: string): number {

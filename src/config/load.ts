@@ -12,7 +12,11 @@ import type { Config } from "./config.ts";
 import { includedFiles } from "./files.ts";
 import { type IniEntry, parseIni } from "./ini.ts";
 import { ConfigError, type ConfigProblem, located } from "./problems.ts";
+import { nearestWord } from "./nearest.ts";
 import { PATH_KEYS, schema } from "./schema.ts";
+
+/** A relative default_template names a file of userdata_dir (md_server's meaning; vendordata_template, new, is relative to its file). */
+const TEMPLATE_KEYS = new Set(["mdserver.default_template"]);
 
 /** What loadConfig needs from the outside world. */
 export interface ConfigEnvironment {
@@ -81,6 +85,7 @@ export async function loadConfig(
   const main = await readDocument(mainFile, env, problems);
   if (main === null) throw new ConfigError(problems);
   files.push(mainFile);
+  const headers = main.headers.map((header) => ({ ...header, file: mainFile }));
   for (const entry of main.entries) values.set(`${entry.section}.${entry.key}`, entry);
 
   const problemAt = (key: string, message: string) =>
@@ -119,6 +124,7 @@ export async function loadConfig(
     });
     if (document === null) continue;
     files.push(path);
+    headers.push(...document.headers.map((header) => ({ ...header, file: path })));
     for (const entry of document.entries) {
       if (entry.section === "_include_") {
         warnings.push(
@@ -132,27 +138,35 @@ export async function loadConfig(
 
   const hostname = env.hostname();
   const known = schema(hostname);
-  for (const entry of values.values()) {
+  // Unknown sections and keys are reported with the nearest known name, and
+  // left out, so the known values are still checked in the same pass.
+  const sectionNames = Object.keys(known);
+  for (const header of headers) {
+    if (known[header.section] !== undefined) continue;
+    const near = nearestWord(header.section, sectionNames);
+    problems.push({
+      file: header.file,
+      section: header.section,
+      key: null,
+      message: `unknown section (line ${header.line}); ${
+        near ? `did you mean [${near}]?` : `known sections: ${sectionNames.map((name) => `[${name}]`).join(", ")}`
+      }`,
+    });
+  }
+  for (const [id, entry] of [...values]) {
     const section = known[entry.section];
-    if (section === undefined) {
-      problems.push({
-        file: entry.file,
-        section: entry.section,
-        key: null,
-        message: `unknown section (line ${entry.line}); known sections: ${
-          Object.keys(known).map((name) => `[${name}]`).join(", ")
-        }`,
-      });
-    } else if (section !== "any" && !(entry.key in section)) {
+    if (section === undefined) values.delete(id);
+    else if (section !== "any" && !(entry.key in section)) {
+      const near = nearestWord(entry.key, Object.keys(section));
       problems.push({
         file: entry.file,
         section: entry.section,
         key: entry.key,
-        message: `unknown key (line ${entry.line})`,
+        message: `unknown key (line ${entry.line})${near ? `; did you mean ${near}?` : ""}`,
       });
+      values.delete(id);
     }
   }
-  if (problems.length > 0) throw new ConfigError(problems);
 
   // md_server's old key wins over the new one when both are set.
   const oldLevel = values.get("mdserver.loglevel");
@@ -168,7 +182,9 @@ export async function loadConfig(
       const id = `${sectionName}.${key}`;
       raw.set(
         id,
-        PATH_KEYS.has(id) && entry && value !== "" && !isAbsolute(value) ? resolve(dirname(entry.file), value) : value,
+        PATH_KEYS.has(id) && entry && value !== "" && !isAbsolute(value) && !TEMPLATE_KEYS.has(id)
+          ? resolve(dirname(entry.file), value)
+          : value,
       );
     }
   }
@@ -178,6 +194,12 @@ export async function loadConfig(
     }
   }
 
+  // A relative template is a file of userdata_dir (as md_server's and the shipped files say).
+  const userdataDir = raw.get("mdserver.userdata_dir");
+  for (const id of TEMPLATE_KEYS) {
+    const value = raw.get(id);
+    if (value && !isAbsolute(value) && userdataDir) raw.set(id, resolve(userdataDir, value));
+  }
   const config = buildConfig(raw, values, { files, warnings, problems });
   if (problems.length > 0) throw new ConfigError(problems);
   const userdataInfo = await env.stat(config.mdserver.userdataDir).catch(() => null);
@@ -236,11 +258,18 @@ async function readDocument(
   try {
     text = await env.readTextFile(path);
   } catch (error) {
+    // A refusal of the permission set is not a configuration error: the CLI names the set and the path.
+    if (error instanceof Deno.errors.NotCapable || error instanceof Deno.errors.PermissionDenied) throw error;
+    const missing = error instanceof Deno.errors.NotFound;
     problems.push({
       file: includedFrom?.file ?? path,
       section: includedFrom?.section ?? "-",
       key: null,
-      message: `cannot read "${path}": ${errorMessage(error)}`,
+      message: includedFrom
+        ? `cannot read the included file "${path}": ${missing ? "it does not exist" : errorMessage(error)}`
+        : missing
+        ? "the file does not exist (give the configuration with --config FILE or $MDSERVER_CONFIG)"
+        : `cannot read it: ${errorMessage(error)}`,
     });
     return null;
   }
@@ -272,6 +301,8 @@ async function statOrProblem(
   }
 }
 
+/** An error's message without the OS detail Deno appends (`(os error 13): readfile '…'`). */
 function errorMessage(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
+  const message = error instanceof Error ? error.message : String(error);
+  return message.replace(/ \(os error \d+\)(: \w+ '[^']*')?/g, "").toLowerCase();
 }

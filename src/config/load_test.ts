@@ -195,8 +195,29 @@ Deno.test("loadConfig() reports an unreadable include", async () => {
 Deno.test("loadConfig() reports a missing main file", async () => {
   await assert.rejects(
     () => loadConfig("/nonexistent/mdserver.conf"),
-    (error: Error) => /\/nonexistent\/mdserver\.conf: .*cannot read/.test(error.message),
+    (error: Error) => /^\/nonexistent\/mdserver\.conf: the file does not exist \(give/.test(error.message),
   );
+});
+
+Deno.test("loadConfig() reports every error in one pass, each at its line, with the nearest known name", async () => {
+  const errors = await configErrors({
+    "mdserver.conf": "[mdserver]\nuserdata_dir = userdata\nlisten_adress = 127.0.0.1\n[dnsmasq]\nnet_prefix = 33\n" +
+      "[servce]\n[frobnicate]\n",
+    "userdata/": "",
+  });
+  assert.match(errors, /\[mdserver\] listen_adress: unknown key \(line 3\); did you mean listen_address\?/);
+  assert.match(errors, /\[dnsmasq\] net_prefix: expected a whole number from 8 to 30, got "33" \(line 5\)/);
+  assert.match(errors, /\[servce\]: unknown section \(line 6\); did you mean \[service\]\?/);
+  assert.match(errors, /\[frobnicate\]: unknown section \(line 7\); known sections: /);
+});
+
+Deno.test("loadConfig() reads a relative default_template as a file of userdata_dir", async () => {
+  const dir = await tempTree({
+    "etc/mdserver.conf": "[mdserver]\nuserdata_dir = ../templates\ndefault_template = base.yaml\n",
+    "templates/base.yaml": "#cloud-config\n",
+  });
+  const config = await loadConfig(join(dir, "etc/mdserver.conf"));
+  assert.equal(config.mdserver.defaultTemplate, join(dir, "templates/base.yaml"));
 });
 
 Deno.test("loadConfig() reads continuation lines, colons and %% as configparser does", async () => {
@@ -215,4 +236,13 @@ Deno.test("formatConfig() prints the effective configuration with the password m
   assert.match(text, /\[dnsmasq\][^[]*domain = example\.com/);
   assert.match(text, /password = \*{8}/);
   assert.doesNotMatch(text, /password-test/);
+});
+
+Deno.test("loadConfig() judges no key by a network that failed its own check (no follow-on errors)", async () => {
+  const errors = await configErrors({
+    "mdserver.conf": "[mdserver]\nuserdata_dir = userdata\n[dnsmasq]\nnet_address = 127.100.0.0\nnet_prefix = 7\n" +
+      "gateway = 10.0.0.1\n",
+  });
+  assert.match(errors, /\[dnsmasq\] net_prefix: expected a whole number from 8 to 30, got "7" \(line 5\)/);
+  assert.doesNotMatch(errors, /gateway/);
 });

@@ -23,4 +23,5 @@ export { type IniDocument, type IniEntry, parseIni } from "./ini.ts";
 export { type ConfigEnvironment, loadConfig, realConfigEnvironment } from "./load.ts";
 export { ConfigError, type ConfigProblem, formatProblem } from "./problems.ts";
 export { keyLines, publicKeyLines } from "./public_keys.ts";
+export { editDistance, nearestWord } from "./nearest.ts";
 export { parseBool } from "./schema.ts";

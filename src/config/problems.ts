@@ -32,6 +32,7 @@ export class ConfigError extends Error {
 
 /** Formats a problem as `file: [section] key: message`. */
 export function formatProblem(problem: ConfigProblem): string {
+  if (problem.section === "-") return `${problem.file}: ${problem.message}`;
   const where = problem.key === null ? `[${problem.section}]` : `[${problem.section}] ${problem.key}`;
   return `${problem.file}: ${where}: ${problem.message}`;
 }

@@ -104,10 +104,16 @@ class DnsmasqIntegration implements DnsmasqHandle {
     if (useDns && dnsPort !== 53) {
       log.warning(`dnsmasq: use_dns is set but dns_port is ${dnsPort}; guests ask port 53`);
     }
-    const summary = await rebuildHostRecords(this.#config, paths, store.list());
+    const started = performance.now();
+    const summary = await rebuildHostRecords(this.#config, paths, store.list(), (done) => {
+      log.info(
+        `dnsmasq: rebuilding records: ${done} instances (${((performance.now() - started) / 1000).toFixed(1)}s)`,
+      );
+    });
     log.info(
       `dnsmasq: records of ${summary.instances} instances in ${paths.dhcpHostsDir} and ${paths.hostsDir} ` +
-        `(${summary.written} written, ${summary.unchanged} unchanged, ${summary.removed} stale removed)`,
+        `(${summary.written} written, ${summary.unchanged} unchanged, ${summary.removed} stale removed) ` +
+        `in ${((performance.now() - started) / 1000).toFixed(1)}s`,
     );
     if (this.manage === "unit") {
       // Its unit starts it, or restarts it to read a changed configuration.

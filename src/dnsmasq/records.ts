@@ -94,6 +94,9 @@ export interface RebuildSummary {
   dhcpChanged: boolean;
 }
 
+/** A rebuild reports progress after this many instances. */
+export const REBUILD_PROGRESS_EVERY = 1000;
+
 /**
  * Makes the record folders match the instances: writes every instance's
  * records and removes every other file (stale records, left-over temporary files).
@@ -102,6 +105,7 @@ export async function rebuildHostRecords(
   config: Config,
   paths: DnsmasqPaths,
   instances: AsyncIterable<Instance> | Iterable<Instance>,
+  onProgress?: (done: number) => void,
 ): Promise<RebuildSummary> {
   const keep = new Set<string>();
   const summary: RebuildSummary = {
@@ -120,6 +124,7 @@ export async function rebuildHostRecords(
       else summary.written++;
     }
     if (outcome.dhcp === "changed") summary.dhcpChanged = true;
+    if (summary.instances % REBUILD_PROGRESS_EVERY === 0) onProgress?.(summary.instances);
   }
   for (const dir of [paths.dhcpHostsDir, paths.hostsDir]) {
     for await (const entry of Deno.readDir(dir)) {

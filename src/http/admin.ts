@@ -8,15 +8,17 @@
  * - GET  /health
  * - GET  /metrics                       Prometheus text
  * - POST /v1/instances                  body: domain XML → 201/200 JSON
- * - GET  /v1/instances                  → JSON list, each with `access` and `bootState`
+ * - GET  /v1/instances                  → JSON list (snake_case), each with `access`, `boot_state`, `since`
  * - GET  /v1/instances/<ref>            → JSON (ref: name, UUID, instance-id, MAC or address)
  * - DELETE /v1/instances/<ref>
+ * - POST /v1/instances/delete          body {"uuids": [...]}: many at once → {deleted: [{name, uuid, ipv4}]}
  * - POST /v1/instances/<ref>/stopped    the hook's `release end`
  * - GET  /v1/instances/<ref>/user-data  exactly what the guest receives
  * - GET  /v1/instances/<ref>/vendor-data
  * - GET  /v1/instances/<ref>/meta-data  the EC2 meta-data tree as JSON
  * - GET  /v1/instances/<ref>/openstack/<file>, /nocloud/<file>
  * - GET  /v1/known-hosts                ssh known_hosts from phone-home host keys
+ * - POST /v1/reload                     read the configuration, keys and templates again (as SIGHUP)
  *
  * @module
  */
@@ -37,10 +39,11 @@ import {
 import { parseIpv4, poolContains } from "../ipam/ipv4.ts";
 import type { Logger } from "../log/log.ts";
 import type { Metrics } from "../log/metrics.ts";
-import { type AccessRecorder, bootState, type Instance, type InstanceStore, knownHostsLines } from "../store/mod.ts";
+import { type AccessRecorder, type Instance, type InstanceStore, knownHostsLines } from "../store/mod.ts";
 import type { TemplateRenderer } from "../user_data/mod.ts";
 import { badTargetError, requestLineUrl } from "./request_target.ts";
 import { errorToResponse, HttpError, jsonResponse, textResponse } from "./errors.ts";
+import { instanceJson } from "./_instance_json.ts";
 import { answerUpload } from "./_upload.ts";
 
 /** What the admin handler needs. */
@@ -63,7 +66,14 @@ export interface AdminDeps {
   token?: string | null;
   /** dnsmasq as the service runs it, for /health; null or absent when dnsmasq is not kept. */
   dnsmasq?: DnsmasqState | null;
+  /** Reads the configuration again (POST /v1/reload); absent when the service cannot. */
+  reload?: () => Promise<ReloadOutcome>;
 }
+
+/** What a reload did: refused with the problems, or taken with the keys that need a restart. */
+export type ReloadOutcome =
+  | { ok: true; files: string[]; needRestart: string[] }
+  | { ok: false; problems: string[] };
 
 /** What /health says of dnsmasq. */
 export interface DnsmasqState {
@@ -138,10 +148,26 @@ function decodeSegment(segment: string): string {
   }
 }
 
-/** An instance with what boot tracking knows of it. */
+/** An instance with what boot tracking knows of it (snake_case, see _instance_json.ts). */
 async function withAccess(instance: Instance, deps: AdminDeps) {
-  const access = await deps.access.get(instance.uuid);
-  return { ...instance, bootState: bootState(instance, access), access };
+  return instanceJson(instance, await deps.access.get(instance.uuid));
+}
+
+/** Removes many instances in one request; the answer lists those removed. */
+async function deleteMany(request: Request, deps: AdminDeps): Promise<Response> {
+  let uuids: unknown;
+  try {
+    uuids = (await request.json()).uuids;
+  } catch {
+    throw new HttpError(400, 'the body must be JSON: {"uuids": [...]}');
+  }
+  if (!Array.isArray(uuids) || uuids.some((uuid) => typeof uuid !== "string") || uuids.length > 10_000) {
+    throw new HttpError(400, '"uuids" must be a list of at most 10000 UUIDs');
+  }
+  const deleted = (await deps.store.deleteMany(uuids as string[]))
+    .map((instance) => ({ name: instance.name, uuid: instance.uuid, ipv4: instance.ipv4 }));
+  deps.log.info(`deleted: ${deleted.length} of ${uuids.length} instances in one request`);
+  return jsonResponse({ deleted });
 }
 
 async function route(request: Request, url: URL, deps: AdminDeps): Promise<Response> {
@@ -152,14 +178,19 @@ async function route(request: Request, url: URL, deps: AdminDeps): Promise<Respo
     return textResponse(await deps.metrics.render(), 200, { "content-type": "text/plain; version=0.0.4" });
   }
   if (url.pathname === "/v1/known-hosts" && method === "GET") return await knownHosts(deps);
+  if (url.pathname === "/v1/reload" && method === "POST") return await reload(deps);
   if (segments[0] !== "v1" || segments[1] !== "instances") {
     throw new HttpError(404, `not found: ${url.pathname}`);
   }
   const ref = segments[2];
+  if (ref === "delete" && segments.length === 3 && method === "POST") return await deleteMany(request, deps);
   if (ref === undefined) {
     if (method === "GET") {
+      const records = await deps.access.all();
       const instances = [];
-      for await (const instance of deps.store.list()) instances.push(await withAccess(instance, deps));
+      for await (const instance of deps.store.list()) {
+        instances.push(instanceJson(instance, records.get(instance.uuid) ?? null));
+      }
       return jsonResponse(instances);
     }
     if (method === "POST") return await answerUpload(request, deps);
@@ -178,7 +209,7 @@ async function route(request: Request, url: URL, deps: AdminDeps): Promise<Respo
   if (action === "stopped" && method === "POST") {
     const updated = await deps.store.setState(instance.uuid, "stopped");
     deps.log.info(`stopped: ${instance.name}`);
-    return jsonResponse(updated);
+    return jsonResponse(updated === null ? null : instanceJson(updated, await deps.access.get(updated.uuid)));
   }
   if (method === "GET" && action !== undefined) return await preview(instance, action, file, deps);
   throw new HttpError(404, `not found: ${method} ${url.pathname}`);
@@ -250,4 +281,13 @@ async function knownHosts(deps: AdminDeps): Promise<Response> {
   }
   const lines = knownHostsLines(entries);
   return textResponse(lines.length > 0 ? lines.join("\n") + "\n" : "");
+}
+
+async function reload(deps: AdminDeps): Promise<Response> {
+  if (!deps.reload) throw new HttpError(404, "this service cannot reload in place");
+  const outcome = await deps.reload();
+  if (!outcome.ok) {
+    return jsonResponse({ error: `reload refused: ${outcome.problems.join("; ")}`, problems: outcome.problems }, 422);
+  }
+  return jsonResponse({ reloaded: outcome.files, need_restart: outcome.needRestart });
 }

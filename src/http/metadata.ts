@@ -138,7 +138,7 @@ export function createMetadataHandler(deps: MetadataDeps): Handler {
     neighbourTableUnreadable = true;
     log.warning(
       `verify_mac = auto: the neighbour table cannot be read (${error.message}); guests are known by address ` +
-        `alone. Apply libvirt's clean-traffic filter to their interfaces (mdserver ctl nwfilter NAME)`,
+        `alone. Apply libvirt's clean-traffic filter to their interfaces (mdserver nwfilter NAME)`,
     );
   };
   return async (request, info) => {

@@ -10,7 +10,13 @@
  * @module
  */
 
-export { type AdminDeps, type AdminHandler, createAdminHandler, type DnsmasqState } from "./admin.ts";
+export {
+  type AdminDeps,
+  type AdminHandler,
+  createAdminHandler,
+  type DnsmasqState,
+  type ReloadOutcome,
+} from "./admin.ts";
 export { MAX_BODY_BYTES, readBody } from "./body.ts";
 export { errorToResponse, HttpError, jsonResponse, textResponse } from "./errors.ts";
 export { RequestGate } from "./gate.ts";

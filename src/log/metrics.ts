@@ -1,7 +1,9 @@
 /**
  * Prometheus metrics in the text exposition format, served on the admin
  * listener at /metrics. Counters and a latency histogram updated in memory
- * on the request path; gauges read when scraped.
+ * on the request path; gauges and counters kept elsewhere read when scraped
+ * (each sampler must cost O(1) in the instance count). Every declared
+ * metric is in the first scrape; counters end in `_total`.
  *
  * @module
  */
@@ -23,7 +25,7 @@ export class Metrics {
   readonly #requests = new Map<string, number>();
   readonly #latency = new Map<string, Histogram>();
   readonly #counters = new Map<string, { help: string; value: number }>();
-  readonly #gauges = new Map<string, { help: string; sample: GaugeSampler }>();
+  readonly #gauges = new Map<string, { help: string; sample: GaugeSampler; type: "gauge" | "counter" }>();
 
   /** Counts one request of an API ("ec2", "openstack", "nocloud", "upload", "admin"…) with its status and duration. */
   observeRequest(api: string, status: number, seconds: number): void {
@@ -41,6 +43,11 @@ export class Metrics {
     histogram.count++;
   }
 
+  /** Declares a plain counter, so it is exposed (as 0) before it first counts. */
+  declareCounter(name: string, help: string): void {
+    if (!this.#counters.has(name)) this.#counters.set(name, { help, value: 0 });
+  }
+
   /** Adds to a plain counter (e.g. "mdserver_template_errors_total"). */
   increment(name: string, help: string, by = 1): void {
     const counter = this.#counters.get(name) ?? { help, value: 0 };
@@ -55,7 +62,12 @@ export class Metrics {
 
   /** Registers a gauge read at scrape time. */
   gauge(name: string, help: string, sample: GaugeSampler): void {
-    this.#gauges.set(name, { help, sample });
+    this.#gauges.set(name, { help, sample, type: "gauge" });
+  }
+
+  /** Registers a counter kept elsewhere (its name ends in _total), read at scrape time. */
+  sampledCounter(name: string, help: string, sample: GaugeSampler): void {
+    this.#gauges.set(name, { help, sample, type: "counter" });
   }
 
   /** The exposition text. */
@@ -81,7 +93,7 @@ export class Metrics {
       lines.push(`# HELP ${name} ${counter.help}`, `# TYPE ${name} counter`, `${name} ${counter.value}`);
     }
     for (const [name, gauge] of [...this.#gauges].sort()) {
-      lines.push(`# HELP ${name} ${gauge.help}`, `# TYPE ${name} gauge`);
+      lines.push(`# HELP ${name} ${gauge.help}`, `# TYPE ${name} ${gauge.type}`);
       for (const [labels, value] of await gauge.sample()) {
         const text = Object.entries(labels).map(([key, val]) => `${key}="${escapeLabel(val)}"`).join(",");
         lines.push(text ? `${name}{${text}} ${value}` : `${name} ${value}`);

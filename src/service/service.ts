@@ -16,6 +16,7 @@ import {
   createMetadataHandler,
   MAX_BODY_BYTES,
   type MetadataDeps,
+  type ReloadOutcome,
   RequestGate,
 } from "../http/mod.ts";
 import { formatRefusalReport, type GuestServer, serveGuests } from "../http_server/mod.ts";
@@ -24,10 +25,11 @@ import { buildPool, poolSize } from "../ipam/ipv4.ts";
 import { BurstLog, type EventCounter } from "../log/burst_log.ts";
 import type { Logger } from "../log/log.ts";
 import { Metrics } from "../log/metrics.ts";
-import { AccessRecorder, bootState, InstanceStore, type StoreEvent } from "../store/mod.ts";
+import { AccessRecorder, InstanceStore, type StoreEvent } from "../store/mod.ts";
 import { prepareSocketPath, restrictSocket } from "./_admin_socket.ts";
 import { loadAdminToken, permittedEnv } from "./_admin_token.ts";
 import { listenWhenAvailable } from "./_listen.ts";
+import { stateLabel, StateTally } from "./state_tally.ts";
 
 /** A started service. */
 export interface RunningService {
@@ -69,6 +71,8 @@ export interface StartOptions {
   dnsmasq?: boolean;
   /** Aborts a start still waiting for the metadata address. */
   signal?: AbortSignal;
+  /** Reads the configuration again and applies it (POST /v1/reload); absent: the API cannot reload. */
+  reload?: () => Promise<ReloadOutcome>;
   /** Reads an environment variable (CREDENTIALS_DIRECTORY); default: the permitted environment. */
   env?: (name: string) => string | undefined;
 }
@@ -106,11 +110,22 @@ export async function startService(config: Config, options: StartOptions): Promi
     intervalMs: config.mdserver.storeBusyLogInterval * 1000,
   });
   const store = createStore(kv, config, contention);
-  const dnsmasq = options.dnsmasq === false ? null : await startDnsmasq(config, { store, log });
+  // Started behind the listeners (its records are rebuilt from the whole store).
+  let dnsmasq: DnsmasqHandle | null = null;
   if (options.onChange) store.subscribe(options.onChange);
   const renderer = createTemplateRenderer(config, log);
 
-  const access = new AccessRecorder(kv, { log, contention });
+  // The boot-state counts for /metrics, kept up to date as state changes (a scrape is O(1)).
+  const tally = new StateTally();
+  store.subscribe((event) => {
+    if (event.type === "delete") tally.remove(event.instance.uuid);
+    else tally.setInstance(event.instance);
+  });
+  const access = new AccessRecorder(kv, {
+    log,
+    contention,
+    onWrite: (uuid, record) => tally.setAccess(uuid, record),
+  });
   // An upload of a known domain is a new start (the hook uploads on
   // `prepare begin`): its boot progress starts again, its host keys stay.
   store.subscribe(async (event) => {
@@ -119,26 +134,36 @@ export async function startService(config: Config, options: StartOptions): Promi
     }
   });
   const metrics = new Metrics();
-  registerGauges(metrics, store, access, () => dnsmasq?.restarts ?? 0);
+  registerMetrics(metrics, { store, tally, version: config.service.version, restarts: () => dnsmasq?.restarts ?? 0 });
   // Filled in once the metadata listener has its port.
   const extras: TemplateExtras = {};
   const servers: Deno.HttpServer[] = [];
   let metadata: GuestServer | null = null;
   // The handlers read these objects on every request: a reload replaces their configuration and renderer.
   // /health reports a dnsmasq mdserver runs itself (manage = child); the unit's is systemd's to watch.
-  const dnsmasqState = dnsmasq === null ? null : {
+  const dnsmasqState = options.dnsmasq === false ? null : {
     get managed() {
-      return dnsmasq.manage === "child";
+      return dnsmasq?.manage === "child";
     },
     get pid() {
-      return dnsmasq.pid;
+      return dnsmasq?.pid ?? null;
     },
     get restarts() {
-      return dnsmasq.restarts;
+      return dnsmasq?.restarts ?? 0;
     },
   };
   const metadataDeps: MetadataDeps = { config, store, renderer, log, access, metrics, extras };
-  const adminDeps: AdminDeps = { config, store, log, renderer, access, metrics, extras, dnsmasq: dnsmasqState };
+  const adminDeps: AdminDeps = {
+    config,
+    store,
+    log,
+    renderer,
+    access,
+    metrics,
+    extras,
+    dnsmasq: dnsmasqState,
+    ...(options.reload ? { reload: options.reload } : {}),
+  };
   const metadataHandler = createMetadataHandler(metadataDeps);
   const adminHandler = createAdminHandler(adminDeps);
   const gate = new RequestGate();
@@ -165,9 +190,12 @@ export async function startService(config: Config, options: StartOptions): Promi
       log.info(`admin listening on unix:${socket}`);
     }
     if (adminAddress !== null) {
-      const server = Deno.serve(
-        { hostname: adminAddress, port: config.admin.port, onListen: quiet },
-        gated(adminHandler),
+      const server = listen(
+        "the admin listener",
+        "admin",
+        adminAddress,
+        config.admin.port,
+        () => Deno.serve({ hostname: adminAddress, port: config.admin.port, onListen: quiet }, gated(adminHandler)),
       );
       servers.push(server);
       adminPort = server.addr.port;
@@ -181,16 +209,17 @@ export async function startService(config: Config, options: StartOptions): Promi
       `${listenAddress}:${port}`,
       "metadata",
       () =>
-        serveGuests({
-          hostname: listenAddress,
-          port,
-          limits,
-          onRefusals: (report) => log.warning(formatRefusalReport(report)),
-          onError: (error) => log.error(`metadata handler failed: ${error instanceof Error ? error.stack : error}`),
-          // The host itself (md_server's /instance-upload callers) is not a guest.
-          trusted: (address) => isLoopback(address) || address === listenAddress,
-          trustedBodyBytes: MAX_BODY_BYTES,
-        }, metadataHandler),
+        listen("the metadata listener", "mdserver", listenAddress, port, () =>
+          serveGuests({
+            hostname: listenAddress,
+            port,
+            limits,
+            onRefusals: (report) => log.warning(formatRefusalReport(report)),
+            onError: (error) => log.error(`metadata handler failed: ${error instanceof Error ? error.stack : error}`),
+            // The host itself (md_server's /instance-upload callers) is not a guest.
+            trusted: (address) => isLoopback(address) || address === listenAddress,
+            trustedBodyBytes: MAX_BODY_BYTES,
+          }, metadataHandler), true),
       { log, ...(options.signal ? { signal: options.signal } : {}) },
     );
     metadataPort = metadata.addr.port;
@@ -200,10 +229,27 @@ export async function startService(config: Config, options: StartOptions): Promi
     // A listener that cannot bind (address in use, not configured on any
     // interface…) stops the start: undo what was started.
     await Promise.all([...servers.map((server) => server.shutdown()), metadata?.shutdown({ deadlineMs: 0 })]);
-    await dnsmasq?.stop();
     if (!options.kv) kv.close();
     throw error;
   }
+
+  // Behind the listeners (guests already known are served from KV meanwhile):
+  // dnsmasq's records rebuilt from the store, and the process started.
+  try {
+    if (options.dnsmasq !== false) dnsmasq = await startDnsmasq(config, { store, log });
+  } catch (error) {
+    await Promise.all([...servers.map((server) => server.shutdown()), metadata.shutdown({ deadlineMs: 0 })]);
+    if (!options.kv) kv.close();
+    throw error;
+  }
+
+  // Behind the listeners: counting the stored instances for /metrics.
+  const started = performance.now();
+  const counting = tally.fill(store, () => access.all()).then(
+    (count) =>
+      log.info(`counted ${count} instances by boot state in ${((performance.now() - started) / 1000).toFixed(1)}s`),
+    (error) => log.warning(`instances not counted for /metrics: ${(error as Error).message}`),
+  );
 
   let stopping: Promise<void> | null = null;
   const shutdown = () => {
@@ -216,6 +262,7 @@ export async function startService(config: Config, options: StartOptions): Promi
       const deadlineMs = config.limits.shutdownTimeoutMs;
       const deadline = Date.now() + deadlineMs;
       await Promise.all([metadata?.shutdown({ deadlineMs }), gate.drain(deadlineMs)]);
+      await counting;
       await Promise.race([
         Promise.all(servers.map((server) => server.shutdown())),
         sleep(Math.max(0, deadline - Date.now())),
@@ -252,22 +299,71 @@ export async function startService(config: Config, options: StartOptions): Promi
   };
 }
 
-function registerGauges(metrics: Metrics, store: InstanceStore, access: AccessRecorder, restarts: () => number) {
-  metrics.gauge("mdserver_instances", "Instances by boot state.", async () => {
-    const counts = new Map<string, number>();
-    for await (const instance of store.list()) {
-      const state = bootState(instance, await access.get(instance.uuid));
-      counts.set(state, (counts.get(state) ?? 0) + 1);
+/**
+ * Binds a listener; an address in use (and, unless `waitsForAddress`, one
+ * not on this host) is named with its configuration key.
+ */
+export function listen<Server>(
+  what: string,
+  section: string,
+  host: string,
+  port: number,
+  bind: () => Server,
+  waitsForAddress = false,
+): Server {
+  try {
+    return bind();
+  } catch (error) {
+    if (error instanceof Deno.errors.AddrInUse) {
+      throw new Error(
+        `${what} cannot listen on ${host}:${port}: the address is in use (another mdserver? see: ss -ltnp 'sport = :${port}'); ` +
+          `stop it or change [${section}] port`,
+      );
     }
-    return [...counts].map(([state, count]) => [{ state }, count]);
-  });
-  metrics.gauge("mdserver_pool_addresses", "Addresses of the pool: size and used.", async () => [
-    [{ kind: "size" }, poolSize(store.pool)],
-    [{ kind: "used" }, await store.allocatedCount()],
-  ]);
+    if (error instanceof Deno.errors.AddrNotAvailable && !waitsForAddress) {
+      throw new Error(
+        `${what} cannot listen on ${host}:${port}: no interface of this host has ${host}; ` +
+          `add it (the mds network up?) or change [${section}] listen_address`,
+      );
+    }
+    throw error;
+  }
+}
+
+/** What the metrics read at scrape time; every sampler is O(1) in the instance count. */
+interface MetricSources {
+  store: InstanceStore;
+  tally: StateTally;
+  version: string;
+  restarts: () => number;
+}
+
+function registerMetrics(metrics: Metrics, sources: MetricSources) {
+  const { store, tally } = sources;
   metrics.gauge(
-    "mdserver_dnsmasq_restarts",
+    "mdserver_build_info",
+    "mdserver's version; always 1.",
+    () => Promise.resolve([[{ version: sources.version }, 1]]),
+  );
+  metrics.declareCounter("mdserver_template_errors_total", "User-data and vendor-data templates that failed.");
+  metrics.gauge(
+    "mdserver_instances",
+    "Instances by boot state.",
+    () => Promise.resolve(tally.counts().map(([state, count]) => [{ state: stateLabel(state) }, count])),
+  );
+  metrics.gauge(
+    "mdserver_pool_size_addresses",
+    "Addresses the pool can hand out.",
+    () => Promise.resolve([[{}, poolSize(store.pool)]]),
+  );
+  metrics.gauge(
+    "mdserver_pool_used_addresses",
+    "Addresses of the pool held by instances.",
+    async () => [[{}, await store.allocatedCount()]],
+  );
+  metrics.sampledCounter(
+    "mdserver_dnsmasq_restarts_total",
     "Times the managed dnsmasq was started again.",
-    () => Promise.resolve([[{}, restarts()]]),
+    () => Promise.resolve([[{}, sources.restarts()]]),
   );
 }

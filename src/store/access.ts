@@ -63,6 +63,8 @@ export interface AccessRecorderOptions {
   minIntervalMs?: number;
   /** How long notes are gathered before a batch is written (ms). */
   batchDelayMs?: number;
+  /** Told of every record written (what the metrics count by state). */
+  onWrite?: (uuid: string, record: AccessRecord) => void;
 }
 
 /**
@@ -81,6 +83,7 @@ export class AccessRecorder {
   readonly #minIntervalMs: number;
   readonly #contention: EventCounter | null;
   readonly #batchDelayMs: number;
+  readonly #onWrite: (uuid: string, record: AccessRecord) => void;
   readonly #lastWrite = new Map<string, number>();
   readonly #lastUserDataWrite = new Map<string, number>();
   #queued = new Map<string, PendingNote>();
@@ -96,6 +99,7 @@ export class AccessRecorder {
     this.#minIntervalMs = options.minIntervalMs ?? 10_000;
     this.#contention = options.contention ?? null;
     this.#batchDelayMs = options.batchDelayMs ?? 1_000;
+    this.#onWrite = options.onWrite ?? (() => {});
   }
 
   /** Notes a metadata fetch (EC2, OpenStack or NoCloud). */
@@ -150,6 +154,16 @@ export class AccessRecorder {
     return (await this.#kv.get<AccessRecord>(["access", uuid])).value;
   }
 
+  /** Every record, by UUID, in one scan (listing all instances). */
+  async all(): Promise<Map<string, AccessRecord>> {
+    await this.flush();
+    const records = new Map<string, AccessRecord>();
+    for await (const entry of this.#kv.list<AccessRecord>({ prefix: ["access"] })) {
+      records.set(entry.key[1] as string, entry.value);
+    }
+    return records;
+  }
+
   /** Writes every gathered note now and waits for it (reads, tests and shutdown). */
   async flush(): Promise<void> {
     this.#startBatch();
@@ -201,14 +215,20 @@ export class AccessRecorder {
       entries.push(...await this.#kv.getMany(uuids.slice(start, start + READ_CHUNK).flatMap(recordKeys)));
     }
     const operation = this.#kv.atomic();
+    const written: [string, AccessRecord][] = [];
     uuids.forEach((uuid, index) => {
       const access = entries[2 * index] as Deno.KvEntryMaybe<AccessRecord>;
       const instance = entries[2 * index + 1]!;
       if (instance.value === null) return; // deleted since: nothing to record
       const note = batch.get(uuid)!;
-      operation.check(access).check(instance).set(["access", uuid], applyNote(access.value, note));
+      const record = applyNote(access.value, note);
+      written.push([uuid, record]);
+      operation.check(access).check(instance).set(["access", uuid], record);
     });
-    if ((await operation.commit()).ok) return;
+    if ((await operation.commit()).ok) {
+      for (const [uuid, record] of written) this.#onWrite(uuid, record);
+      return;
+    }
     for (const uuid of uuids) {
       const note = batch.get(uuid)!;
       try {
@@ -226,7 +246,10 @@ export class AccessRecorder {
       if (instance.value === null) throw new InstanceGoneError();
       const updated = change(entry.value ?? emptyAccessRecord());
       const result = await this.#kv.atomic().check(entry).check(instance).set(["access", uuid], updated).commit();
-      if (result.ok) return updated;
+      if (result.ok) {
+        this.#onWrite(uuid, updated);
+        return updated;
+      }
       this.#contention?.note(`the access record of ${uuid} met a concurrent change, retrying`);
     }
     throw new StoreBusyError(`access record for ${uuid}: the store stayed busy`);

@@ -101,6 +101,8 @@ const MAX_VALUE_BYTES = 65_536;
 /** Longest reference looked up by key; KV refuses keys over 2 KiB, and no name, MAC or id comes near this. */
 const MAX_REFERENCE_LENGTH = 512;
 const ONE = 1n;
+/** Instances one deleteMany() commit removes (KV allows 100 checks and 1000 mutations a commit). */
+const DELETE_BATCH = 50;
 const MINUS_ONE = 0xffffffffffffffffn; // sum() wraps: adding 2^64-1 subtracts 1
 
 /** The instance store over one Deno KV database. */
@@ -467,6 +469,47 @@ export class InstanceStore {
       }
     }
     throw this.#busy(`could not delete instance ${uuid}`);
+  }
+
+  /**
+   * Removes many instances in few commits (DELETE_BATCH a commit, each
+   * guarded by its instance's version); the instances removed. A batch that
+   * loses a race is removed one by one instead.
+   */
+  async deleteMany(uuids: string[]): Promise<Instance[]> {
+    const removed: Instance[] = [];
+    for (let start = 0; start < uuids.length; start += DELETE_BATCH) {
+      const batch = uuids.slice(start, start + DELETE_BATCH);
+      const entries = (await Promise.all(batch.map((uuid) => this.kv.get<Instance>(["instances", uuid]))))
+        .filter((entry) => entry.value !== null);
+      const op = this.kv.atomic();
+      let released = 0n;
+      for (const entry of entries) {
+        const instance = entry.value!;
+        op.check(entry)
+          .delete(["instances", instance.uuid])
+          .delete(["by_name", instance.name])
+          .delete(["by_mac", instance.mac])
+          .delete(["by_instance_id", instance.instanceId])
+          .delete(["access", instance.uuid]);
+        const address = parseIpv4(instance.ipv4);
+        if (address !== null) {
+          op.delete(["by_ipv4", address]);
+          released++;
+        }
+      }
+      if (released > 0n) op.sum(["ipam", "allocated"], (1n << 64n) - released); // sum() wraps: subtracts
+      if (entries.length > 0 && await this.#commit(op)) {
+        for (const entry of entries) {
+          this.#forget(entry.value!.ipv4);
+          removed.push(entry.value!);
+          await this.#emit({ type: "delete", instance: entry.value! });
+        }
+        continue;
+      }
+      for (const entry of entries) if (await this.delete(entry.value!.uuid)) removed.push(entry.value!);
+    }
+    return removed;
   }
 
   /** Marks an instance stopped (its address is kept); null when unknown. */

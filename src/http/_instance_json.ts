@@ -1,0 +1,36 @@
+/**
+ * The admin API's JSON shape of an instance: snake_case keys throughout (as
+ * the upload answer, md_server's answers and cloud-init's documents), one
+ * `boot_state` and the time it was reached (`since`); map keys of
+ * `metadata`, `tags` and `host_keys` are the operator's and kept as they are.
+ *
+ * @module
+ */
+
+import { type AccessRecord, bootState, type Instance } from "../store/mod.ts";
+
+/** camelCase → snake_case (`memoryMiB` → `memory_mib`). */
+export function snakeCase(key: string): string {
+  return key.replace(/([a-z0-9])([A-Z]+)/g, "$1_$2").toLowerCase();
+}
+
+/** The record's own keys in snake_case; values (the operator's maps too) as they are. */
+function snakeKeys(record: object): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(record)) out[snakeCase(key)] = value;
+  return out;
+}
+
+/** An instance with its boot tracking, as every admin answer shows it. */
+export function instanceJson(instance: Instance, access: AccessRecord | null): Record<string, unknown> {
+  const state = bootState(instance, access);
+  const since = state === "stopped"
+    ? instance.stoppedAt
+    : access?.bootedAt ?? access?.userDataAt ?? access?.firstMetadataAt ?? instance.updatedAt;
+  return {
+    ...snakeKeys(instance),
+    boot_state: state.replace(/[\s-]+/g, "_"),
+    since,
+    access: access === null ? null : snakeKeys(access),
+  };
+}
