@@ -25,7 +25,7 @@ import {
 } from "./guest_checks.ts";
 import { getInstance, type InstanceView } from "./instance_view.ts";
 import { libvirtDomainXml, mustVirsh, randomMac, virsh } from "./libvirt.ts";
-import { gcVirsh, knownHosts, sysinfoElement } from "./mdserver_cli.ts";
+import { addSysinfo, gcVirsh, knownHosts } from "./mdserver_cli.ts";
 import { waitFor } from "./process.ts";
 import { customizedDisk, overlayDisk } from "./qemu.ts";
 import { message, ReportedError } from "./report.ts";
@@ -92,9 +92,6 @@ export async function guestRun(spec: GuestRun, ctx: GuestContext): Promise<BootT
       const disk = spec.kind === "nocloud" ? `${dir}/disk.qcow2` : `${dir}/disk.raw`;
       if (spec.kind === "nocloud") await overlayDisk(base, disk);
       else await customizedDisk(base, disk, [{ path: EC2_DATASOURCE_FILE, content: EC2_DATASOURCE_CONFIG }], dir);
-      // NoCloud: the stock image finds mdserver through the SMBIOS serial
-      // that `mdserver smbios NAME` prints; Ec2: through the datasource file.
-      const sysinfo = spec.kind === "nocloud" ? await sysinfoElement(name) : null;
       return libvirtDomainXml({
         name,
         uuid: crypto.randomUUID(),
@@ -110,18 +107,36 @@ export async function guestRun(spec: GuestRun, ctx: GuestContext): Promise<BootT
         kernelCommandLine: `console=ttyS0,115200n8 root=${ctx.image.rootDevice} rw panic=5`,
         disk,
         diskFormat: spec.kind === "nocloud" ? "qcow2" : "raw",
-        sysinfo,
+        sysinfo: null,
         consoleLog,
         accel: ctx.accel,
       });
     },
     () =>
       spec.kind === "nocloud"
-        ? "qcow2 overlay over the base image (stock cloud-init configuration); <sysinfo> from mdserver smbios"
+        ? "qcow2 overlay over the base image (stock cloud-init configuration)"
         : `copy of the base image with ${EC2_DATASOURCE_FILE}: ${EC2_DATASOURCE_CONFIG.trim().replace(/\s+/g, " ")}`,
   );
   await Deno.writeTextFile(`${dir}/domain.xml`, domainXml);
   await report.phase(run, "virsh define", () => mustVirsh(NAMESPACE, ["define", `${dir}/domain.xml`]));
+  if (spec.kind === "nocloud") {
+    // The stock image finds mdserver through the SMBIOS serial that
+    // `mdserver smbios NAME --xml` prints, added as the README says.
+    const defined = await report.phase(
+      run,
+      "<sysinfo> from mdserver smbios --xml, virsh define",
+      () => addSysinfo(name, dir),
+      (xml) => /<entry name='serial'>([^<]*)<\/entry>/.exec(xml)?.[1] ?? "",
+    );
+    report.check(
+      run,
+      "the domain has the <sysinfo> and <smbios mode='sysinfo'/>",
+      /<os>[^]*<smbios mode='sysinfo'\/>[^]*<\/os>/.test(defined) && /<sysinfo type='smbios'>/.test(defined),
+      `virsh dumpxml --inactive ${name}: ${defined.includes("<sysinfo") ? "<sysinfo>" : "no <sysinfo>"}, ${
+        defined.includes("<smbios mode='sysinfo'/>") ? "<smbios mode='sysinfo'/>" : "no <smbios>"
+      }`,
+    );
+  }
 
   const guest = {
     run,

@@ -69,10 +69,18 @@ export async function mustVirsh(namespace: string, args: string[], timeoutMs = 6
   return result.stdout;
 }
 
-/** Starts libvirtd inside the namespace and waits until virsh gets an answer. */
-export async function startLibvirtd(namespace: string, workDir: string, etcDir: string): Promise<Libvirt> {
+/**
+ * Starts libvirtd inside the namespace (`command` says how: the arguments
+ * it gets are libvirtd's) and waits until virsh gets an answer.
+ */
+export async function startLibvirtd(
+  namespace: string,
+  workDir: string,
+  etcDir: string,
+  command: (program: string, args: string[]) => [string, string[]],
+): Promise<Libvirt> {
   const pidFile = `${workDir}/libvirtd.pid`;
-  await mustRun(...inNamespace(namespace, "libvirtd", ["--daemon", "--pid-file", pidFile]));
+  await mustRun(...command("libvirtd", ["--daemon", "--pid-file", pidFile]));
   for (let i = 0; i < 100; i++) {
     if ((await virsh(namespace, ["version"], 5_000)).code === 0) return { namespace, pidFile, etcDir };
     await sleep(200);

@@ -1,37 +1,23 @@
 /**
- * The operator's mdserver command, run inside the e2e's namespace as an
- * operator runs it on the host: the `ctl` permission set, the default
- * configuration /etc/mdserver/mdserver.conf (the namespace's), virsh
- * talking to the namespace's libvirtd. The set names the production paths
- * (/run/mdserver/admin.sock); the command loads the whole configuration,
- * whose state, templates and socket are under the run's folder, so flags
- * add that folder (a flag replaces the set's list of its kind, so
- * /etc/mdserver is named again).
+ * The operator's mdserver command, the one `install` put in
+ * /usr/local/bin, run inside the e2e's namespace as an operator runs it on
+ * the host: each subcommand under its production permission
+ * set, the default configuration /etc/mdserver/mdserver.conf and the admin
+ * socket /run/mdserver/admin.sock (the namespace's, inNamespaceAsHost),
+ * virsh talking to the namespace's libvirtd.
  *
  * @module
  */
 
-import { inNamespace } from "./netns.ts";
 import { type CommandResult, runCommand } from "./process.ts";
-import { ADMIN_SOCKET, NAMESPACE, ROOT, WORK } from "./settings.ts";
+import { inNamespaceAsHost, INSTALL_ROOT, ROOT } from "./settings.ts";
+
+/** The installed command. */
+export const MDSERVER_COMMAND = `${INSTALL_ROOT}/usr/local/bin/mdserver`;
 
 /** Runs `mdserver COMMAND ARGS…`; resolves with what it did. */
 export async function mdserverCommand(args: string[], timeoutMs = 60_000): Promise<CommandResult> {
-  return await runCommand(
-    ...inNamespace(NAMESPACE, "deno", [
-      "run",
-      "-q",
-      "--no-prompt",
-      "-P=ctl",
-      `--allow-read=/etc/mdserver,${WORK}`,
-      `--allow-write=${ADMIN_SOCKET}`,
-      `--allow-net=127.0.0.1,unix:${ADMIN_SOCKET}`,
-      "main.ts",
-      ...COMMAND_PREFIX,
-      ...args,
-    ]),
-    { cwd: ROOT, timeoutMs },
-  );
+  return await runCommand(...inNamespaceAsHost("sh", [MDSERVER_COMMAND, ...args]), { cwd: ROOT, timeoutMs });
 }
 
 /** Runs `mdserver COMMAND ARGS…` and returns its standard output; throws unless it exits 0. */
@@ -47,20 +33,6 @@ export async function mustMdserver(args: string[], timeoutMs = 60_000): Promise<
   return result.stdout;
 }
 
-/** How main.ts spells the operator commands. */
-const COMMAND_PREFIX = ["ctl"];
-
-/**
- * The `<sysinfo>` element a domain needs to find mdserver through NoCloud
- * (`mdserver smbios NAME`): the element alone, checked to be one.
- */
-export async function sysinfoElement(name: string): Promise<string> {
-  const printed = await mustMdserver(["smbios", name, "--datasource", "nocloud"]);
-  const element = /<sysinfo type=[^]*?<\/sysinfo>/.exec(printed)?.[0];
-  if (element === undefined) throw new Error(`mdserver smbios ${name} printed no <sysinfo> element: ${printed}`);
-  return element;
-}
-
 /** `mdserver known-hosts`: the ssh known_hosts lines from the host keys guests phoned home. */
 export async function knownHosts(): Promise<string> {
   return await mustMdserver(["known-hosts"]);
@@ -69,4 +41,29 @@ export async function knownHosts(): Promise<string> {
 /** `mdserver gc --virsh` (with --force, which gc asks for when virsh lists no domain at all). */
 export async function gcVirsh(force: boolean): Promise<string> {
   return await mustMdserver(["gc", "--virsh", ...(force ? ["--force"] : [])], 120_000);
+}
+
+/**
+ * Gives a defined domain the `<sysinfo>` that makes a stock image find
+ * mdserver through NoCloud, with the README's lines (Operating it: each
+ * domain's sysinfo): `mdserver smbios NAME --xml` into a file, the
+ * domain's XML with `<smbios mode='sysinfo'/>` put into its `<os>` and the
+ * element after it, `virsh define` of that. Resolves with the new XML.
+ */
+export async function addSysinfo(name: string, dir: string): Promise<string> {
+  const script = [
+    "set -eu",
+    'cd "$1"',
+    `${MDSERVER_COMMAND} smbios "$0" --xml > "$0-sysinfo.xml"`,
+    `virsh dumpxml --inactive "$0" | sed -e "/<\\/os>/i <smbios mode='sysinfo'/>" -e "/<\\/os>/r $0-sysinfo.xml" > "$0.xml"`,
+    'virsh define "$0.xml" >/dev/null',
+  ].join("\n");
+  const result = await runCommand(...inNamespaceAsHost("bash", ["-c", script, name, dir]), {
+    cwd: ROOT,
+    timeoutMs: 60_000,
+  });
+  if (result.code !== 0) {
+    throw new Error(`adding <sysinfo> to ${name} failed: ${(result.stderr || result.stdout).trim()}`);
+  }
+  return await Deno.readTextFile(`${dir}/${name}.xml`);
 }

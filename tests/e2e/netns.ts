@@ -98,6 +98,13 @@ export async function unbindEtcDir(binding: EtcBinding): Promise<void> {
   if (binding.createdTarget) await Deno.remove(binding.target).catch(() => {});
 }
 
+/** Creates an empty folder to mount over, unless there is one; resolves with whether it made it. */
+export async function makeMountPoint(path: string): Promise<boolean> {
+  if (await exists(path)) return false;
+  await Deno.mkdir(path);
+  return true;
+}
+
 async function exists(path: string): Promise<boolean> {
   try {
     await Deno.lstat(path);

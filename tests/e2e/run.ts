@@ -32,6 +32,7 @@ import {
   destroyHypervisor,
   type EtcBinding,
   inNamespace,
+  makeMountPoint,
   namespaceExists,
   namespacePids,
   processName,
@@ -48,6 +49,7 @@ import {
   CONFIG_IN_NAMESPACE,
   type GuestRun,
   HOST_STATE,
+  inNamespaceAsHost,
   INSTALL_ROOT,
   KINDS,
   LOCK_FILE,
@@ -55,6 +57,7 @@ import {
   NET,
   renderConfig,
   ROOT,
+  RUN_DIR,
   type Suite,
   SUITES,
   USER_DATA_TEMPLATE,
@@ -167,11 +170,24 @@ async function recoverPreviousRun(report: Report): Promise<void> {
   if (await Deno.remove(libvirtEtc, { recursive: true }).then(() => true, () => false)) undone.push(libvirtEtc);
   const state = await Deno.readTextFile(HOST_STATE).catch(() => null);
   if (state !== null) {
-    await unbindEtcDir(JSON.parse(state) as EtcBinding);
+    await undoHostState(JSON.parse(state) as HostState);
     await Deno.remove(HOST_STATE);
-    undone.push(`/etc/netns/${NAMESPACE}`);
+    undone.push(`/etc/netns/${NAMESPACE}, /run/mdserver`);
   }
   if (undone.length > 0) report.check("setup", "leftovers of an earlier run removed", true, undone.join("; "));
+}
+
+/** What a run changed on the host outside BASE. */
+interface HostState {
+  binding: EtcBinding;
+  /** Whether the run made the empty /run/mdserver it binds RUN_DIR over. */
+  createdRunMountPoint: boolean;
+}
+
+async function undoHostState(state: HostState): Promise<void> {
+  await unbindEtcDir(state.binding);
+  // Only the empty folder this run made (a non-empty one is not removed).
+  if (state.createdRunMountPoint) await Deno.remove("/run/mdserver").catch(() => {});
 }
 
 async function runAll(options: Options, report: Report, cleanup: Cleanup, signal: AbortSignal): Promise<void> {
@@ -222,12 +238,15 @@ async function runAll(options: Options, report: Report, cleanup: Cleanup, signal
       });
       await createNamespace(NAMESPACE);
       const binding = await bindEtcDir(NAMESPACE, "mdserver");
-      await Deno.writeTextFile(HOST_STATE, JSON.stringify(binding));
-      cleanup.add("/etc/netns binding", () => unbindEtcDir(binding));
+      const state: HostState = { binding, createdRunMountPoint: await makeMountPoint("/run/mdserver") };
+      await Deno.writeTextFile(HOST_STATE, JSON.stringify(state));
+      cleanup.add("/etc/netns binding, /run/mdserver mount point", () => undoHostState(state));
+      await Deno.mkdir(RUN_DIR, { recursive: true });
       return binding;
     },
     () =>
-      `${NAMESPACE}: loopback only (libvirt makes the bridge); /etc/mdserver inside it is /etc/netns/${NAMESPACE}/mdserver`,
+      `${NAMESPACE}: loopback only (libvirt makes the bridge); inside it /etc/mdserver is /etc/netns/${NAMESPACE}/mdserver` +
+      ` and /run/mdserver is ${RUN_DIR}`,
   );
 
   // /etc/mdserver as install left it, with the configuration edited for this host.
@@ -236,8 +255,8 @@ async function runAll(options: Options, report: Report, cleanup: Cleanup, signal
   report.facts.ipv6 = options.ipv6 ? DEFAULT_IPV6_PREFIX : "off (--no-ipv6)";
   await Deno.writeTextFile(`${binding.dir}/mdserver.conf`, config);
   await Deno.writeTextFile(`${WORK}/mdserver.conf`, config);
-  await Deno.mkdir(`${WORK}/userdata`, { recursive: true });
-  await Deno.writeTextFile(`${WORK}/userdata/e2e.yaml`, USER_DATA_TEMPLATE);
+  await Deno.mkdir(`${binding.dir}/userdata`, { recursive: true });
+  await Deno.writeTextFile(`${binding.dir}/userdata/e2e.yaml`, USER_DATA_TEMPLATE);
   const seen = await mustRun(...inNamespace(NAMESPACE, "cat", [CONFIG_IN_NAMESPACE]));
   if (seen !== config) {
     report.check("setup", "configuration at /etc/mdserver inside the namespace", false, "bind from /etc/netns failed");
@@ -251,7 +270,7 @@ async function runAll(options: Options, report: Report, cleanup: Cleanup, signal
     "setup",
     "mdserver start",
     () => startMdserver(cleanup, signal),
-    () => `metadata ${NET.metadataAddress}:80, admin ${ADMIN_SOCKET} and 127.0.0.1:8774 (token)`,
+    () => `metadata ${NET.metadataAddress}:80, admin /run/mdserver/admin.sock (${ADMIN_SOCKET})`,
   );
 
   const dnsmasq = await waitFor(async () => {
@@ -345,17 +364,7 @@ function compareBootTimes(report: Report, runs: GuestRun[], bootToDone: Map<stri
  * has no route out.
  */
 async function install(): Promise<void> {
-  await mustRun("deno", [
-    "run",
-    "-q",
-    "-P=install",
-    `--allow-read=${INSTALL_ROOT},${ROOT}`,
-    `--allow-write=${INSTALL_ROOT}`,
-    "main.ts",
-    "install",
-    "--root",
-    INSTALL_ROOT,
-  ], { cwd: ROOT, timeoutMs: 120_000 });
+  await mustRun("sh", ["bin/mdserver", "install", "--root", INSTALL_ROOT], { cwd: ROOT, timeoutMs: 120_000 });
   await mustRun("deno", ["cache", "--quiet", "main.ts", "hook.ts"], {
     cwd: ROOT,
     env: { DENO_DIR: `${ROOT}/.deno` },
@@ -374,7 +383,7 @@ async function setUpLibvirt(report: Report, cleanup: Cleanup): Promise<Libvirt> 
   const libvirt = await report.phase("setup", "libvirtd, mds network", async () => {
     const etcDir = await prepareLibvirtEtc(NAMESPACE, `${INSTALL_ROOT}/etc/libvirt/hooks`);
     cleanup.add("/etc/netns libvirt", () => Deno.remove(etcDir, { recursive: true }));
-    const libvirt = await startLibvirtd(NAMESPACE, WORK, etcDir);
+    const libvirt = await startLibvirtd(NAMESPACE, WORK, etcDir, inNamespaceAsHost);
     cleanup.add("libvirtd", async () => {
       for (const name of (await virsh(NAMESPACE, ["list", "--all", "--name"])).stdout.split("\n")) {
         if (!name.trim().startsWith("e2e-")) continue;
@@ -434,7 +443,7 @@ async function buildImage(
 
 /** mdserver serve in the namespace, on the configuration at /etc/mdserver; resolves once it answers. */
 async function startMdserver(cleanup: Cleanup, signal: AbortSignal): Promise<Background> {
-  const [program, args] = inNamespace(NAMESPACE, "deno", [
+  const [program, args] = inNamespaceAsHost("deno", [
     "run",
     "-q",
     "-P=e2e-serve",

@@ -6,6 +6,7 @@
  * @module
  */
 
+import { inNamespace } from "./netns.ts";
 import { DEFAULT_IPV6_PREFIX } from "../../src/config/mod.ts";
 import { type Ipv6Prefix, parseIpv6Prefix } from "../../src/ipam/ipv6.ts";
 
@@ -21,8 +22,15 @@ export const WORK = `${BASE}/run`;
 export const LOCK_FILE = `${BASE}/lock`;
 /** What a run changed outside BASE, so that the next run can undo it after a crash. */
 export const HOST_STATE = `${BASE}/host-state.json`;
-/** mdserver's admin socket in the run. */
-export const ADMIN_SOCKET = `${WORK}/admin.sock`;
+/**
+ * The folder that mdserver, libvirtd (and so the hook) and the mdserver
+ * command see as /run/mdserver (see inNamespaceAsHost): the admin socket is
+ * where production keeps it, so the hook and the command run under their
+ * production permission sets unchanged.
+ */
+export const RUN_DIR = `${WORK}/run-mdserver`;
+/** mdserver's admin socket, as the runner (outside the namespace) reaches it. */
+export const ADMIN_SOCKET = `${RUN_DIR}/admin.sock`;
 /** Where `mdserver install --root` puts what it installs. */
 export const INSTALL_ROOT = `${WORK}/install-root`;
 /** The network namespace that plays the host. */
@@ -82,20 +90,13 @@ export function renderConfig(publicKey: string, ipv6: boolean): string {
 [mdserver]
 listen_address = ${NET.metadataAddress}
 port = 80
-userdata_dir = ${WORK}/userdata
-default_template = ${WORK}/userdata/e2e.yaml
+userdata_dir = /etc/mdserver/userdata
+default_template = /etc/mdserver/userdata/e2e.yaml
 kv_file = ${WORK}/state/mdserver.kv
 db_file = ${WORK}/state/db_file.json
 
 [admin]
-# The runner's socket. The hook and the mdserver command run under their
-# production permission sets, which name /run/mdserver/admin.sock: they
-# reach this mdserver over TCP on the namespace's loopback, with the token
-# install wrote.
-socket = ${ADMIN_SOCKET}
-listen_address = 127.0.0.1
-port = 8774
-token_file = /etc/mdserver/admin.token
+# socket: the default, /run/mdserver/admin.sock (${RUN_DIR} on the host).
 
 [public-keys]
 e2e = ${publicKey}
@@ -135,3 +136,20 @@ phone_home:
   tries: 10
 % end
 `;
+
+/**
+ * Runs program in the namespace the way the host's own services see the
+ * file system: iproute2 binds /etc/netns/mds-e2e/* over /etc, and RUN_DIR
+ * is bound over /run/mdserver (in the process's private mount namespace,
+ * which `ip netns exec` makes; nothing on the host changes but an empty
+ * mount point).
+ */
+export function inNamespaceAsHost(program: string, args: string[]): [string, string[]] {
+  return inNamespace(NAMESPACE, "sh", [
+    "-c",
+    'mount --bind "$0" /run/mdserver && exec "$@"',
+    RUN_DIR,
+    program,
+    ...args,
+  ]);
+}
