@@ -70,6 +70,7 @@ export async function bootGuest(ctx: BootContext, guest: BootGuest, prefix: stri
   let state = "running";
   let watcher: ReturnType<typeof setInterval> | undefined;
   try {
+    console.error(`e2e: ${run}: ${prefix}virsh start ${name}`);
     const started = performance.now();
     const instance = await report.phase(
       run,
