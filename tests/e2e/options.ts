@@ -1,7 +1,8 @@
 /**
  * The e2e's command line:
  *
- *   deno task e2e [--accel auto|kvm|tcg] [--only FILTER[,FILTER…]] [--boot-timeout SECONDS] [--jobs N] [--no-ipv6]
+ *   deno task e2e [--accel auto|kvm|tcg] [--only FILTER[,FILTER…]] [--boot-timeout SECONDS] [--jobs N]
+ *                 [--hook qemu|qemu.d] [--no-ipv6]
  *
  * A filter is a suite (bookworm, trixie), a datasource (nocloud, ec2) or
  * one guest (trixie-ec2).
@@ -20,6 +21,11 @@ export interface Options {
   bootTimeoutS: number | null;
   /** How many guests go through their boots at the same time. */
   jobs: number;
+  /**
+   * Where mdserver's hook goes: "qemu", as install writes it, or "qemu.d":
+   * beside a host's own qemu hook (`install-hook --path …/qemu.d/mdserver`).
+   */
+  hook: "qemu" | "qemu.d";
   /** --no-ipv6: the network without its IPv6 side (`ipv6_prefix = no`), to measure what it saves. */
   ipv6: boolean;
 }
@@ -27,7 +33,7 @@ export interface Options {
 /** The usage line. */
 export const USAGE =
   "usage: deno task e2e [--accel auto|kvm|tcg] [--only bookworm|trixie|nocloud|ec2|SUITE-KIND[,…]] " +
-  "[--boot-timeout SECONDS] [--jobs N] [--no-ipv6]";
+  "[--boot-timeout SECONDS] [--jobs N] [--hook qemu|qemu.d] [--no-ipv6]";
 
 /**
  * Every guest. Ordered by datasource, bookworm then trixie: with --jobs 2
@@ -40,7 +46,7 @@ export function allRuns(): GuestRun[] {
 
 /** Parses the arguments; throws a TypeError naming a bad one. */
 export function parseOptions(args: string[]): Options {
-  const options: Options = { accel: "auto", runs: allRuns(), bootTimeoutS: null, jobs: 2, ipv6: true };
+  const options: Options = { accel: "auto", runs: allRuns(), bootTimeoutS: null, jobs: 2, hook: "qemu", ipv6: true };
   for (let i = 0; i < args.length; i++) {
     const arg = args[i]!;
     const [name, inline] = arg.split(/=(.*)/s, 2) as [string, string | undefined];
@@ -69,6 +75,10 @@ export function parseOptions(args: string[]): Options {
       const jobs = Number(value());
       if (!Number.isInteger(jobs) || jobs < 1 || jobs > 4) throw new TypeError(`--jobs needs 1 to 4`);
       options.jobs = jobs;
+    } else if (name === "--hook") {
+      const hook = value();
+      if (hook !== "qemu" && hook !== "qemu.d") throw new TypeError(`--hook "${hook}": qemu or qemu.d`);
+      options.hook = hook;
     } else if (name === "--libvirt" && inline === undefined) {
       // The former switch: real libvirt is the only mode now.
     } else if (name === "--no-ipv6" && inline === undefined) {

@@ -59,7 +59,7 @@ import {
   WORK,
 } from "./settings.ts";
 import { lastLines } from "./text.ts";
-import { buildImage, install, setUpLibvirt, startMdserver } from "./setup.ts";
+import { buildImage, FOREIGN_HOOK_LOG, install, setUpLibvirt, startMdserver } from "./setup.ts";
 import { DEFAULT_IPV6_PREFIX } from "../../src/config/mod.ts";
 
 function say(text: string) {
@@ -259,7 +259,7 @@ async function runAll(options: Options, report: Report, cleanup: Cleanup, signal
     throw new ReportedError("bind");
   }
 
-  await setUpLibvirt(report, cleanup);
+  await setUpLibvirt(report, cleanup, options.hook);
 
   say("mdserver: starting inside the namespace");
   const mdserver = await report.phase(
@@ -321,6 +321,18 @@ async function runAll(options: Options, report: Report, cleanup: Cleanup, signal
   say(`guests: ${options.runs.map((run) => run.label).join(", ")}, ${options.jobs} at a time`);
   await Promise.all(Array.from({ length: Math.min(options.jobs, options.runs.length) }, worker));
   compareBootTimes(report, options.runs, bootTimes);
+  if (options.hook === "qemu.d") {
+    const calls = await Deno.readTextFile(FOREIGN_HOOK_LOG).catch(() => "");
+    const missing = options.runs.filter((run) => !calls.includes(`e2e-${run.label} prepare begin`));
+    report.check(
+      "setup",
+      "the host's own qemu hook ran beside mdserver's (qemu.d)",
+      missing.length === 0,
+      missing.length === 0
+        ? `${calls.trim().split("\n").length} calls in ${FOREIGN_HOOK_LOG}`
+        : `no prepare begin for ${missing.map((run) => run.label).join(", ")}`,
+    );
+  }
 }
 
 /** How much longer than bookworm's a trixie boot to cloud-init done may take, in the same run. */

@@ -49,12 +49,15 @@ export async function install(): Promise<void> {
  * libvirtd in the namespace with the installed hook, and the installed
  * network XML defined and started with virsh.
  */
-export async function setUpLibvirt(report: Report, cleanup: Cleanup): Promise<Libvirt> {
+export async function setUpLibvirt(report: Report, cleanup: Cleanup, hook: "qemu" | "qemu.d"): Promise<Libvirt> {
   console.error(
     "e2e: libvirt: libvirtd in the namespace, virsh net-define + net-start of the installed mds-network.xml",
   );
   const libvirt = await report.phase("setup", "libvirtd, mds network", async () => {
-    const etcDir = await prepareLibvirtEtc(NAMESPACE, `${INSTALL_ROOT}/etc/libvirt/hooks`);
+    const etcDir = await prepareLibvirtEtc(
+      NAMESPACE,
+      hook === "qemu" ? `${INSTALL_ROOT}/etc/libvirt/hooks` : await besideHook(),
+    );
     cleanup.add("/etc/netns libvirt", () => Deno.remove(etcDir, { recursive: true }));
     const libvirt = await startLibvirtd(NAMESPACE, WORK, etcDir, inNamespaceAsHost);
     cleanup.add("libvirtd", async () => {
@@ -89,6 +92,29 @@ export async function setUpLibvirt(report: Report, cleanup: Cleanup): Promise<Li
     `running in ${NAMESPACE}: ${running.join(", ") || "nothing"}`,
   );
   return libvirt;
+}
+
+/** Where the host's own qemu hook (with --hook qemu.d) writes its calls, one line each. */
+export const FOREIGN_HOOK_LOG = `${WORK}/foreign-hook.log`;
+
+/**
+ * The hooks folder of a host that has a qemu hook of its own: that hook
+ * (it writes its calls to FOREIGN_HOOK_LOG) stays, and mdserver's goes
+ * beside it with `mdserver install-hook --path …/qemu.d/mdserver`, which
+ * libvirt (6.5 and later) runs after the main hook.
+ */
+async function besideHook(): Promise<string> {
+  const dir = `${WORK}/hooks-qemu.d`;
+  await Deno.mkdir(`${dir}/qemu.d`, { recursive: true });
+  await Deno.writeTextFile(`${dir}/qemu`, `#!/bin/sh\necho "$1 $2 $3" >> ${FOREIGN_HOOK_LOG}\nexit 0\n`, {
+    mode: 0o755,
+  });
+  await Deno.chmod(`${dir}/qemu`, 0o755);
+  await mustRun("sh", ["bin/mdserver", "install-hook", "--path", `${dir}/qemu.d/mdserver`], {
+    cwd: ROOT,
+    timeoutMs: 60_000,
+  });
+  return dir;
 }
 
 /** tests/e2e/build_image.sh SUITE: the cached image, or a new one. */
