@@ -102,6 +102,9 @@ export function servedLine(log: string[], ip: string, pattern: string): string |
   return log.find((line) => new RegExp(`\\s${escapeRegExp(ip)}(\\s\\S+)? ${pattern} 200\\s`).test(line));
 }
 
+/** How long reading `cloud-init status` (three runs of it) may take. */
+const STATUS_TIMEOUT_MS = 300_000;
+
 /**
  * Checks read from inside the guest: `cloud-init status` (done, no errors,
  * no recoverable errors, `--wait` exits 0), the instance-id cloud-init
@@ -121,10 +124,13 @@ export async function checkInsideGuest(
   // code. As the default user, without sudo: status needs no root, and sudo
   // would add "unable to resolve host" to the output where the guest's
   // host name is in neither /etc/hosts nor DNS.
+  // Three cloud-init runs of a Python program: on a loaded machine under
+  // TCG they took more than two minutes together.
   const status = await inGuest(
     target,
     'cloud-init status --wait >/dev/null 2>&1; echo "@@wait $?"; ' +
       "echo @@long; cloud-init status --long 2>&1; echo @@json; cloud-init status --format json 2>/dev/null",
+    STATUS_TIMEOUT_MS,
   );
   const file = `${guest.dir}/cloud-init-status${prefix ? "-2" : ""}.txt`;
   await Deno.writeTextFile(file, status.stdout + status.stderr);
@@ -137,7 +143,7 @@ export async function checkInsideGuest(
     run,
     step("cloud-init status: done, no recoverable errors"),
     verdict.ok,
-    `--wait exit ${waitExit}; ${
+    `${status.timedOut ? `ssh killed after ${STATUS_TIMEOUT_MS / 1000} s; ` : ""}--wait exit ${waitExit}; ${
       verdict.ok
         ? long.split("\n").filter((line) => /status|errors/.test(line)).join("; ")
         : verdict.problems.join("; ")

@@ -72,6 +72,9 @@ export interface BootTimes {
 
 const SECOND = "2nd boot: ";
 
+/** The last guest's gc; the next one waits for it. */
+let gcTurn: Promise<unknown> = Promise.resolve();
+
 /** Runs the guest through its two boots, gc and all; every outcome is in the report. */
 export async function guestRun(spec: GuestRun, ctx: GuestContext): Promise<BootTimes> {
   const { report } = ctx;
@@ -194,13 +197,19 @@ export async function guestRun(spec: GuestRun, ctx: GuestContext): Promise<BootT
   await destroyChecked(ctx, run, `${SECOND}virsh destroy: instance stopped, address kept`, name, first.instance);
 
   // Gone: undefine, gc.
-  await report.phase(run, "virsh undefine, mdserver gc --virsh", async () => {
-    await mustVirsh(NAMESPACE, ["undefine", name]);
-    const remaining = (await mustVirsh(NAMESPACE, ["list", "--all", "--name"])).split("\n").filter((line) =>
-      line.trim()
-    );
-    return await gcVirsh(remaining.length === 0);
-  }, (output) => output.trim().split("\n").at(-1) ?? "").catch(() => null);
+  // One at a time: gc is about every instance, and whether --force is
+  // needed depends on what the other guests have defined meanwhile.
+  const gc = gcTurn.then(() =>
+    report.phase(run, "virsh undefine, mdserver gc --virsh", async () => {
+      await mustVirsh(NAMESPACE, ["undefine", name]);
+      const remaining = (await mustVirsh(NAMESPACE, ["list", "--all", "--name"])).split("\n").filter((line) =>
+        line.trim()
+      );
+      return await gcVirsh(remaining.length === 0);
+    }, (output) => output.trim().split("\n").at(-1) ?? "")
+  ).catch(() => null);
+  gcTurn = gc;
+  await gc;
   const after = await getInstance(name).catch((error) => error as Error);
   const record = await Deno.readTextFile(`${WORK}/dnsmasq/dhcp-hosts/${first.instance.uuid}`).catch(() => null);
   report.check(
