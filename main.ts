@@ -15,7 +15,8 @@
 import { type CliDeps, runMain } from "./src/cli/main.ts";
 import { runProgram } from "./src/cli/install.ts";
 import { progressPrinter } from "./src/cli/progress.ts";
-import { startService } from "./src/service/mod.ts";
+import { type StartOptions, startService } from "./src/service/mod.ts";
+import { ConfigDriveImages } from "./src/seed/mod.ts";
 
 export { type CommandLine, parseCommandLine } from "./src/cli/args.ts";
 
@@ -31,7 +32,9 @@ export function realCliDeps(): CliDeps {
     projectDir: decodeURIComponent(new URL(".", import.meta.url).pathname),
     execPath: Deno.execPath(),
     runProgram,
-    startService,
+    // The service keeps the config drives of the domains that ask for one (docs/configdrive.md).
+    startService: (config, options: StartOptions) =>
+      startService(config, { configDrives: (deps) => new ConfigDriveImages(deps), ...options }),
     onSignal: (signal, handler) => Deno.addSignalListener(signal, handler),
     printProgress: progressPrinter((text) => Deno.stderr.writeSync(encoder.encode(text)), Deno.stderr.isTerminal()),
   };

@@ -72,10 +72,12 @@ export async function measureScale(count: number): Promise<ScaleRow> {
   try {
     await Deno.mkdir(join(dir, "userdata"));
     const file = join(dir, "mdserver.conf");
+    const metadataPort = freePort();
     await Deno.writeTextFile(
       file,
-      "[mdserver]\nlisten_address = 127.0.0.1\nport = 0\nuserdata_dir = userdata\nkv_file = mdserver.kv\n" +
-        `[admin]\nport = ${freePort()}\n[dnsmasq]\nnet_prefix = 16\nbase_dir = dnsmasq\nrun_dir = run\nmanage = no\n`,
+      `[mdserver]\nlisten_address = 127.0.0.1\nport = ${metadataPort}\nuserdata_dir = userdata\nkv_file = mdserver.kv\n` +
+        `[admin]\nsocket = ${join(dir, "admin.sock")}\n` +
+        "[dnsmasq]\nnet_prefix = 16\nbase_dir = dnsmasq\nrun_dir = run\nmanage = no\n",
     );
     const config = await loadConfig(file);
     const kv = await Deno.openKv(config.mdserver.kvFile);
@@ -84,15 +86,15 @@ export async function measureScale(count: number): Promise<ScaleRow> {
     const importS = (performance.now() - started) / 1000;
     kv.close();
 
-    // Listeners up: the admin port polled while the service starts.
-    const clientConfig = join(dir, "client.conf");
-    await Deno.writeTextFile(clientConfig, `[admin]\nport = ${config.admin.port}\n`);
+    // Listeners up: the admin socket and the metadata port polled while the service starts.
+    const clientConfig = file;
     started = performance.now();
     const starting = startService(config, { log: silentLogger });
     let listenersUpMs = NaN;
     for (let i = 0; i < 6000; i++) {
       try {
-        await (await fetch(`http://127.0.0.1:${config.admin.port}/health`)).body?.cancel();
+        await (await callAdmin({ configFile: clientConfig, path: "/health", timeoutMs: 1000 })).body?.cancel();
+        await (await fetch(`http://127.0.0.1:${metadataPort}/`)).body?.cancel();
         listenersUpMs = performance.now() - started;
         break;
       } catch {

@@ -10,6 +10,7 @@ import { join } from "node:path";
 import { type Config, loadConfig } from "../src/config/mod.ts";
 import { type Logger, silentLogger } from "../src/log/log.ts";
 import { openKv, type RunningService, startService } from "../src/service/service.ts";
+import { ConfigDriveImages } from "../src/seed/config_drive.ts";
 
 /** A running test service and ways to talk to it. */
 export interface TestService {
@@ -58,6 +59,8 @@ export interface TestServiceOptions {
   kvFile?: boolean;
   /** Also the admin TCP listener, on 127.0.0.2 with a token (off by default, as in production). */
   adminTcp?: boolean;
+  /** Keep config drives (in `<dir>/seeds`) as main.ts serve does; off by default. */
+  configDrives?: boolean;
 }
 
 /** The admin TCP listener's address in tests: loopback, not the metadata address, not the pool. */
@@ -90,6 +93,9 @@ interface = lo
 base_dir = ${join(dir, "dnsmasq")}
 run_dir = ${join(dir, "run")}
 domain = test.internal
+
+[configdrive]
+dir = ${join(dir, "seeds")}
 
 [service]
 location = testzone
@@ -148,7 +154,11 @@ export async function startTestService(options: TestServiceOptions = {}): Promis
   await Deno.writeTextFile(join(dir, "admin.token"), `${TEST_ADMIN_TOKEN}\n`, { mode: 0o600 });
   const config = await loadConfig(file);
   const kv = options.kvFile ? await openKv(config) : await Deno.openKv(":memory:");
-  const service = await startService(config, { log: options.log ?? silentLogger, kv });
+  const service = await startService(config, {
+    log: options.log ?? silentLogger,
+    kv,
+    ...(options.configDrives ? { configDrives: (deps) => new ConfigDriveImages(deps) } : {}),
+  });
   const metadataUrl = `http://127.0.0.1:${service.metadataPort}`;
   const adminUrl = service.adminPort === null ? null : `http://${config.admin.listenAddress}:${service.adminPort}`;
   const adminSocket = config.admin.socket!;
@@ -213,6 +223,8 @@ export interface TestDomain {
   mac: string;
   network?: string;
   metadata?: string;
+  /** More elements inside <devices> (a CD-ROM, say). */
+  devices?: string;
 }
 
 /** Domain XML in the form `virsh dumpxml` prints. */
@@ -252,6 +264,7 @@ export function domainXml(domain: TestDomain): string {
       <model type='virtio'/>
     </interface>
     <serial type='pty'><target port='0'/></serial>
+    ${domain.devices ?? ""}
   </devices>
 </domain>
 `;

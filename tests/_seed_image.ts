@@ -48,7 +48,14 @@ export async function seedImageFiles(
     ["run", "-P=seed-iso", "main.ts", "seed-iso", instance, "--format", format, "-o", iso, "--config", config],
     ROOT,
   );
-  const dir = join(work, "files");
+  return await extractSeedImage(iso, join(work, "files"));
+}
+
+/**
+ * The files of an image (path → text) as a guest's mount shows them,
+ * extracted into dir (which must not exist yet).
+ */
+export async function extractSeedImage(iso: string, dir: string): Promise<Map<string, string>> {
   await run("xorriso", ["-osirrox", "on", "-indev", iso, "-extract", "/", dir]);
   // Rock Ridge makes everything read-only; let the service's cleanup remove it.
   await run("chmod", ["-R", "u+w", dir]);

@@ -10,6 +10,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { runCtl } from "../src/cli/ctl.ts";
 import { HookExistsError, installHook, WRAPPER_MARKER } from "../src/hook/install.ts";
+import { HOOK_BUDGET_MS } from "../src/hook/run.ts";
 import { domainXml, startTestService, type TestService } from "./_harness.ts";
 
 const PROJECT_DIR = decodeURIComponent(new URL("..", import.meta.url).pathname)
@@ -124,6 +125,38 @@ Deno.test("hook.ts uploads a starting domain on prepare begin and the instance g
     assert.equal(instance.mac, WEB01.mac);
     assert.match(instance.ipv4, /^127\.77\.\d+\.\d+$/);
     assert.notEqual(instance.ipv4, "127.77.0.1");
+  } finally {
+    await test.close();
+  }
+});
+
+Deno.test("hook.ts on prepare begin exits after the config drive is complete, or says in one line why there is none", async () => {
+  const test = await startTestService({ configDrives: true, ini: "[configdrive]\nmax_images = 1\n" });
+  try {
+    const config = await hookConfig(test);
+    const cdrom = (uuid: string) =>
+      `<disk type='file' device='cdrom'><source file='${test.config.configDrive.dir}/${uuid}.iso'/></disk>`;
+    const started = performance.now();
+    const run = await runHook(["web01", "prepare", "begin", "-"], {
+      stdin: domainXml({ ...WEB01, devices: cdrom(WEB01.uuid) }),
+      config,
+    });
+    const ms = performance.now() - started;
+    assert.deepEqual(run, { code: 0, stdout: "", stderr: "" });
+    // Complete when the hook is done: QEMU opens it next.
+    const image = await Deno.readFile(join(test.config.configDrive.dir, `${WEB01.uuid}.iso`));
+    assert.equal(new TextDecoder().decode(image.subarray(0x8001, 0x8006)), "CD001");
+    assert.ok(ms < HOOK_BUDGET_MS + 1000, `the hook took ${ms.toFixed(0)} ms`);
+    const other = { name: "web02", uuid: "6f1a3c2e-5b7d-4e8f-9a0b-1c2d3e4f5a6c", mac: "52:54:00:12:34:57" };
+    const refused = await runHook(["web02", "prepare", "begin", "-"], {
+      stdin: domainXml({ ...other, devices: cdrom(other.uuid) }),
+      config,
+    });
+    assert.equal(refused.code, 0);
+    assert.deepEqual(stderrLines(refused), [
+      "mdserver-hook: web02 prepare begin: config drive not built: [configdrive] max_images = 1 images exist already",
+    ]);
+    assert.ok(await test.service.store.getByName("web02"), "the domain is registered all the same");
   } finally {
     await test.close();
   }

@@ -7,7 +7,10 @@
  * managed network.
  */
 import assert from "node:assert/strict";
+import { join } from "node:path";
 import { domainXml, startTestService, type TestService } from "./_harness.ts";
+import { extractSeedImage, seedImageMissing } from "./_seed_image.ts";
+import { configDriveDiskXml } from "../src/seed/mod.ts";
 
 const TOKEN_HEADER = "x-aws-ec2-metadata-token";
 const TTL_HEADER = "x-aws-ec2-metadata-token-ttl-seconds";
@@ -42,11 +45,12 @@ const BRAVO: Guest = {
   tag: "TAG-BRAVO-a6b2",
 };
 
-function xml(guest: Guest): string {
+function xml(guest: Guest, devices = ""): string {
   return domainXml({
     name: guest.name,
     uuid: guest.uuid,
     mac: guest.mac,
+    devices,
     metadata: `<mdserver:instance xmlns:mdserver="https://github.com/sjjf/md_server">
       <mdserver:password>${guest.password}</mdserver:password>
       <mdserver:vendor_marker>${guest.vendorMarker}</mdserver:vendor_marker>
@@ -75,9 +79,13 @@ interface Registered {
   instanceId: string;
 }
 
-async function withGuests(body: (t: TestService, a: Registered, b: Registered) => Promise<void>) {
+async function withGuests(
+  body: (t: TestService, a: Registered, b: Registered) => Promise<void>,
+  options: { configDrives?: boolean } = {},
+) {
   const t = await startTestService({
     adminTcp: true,
+    configDrives: options.configDrives ?? false,
     ini: "[mdserver]\nvendordata_template = userdata/vendor.yaml\n",
     userdata: {
       [`${ALPHA.name}.yaml`]: userData(ALPHA),
@@ -88,7 +96,7 @@ async function withGuests(body: (t: TestService, a: Registered, b: Registered) =
   try {
     const registered: Registered[] = [];
     for (const guest of [ALPHA, BRAVO]) {
-      const response = await t.upload(xml(guest));
+      const response = await t.upload(xml(guest, options.configDrives ? configDriveDiskXml(t.config, guest.uuid) : ""));
       const json = await response.json();
       assert.equal(response.status, 201, JSON.stringify(json));
       registered.push({ ipv4: json.ipv4, instanceId: json.instance_id });
@@ -322,4 +330,26 @@ Deno.test("the admin API answers 403 to every request from the managed network",
     assert.equal(bravo.ipv4, b.ipv4);
     assert.equal(bravo.state, "registered");
   });
+});
+
+Deno.test({
+  name: "guest A's config drive and password route hold none of guest B's data, B's password included",
+  ignore: await seedImageMissing() !== null,
+  async fn() {
+    await withGuests(async (t, a, b) => {
+      const passwords = new Map<string, string>();
+      for (const guest of [BRAVO, ALPHA]) {
+        // B's first, so that B's password exists while A's image is built.
+        const answer = await (await t.adminFetch(`/v1/instances/${guest.name}/password`, { method: "POST" })).json();
+        passwords.set(guest.name, answer.password);
+      }
+      const image = join(t.config.configDrive.dir, `${ALPHA.uuid}.iso`);
+      const files = await extractSeedImage(image, join(t.dir, "alpha-drive"));
+      assert.equal(files.get("cloudstack/password/vm_password.txt"), passwords.get(ALPHA.name));
+      assert.match(files.get("openstack/latest/user_data") ?? "", new RegExp(ALPHA.userDataMarker));
+      const answers = [...files].map(([path, text]) => ({ path: `image:${path}`, status: 200, text }));
+      answers.push(await fetchAs(t, a.ipv4, "/openstack/latest/password"));
+      assertNoLeak(answers, [...secretsOf(BRAVO, b), passwords.get(BRAVO.name)!], "B");
+    }, { configDrives: true });
+  },
 });

@@ -170,6 +170,14 @@ for (const { client, missing: clientMissing } of clients) {
 
         const files = await extract(iso, join(fixture.dir, "configdrive"));
         assert.deepEqual([...files.keys()].sort(), [
+          "cloudstack/metadata/availability-zone.txt",
+          "cloudstack/metadata/cloud-identifier.txt",
+          "cloudstack/metadata/instance-id.txt",
+          "cloudstack/metadata/local-hostname.txt",
+          "cloudstack/metadata/public-keys.txt",
+          "cloudstack/metadata/service-offering.txt",
+          "cloudstack/metadata/vm-id.txt",
+          "cloudstack/userdata/user_data.txt",
           "ec2/latest/meta-data.json",
           "openstack/latest/meta_data.json",
           "openstack/latest/network_data.json",

@@ -166,6 +166,31 @@ export const COMMANDS: readonly CommandSpec[] = [
     example: "mdserver smbios web01 --xml",
   },
   {
+    name: "password",
+    permissionSet: "ctl",
+    positionals: [instance],
+    summary: "generate a guest's password and print it once (or set it from stdin, or remove it)",
+    options: {
+      config,
+      stdin: { type: "boolean", help: "set the first line of standard input instead of generating one" },
+      remove: { type: "boolean", help: "remove the password" },
+    },
+    example: "mdserver password web01",
+  },
+  {
+    name: "configdrive",
+    permissionSet: "ctl",
+    positionals: [{ name: "DOMAIN", required: true }],
+    summary: "print the <disk> element that gives a domain (name or UUID) a config drive mdserver keeps current",
+    options: {
+      config,
+      dev: { type: "string", value: "DEV", help: "the target device (default sdb)" },
+      bus: { type: "string", value: "BUS", help: "the bus (default sata; ide on an i440fx machine)" },
+      connect: { type: "string", value: "URI", help: "the libvirt connection virsh uses to find the UUID" },
+    },
+    example: "mdserver configdrive web01",
+  },
+  {
     name: "seed-iso",
     permissionSet: "seed-iso",
     positionals: [instance],

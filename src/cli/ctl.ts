@@ -2,7 +2,8 @@
  * The operator's commands that work through the running service's admin API
  * (so every change goes through the service and its dnsmasq records
  * follow): list, show, delete, user-data, vendor-data, meta-data,
- * known-hosts, gc, reload; and smbios, which reads only the configuration.
+ * known-hosts, gc, reload, password; and smbios and configdrive, which read
+ * only the configuration (and virsh).
  * Every request goes through callAdmin() (admin_client.ts).
  *
  * @module
@@ -10,6 +11,9 @@
 
 import type { AdminEndpoint } from "../admin/endpoint.ts";
 import { runSmbios } from "../seed/smbios.ts";
+import { runConfigDriveXml } from "../seed/config_drive_xml.ts";
+import { loadConfig } from "../config/mod.ts";
+import { runPassword } from "./password.ts";
 import type { Instance } from "../store/instance.ts";
 import { AdminError, callAdmin } from "./admin_client.ts";
 import { UsageError } from "./args.ts";
@@ -81,6 +85,10 @@ export async function runCtl(line: CtlLine, deps: CtlDeps): Promise<number> {
     // Detection help: needs only the configuration, never the service.
     case "smbios":
       return await runSmbios(line, deps);
+    case "configdrive":
+      return await runConfigDriveXml(line, { config: await loadConfig(deps.configFile), print: deps.print });
+    case "password":
+      return await runPassword(line, deps);
     default:
       throw new UsageError(`unknown command "${command}"`, null);
   }
@@ -180,6 +188,8 @@ async function show(line: CtlLine, deps: CtlDeps): Promise<number> {
       updated_at: string;
       metadata: Record<string, string>;
       tags: Record<string, string>;
+      config_drive?: boolean;
+      password: { set_at: string; pending: boolean } | null;
       access: {
         first_metadata_at: string | null;
         user_data_at: string | null;
@@ -206,6 +216,13 @@ async function show(line: CtlLine, deps: CtlDeps): Promise<number> {
     ["metadata-fetched", rfc3339(instance.access?.first_metadata_at) ?? "-"],
     ["user-data-fetched", rfc3339(instance.access?.user_data_at) ?? "-"],
     ["booted", rfc3339(instance.access?.booted_at) ?? "-"],
+    ["config-drive", instance.config_drive ? "yes" : "no"],
+    [
+      "password",
+      instance.password
+        ? `set ${rfc3339(instance.password.set_at) ?? "-"}${instance.password.pending ? ", not yet delivered" : ""}`
+        : "-",
+    ],
   ];
   for (const [key, value] of Object.entries(instance.metadata ?? {})) rows.push([`metadata.${key}`, value]);
   for (const [key, value] of Object.entries(instance.tags ?? {})) rows.push([`tag.${key}`, value]);

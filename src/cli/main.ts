@@ -209,6 +209,8 @@ const CTL_COMMANDS = new Set([
   "gc",
   "smbios",
   "reload",
+  "password",
+  "configdrive",
 ]);
 
 async function run(spec: CommandSpec, line: CommandLine, deps: CliDeps): Promise<number> {

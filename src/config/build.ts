@@ -211,6 +211,12 @@ export function buildConfig(
       binary: get("dnsmasq.binary"),
       ipv6,
     },
+    configDrive: {
+      dir: get("configdrive.dir"),
+      label: configDriveLabel(get("configdrive.label"), (message) => fail("configdrive.label", message)),
+      maxImages: int("configdrive.max_images", 0, 100_000),
+      maxBytes: int("configdrive.max_size", 1024, 64 * 1024 * 1024),
+    },
     templateData,
     service: {
       name: get("service.name"),
@@ -248,6 +254,13 @@ function checkAdminAddress(
   if (networkContains(context.network, address)) {
     return context.fail(id, `"${text}" lies in the managed network, whose guests must not reach the admin API`);
   }
+}
+
+/** An ISO 9660 volume label: at most 32 of A–Z, a–z, 0–9, "_" and "-" (cloud-init looks for "config-2"). */
+function configDriveLabel(text: string, fail: (message: string) => void): string {
+  const label = text.trim();
+  if (!/^[A-Za-z0-9_-]{1,32}$/.test(label)) fail(`"${text}" is not a volume label (1-32 of A-Z a-z 0-9 _ -)`);
+  return label;
 }
 
 /** `[dnsmasq] manage`: unit, child or no; md_server-era yes means child. */

@@ -95,6 +95,17 @@ export interface Config {
     /** The network's IPv6 side (router advertisements, DHCPv6), or null when `ipv6_prefix = no`. */
     ipv6: Ipv6Prefix | null;
   };
+  /** `[configdrive]`: the config drive images built for domains that ask for one (docs/configdrive.md). */
+  configDrive: {
+    /** The folder of the images: a domain asks for `<dir>/<uuid>.iso` as a CD-ROM. */
+    dir: string;
+    /** The volume label (cloud-init looks for `config-2`). */
+    label: string;
+    /** At most this many images at once; more are not built (the guest boots without one). */
+    maxImages: number;
+    /** At most this many bytes of files in one image. */
+    maxBytes: number;
+  };
   /** `[template-data]` with `_config_items_` resolved: name → value. */
   templateData: Record<string, string>;
   /** `[service]`: what the service says about itself. */

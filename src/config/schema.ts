@@ -85,6 +85,12 @@ export function schema(hostname: string): Schema {
       ipv6_prefix: DEFAULT_IPV6_PREFIX,
     },
     "template-data": "any",
+    configdrive: {
+      dir: "/var/lib/mdserver/seeds",
+      label: "config-2",
+      max_images: "1024",
+      max_size: "4194304",
+    },
     service: {
       name: "mdserver",
       type: "mdserver",
@@ -111,6 +117,7 @@ export const PATH_KEYS = new Set([
   "admin.token_file",
   "dnsmasq.base_dir",
   "dnsmasq.run_dir",
+  "configdrive.dir",
 ]);
 
 /** md_server's strtobool: yes/no words, or null when the text is neither. */

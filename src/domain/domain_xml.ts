@@ -41,6 +41,8 @@ export interface DomainInfo {
   metadata: Record<string, string>;
   /** From `<mdserver:tags>`. */
   tags: Record<string, string>;
+  /** `<source file>` of every `<disk device='cdrom'>`, in document order (a config drive is one of them). */
+  cdromFiles: string[];
 }
 
 /** Longest domain name: it becomes a DNS name. */
@@ -110,6 +112,7 @@ export function parseDomainXml(xml: string): DomainInfo {
     // fromEntries makes own properties, so a key like "__proto__" survives.
     metadata: Object.fromEntries(metadata),
     tags: Object.fromEntries(tags),
+    cdromFiles: parseCdromFiles(domain),
   };
 }
 
@@ -234,6 +237,20 @@ function parseInterfaces(domain: XmlElement): DomainInterface[] {
     }
   }
   return interfaces;
+}
+
+/** The source files of the domain's CD-ROM drives; a drive with no medium has none. */
+function parseCdromFiles(domain: XmlElement): string[] {
+  const files: string[] = [];
+  for (const devices of domain.children) {
+    if (devices.name !== "devices") continue;
+    for (const el of devices.children) {
+      if (el.name !== "disk" || el.attrs.get("device") !== "cdrom") continue;
+      const file = firstChild(el, "source")?.attrs.get("file")?.trim();
+      if (file) files.push(file);
+    }
+  }
+  return files;
 }
 
 /** Why a well-formed MAC cannot be a guest's (broadcast, multicast, all zero), or null. */

@@ -183,6 +183,7 @@ Deno.test("parseDomainXml() reads a running domain as virsh dumpxml prints it", 
       owner: "ops & dba",
     },
     tags: { env: "prod", tier: "backend" },
+    cdromFiles: ["/var/lib/libvirt/images/db01-seed.iso"],
   };
   assert.deepEqual(parseDomainXml(RUNNING_DOMAIN), expected);
 });
@@ -205,6 +206,7 @@ Deno.test("parseDomainXml() reads config/sample-domain.xml", async () => {
     }],
     metadata: { role: "web" },
     tags: { env: "dev" },
+    cdromFiles: [],
   });
 });
 
@@ -494,4 +496,16 @@ Deno.test("parseDomainXml() rejects nesting deeper than 64 levels", () => {
     name: "InvalidDomainXmlError",
     message: /nested too deeply/,
   });
+});
+
+Deno.test("parseDomainXml() lists the source files of CD-ROM drives, not of disks or empty drives", () => {
+  const info = parseDomainXml(domain(`<devices>
+    <disk type='file' device='disk'><source file='/var/lib/libvirt/images/web01.qcow2'/><target dev='vda'/></disk>
+    <disk type='file' device='cdrom'><target dev='sda' bus='sata'/><readonly/></disk>
+    <disk type='file' device='cdrom'>
+      <source file=' /var/lib/mdserver/seeds/6f1a3c2e-5b7d-4e8f-9a0b-1c2d3e4f5a6b.iso ' startupPolicy='optional'/>
+      <target dev='sdb' bus='sata'/><readonly/>
+    </disk>
+  </devices>`));
+  assert.deepEqual(info.cdromFiles, ["/var/lib/mdserver/seeds/6f1a3c2e-5b7d-4e8f-9a0b-1c2d3e4f5a6b.iso"]);
 });

@@ -61,6 +61,9 @@ export function buildTemplateData(
   for (const [name, key] of config.publicKeys) data[`public_key_${name}`] = key;
   data.public_keys = publicKeys;
   if (config.mdserver.password !== null) data.mdserver_password = config.mdserver.password;
+  // The instance's own password (`mdserver password`), as a hash for chpasswd
+  // (type: hash) or users' hashed_passwd: kept for good, unlike the clear text.
+  data.mdserver_password_hash = instance.password?.hash ?? null;
   data.hostname = names.base;
   return data;
 }

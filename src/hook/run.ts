@@ -85,7 +85,11 @@ export async function runHook(
       );
     }
     const body = await response.text();
-    if (response.ok) return null;
+    // Registered, but something the domain asked for is missing (its config drive was not built).
+    if (response.ok) {
+      const warning = response.headers.get("x-mdserver-warning");
+      return warning === null ? null : `${what}: ${warning}`;
+    }
     const reason = body.trim().split("\n")[0] || response.statusText;
     return `${what}: ${action === "upload" ? "not uploaded" : "stop not reported"}: ${response.status} ${reason}`;
   } catch (error) {

@@ -1,7 +1,8 @@
 /**
  * The admin API's JSON shape of an instance: snake_case keys throughout (as
  * the upload answer, md_server's answers and cloud-init's documents), one
- * `boot_state` and the time it was reached (`since`); map keys of
+ * `boot_state` and the time it was reached (`since`); of the password only
+ * whether one is set (`set_at`, `pending`); map keys of
  * `metadata`, `tags` and `host_keys` are the operator's and kept as they are.
  *
  * @module
@@ -27,8 +28,11 @@ export function instanceJson(instance: Instance, access: AccessRecord | null): R
   const since = state === "stopped"
     ? instance.stoppedAt
     : access?.bootedAt ?? access?.userDataAt ?? access?.firstMetadataAt ?? instance.updatedAt;
+  // The password's hash and clear text are never shown: only whether one is set and waits to be delivered.
+  const { password, ...record } = instance;
   return {
-    ...snakeKeys(instance),
+    ...snakeKeys(record),
+    password: password ? { set_at: password.setAt, pending: password.clear !== null } : null,
     boot_state: state.replace(/[\s-]+/g, "_"),
     since,
     access: access === null ? null : snakeKeys(access),

@@ -1,6 +1,7 @@
 /**
- * An upload answered: the body read, the domain registered, one log line,
- * and the JSON summary (201 for a new domain, 200 for a known one). Shared by
+ * An upload answered: the body read, the domain registered, its config
+ * drive brought up to date when a keeper is given, one log line, and the
+ * JSON summary (201 for a new domain, 200 for a known one). Shared by
  * md_server's `/instance-upload` and the admin API's `POST /v1/instances`.
  *
  * @module
@@ -9,17 +10,43 @@
 import type { Config } from "../config/config.ts";
 import type { Logger } from "../log/log.ts";
 import { registerDomainXml, uploadSummary } from "../store/registration.ts";
+import type { Instance } from "../store/instance.ts";
 import type { InstanceStore } from "../store/store.ts";
 import { readBody } from "./body.ts";
 import { jsonResponse } from "./errors.ts";
 
+/** What the listeners ask of the config drive keeper (src/seed/config_drive.ts); it never throws. */
+export interface ConfigDriveKeeper {
+  /**
+   * Builds the instance's image when it asks for one, removes it when it no longer does;
+   * `deliver`: the build for a start, after which a pending password counts as delivered.
+   */
+  refresh(
+    instance: Pick<Instance, "uuid" | "name">,
+    options?: { deliver?: boolean },
+  ): Promise<{ state: string; reason?: string }>;
+  /** Removes the image of a deleted instance. */
+  remove(uuid: string): Promise<boolean>;
+}
+
+/** Header of an upload's answer saying why the config drive was not built (the hook prints it). */
+export const WARNING_HEADER = "x-mdserver-warning";
+
 /** Registers the domain XML of a request body and answers with its summary. */
 export async function answerUpload(
   request: Request,
-  deps: { store: InstanceStore; config: Config; log: Logger },
+  deps: { store: InstanceStore; config: Config; log: Logger; configDrives?: ConfigDriveKeeper | null },
 ): Promise<Response> {
   const result = await registerDomainXml(await readBody(request), deps);
   const { instance } = result;
   deps.log.info(`upload: ${instance.name} ${instance.mac} ${instance.ipv4} ${result.created ? "created" : "updated"}`);
-  return jsonResponse(uploadSummary(result), result.created ? 201 : 200);
+  // Before answering: the hook returns, and QEMU opens the image, only after this.
+  const drive = deps.configDrives ? await deps.configDrives.refresh(instance, { deliver: true }) : null;
+  const summary = uploadSummary(result);
+  const headers: Record<string, string> = {};
+  if (drive !== null) summary.config_drive = drive.state;
+  if (drive?.state === "failed") headers[WARNING_HEADER] = `config drive not built: ${drive.reason}`.slice(0, 300);
+  const response = jsonResponse(summary, result.created ? 201 : 200);
+  for (const [name, value] of Object.entries(headers)) response.headers.set(name, value.replace(/[\r\n]+/g, " "));
+  return response;
 }

@@ -13,6 +13,7 @@
  * - DELETE /v1/instances/<ref>
  * - POST /v1/instances/delete          body {"uuids": [...]}: many at once → {deleted: [{name, uuid, ipv4}]}
  * - POST /v1/instances/<ref>/stopped    the hook's `release end`
+ * - POST|DELETE /v1/instances/<ref>/password  set (JSON body) or generate (empty body), or remove
  * - GET  /v1/instances/<ref>/user-data  exactly what the guest receives
  * - GET  /v1/instances/<ref>/vendor-data
  * - GET  /v1/instances/<ref>/meta-data  the EC2 meta-data tree as JSON
@@ -44,7 +45,8 @@ import type { TemplateRenderer } from "../user_data/mod.ts";
 import { badTargetError, requestLineUrl } from "./request_target.ts";
 import { errorToResponse, HttpError, jsonResponse, textResponse } from "./errors.ts";
 import { instanceJson } from "./_instance_json.ts";
-import { answerUpload } from "./_upload.ts";
+import { answerUpload, type ConfigDriveKeeper } from "./_upload.ts";
+import { answerPassword } from "./_password.ts";
 
 /** What the admin handler needs. */
 export interface AdminDeps {
@@ -66,6 +68,8 @@ export interface AdminDeps {
   token?: string | null;
   /** dnsmasq as the service runs it, for /health; null or absent when dnsmasq is not kept. */
   dnsmasq?: DnsmasqState | null;
+  /** Keeps the config drives (built on upload, rebuilt on a new password); null or absent: none are kept. */
+  configDrives?: ConfigDriveKeeper | null;
   /** Reads the configuration again (POST /v1/reload); absent when the service cannot. */
   reload?: () => Promise<ReloadOutcome>;
 }
@@ -209,7 +213,12 @@ async function route(request: Request, url: URL, deps: AdminDeps): Promise<Respo
   if (action === "stopped" && method === "POST") {
     const updated = await deps.store.setState(instance.uuid, "stopped");
     deps.log.info(`stopped: ${instance.name}`);
+    // Rebuilt from the record, the image no longer holds a password that was delivered at this start.
+    await deps.configDrives?.refresh(instance);
     return jsonResponse(updated === null ? null : instanceJson(updated, await deps.access.get(updated.uuid)));
+  }
+  if (action === "password" && file === undefined && method !== "GET") {
+    return await answerPassword(request, instance, deps);
   }
   if (method === "GET" && action !== undefined) return await preview(instance, action, file, deps);
   throw new HttpError(404, `not found: ${method} ${url.pathname}`);

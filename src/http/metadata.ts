@@ -48,7 +48,7 @@ import { type AccessRecorder, hostKeysFromPhoneHome, type Instance, type Instanc
 import type { TemplateRenderer } from "../user_data/mod.ts";
 import { readBody } from "./body.ts";
 import { errorToResponse, HttpError, textResponse } from "./errors.ts";
-import { answerUpload } from "./_upload.ts";
+import { answerUpload, type ConfigDriveKeeper } from "./_upload.ts";
 import { badTargetError, requestLineUrl } from "./request_target.ts";
 import { PHONE_HOME_PATH } from "../guest_api/guest_urls.ts";
 
@@ -72,6 +72,8 @@ export interface MetadataDeps {
   extras?: TemplateExtras;
   /** The neighbour table for `verify_mac`; default: the kernel's (`ip neigh`). */
   neighbours?: NeighbourLookup;
+  /** Keeps config drives: md_server's upload builds them as the admin API's does. */
+  configDrives?: ConfigDriveKeeper | null;
 }
 
 /** What one request has learnt, for its log line and metrics. */
@@ -222,7 +224,7 @@ async function route(request: Request, url: URL, source: string, deps: Context):
     const instance = await requireGuest(source, deps);
     await requireToken(request, instance, source, deps);
     return first === "openstack"
-      ? await openstackEndpoint(segments.slice(1), path, instance, deps)
+      ? await openstackEndpoint(segments.slice(1), path, instance, { ...deps, method: request.method })
       : await nocloudEndpoint(segments.slice(1), path, instance, deps);
   }
   if (first === "service") return serviceEndpoint(segments.slice(1), path, source, config);
@@ -283,7 +285,12 @@ function documentResponse(document: Document): Response {
  * The OpenStack API: `/openstack` lists the versions; `/openstack/<version>/`
  * lists the files this guest has; a file that does not exist is a 404.
  */
-async function openstackEndpoint(rest: string[], path: string, instance: Instance, deps: Context): Promise<Response> {
+async function openstackEndpoint(
+  rest: string[],
+  path: string,
+  instance: Instance,
+  deps: Context & { method: string },
+): Promise<Response> {
   const [version, name, ...more] = rest;
   if (version === undefined) return textResponse(openstackVersionListing());
   if (!isOpenstackVersion(version) || more.length > 0) throw new HttpError(404, `not found: ${path}`);
@@ -295,6 +302,15 @@ async function openstackEndpoint(rest: string[], path: string, instance: Instanc
       if (file !== "user_data" || deps.renderer.hasUserData(userDataTarget(instance))) names.push(file);
     }
     return textResponse(names.join("\n"));
+  }
+  if (name === "password" && !path.endsWith("/")) {
+    // Nova's password route: the clear text once (then only the hash is kept); none is a 404, like any missing file.
+    const clear = deps.method === "GET"
+      ? await deps.store.takeClearPassword(instance.uuid)
+      : instance.password?.clear ?? null;
+    if (clear === null) throw new HttpError(404, `not found: ${path}`);
+    if (deps.method === "GET") deps.log.info(`password: ${instance.name}: fetched by the guest`);
+    return textResponse(clear);
   }
   const document = path.endsWith("/") ? null : await openstackFile(deps, instance, name);
   if (document === null) throw new HttpError(404, `not found: ${path}`);

@@ -21,3 +21,4 @@ export { MAX_BODY_BYTES, readBody } from "./body.ts";
 export { errorToResponse, HttpError, jsonResponse, textResponse } from "./errors.ts";
 export { RequestGate } from "./gate.ts";
 export { createMetadataHandler, type Handler, type MetadataDeps } from "./metadata.ts";
+export { type ConfigDriveKeeper, WARNING_HEADER } from "./_upload.ts";

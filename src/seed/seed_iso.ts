@@ -100,14 +100,20 @@ export function isoCommand(
 
 /**
  * Writes files (path → text) as an ISO image labelled label to output,
- * with the first tool that runs; returns the tool used.
+ * with the first tool that runs; returns the tool used. `options.tools`
+ * narrows the tools tried, `options.tool` names one found before;
+ * `options.workDir` is where the files are laid out.
  */
 export async function writeIsoImage(
   files: Map<string, string>,
-  options: { label: string; output: string; tools?: readonly IsoTool[] },
+  options: { label: string; output: string; tools?: readonly IsoTool[]; tool?: IsoTool; workDir?: string },
 ): Promise<IsoTool> {
-  const tool = await findIsoTool(options.tools);
-  const dir = await Deno.makeTempDir({ prefix: "mdserver-seed-" });
+  const tool = options.tool ?? await findIsoTool(options.tools);
+  // The files are laid out in workDir (default: the system's temporary folder) first.
+  const dir = await Deno.makeTempDir({
+    prefix: "mdserver-seed-",
+    ...(options.workDir ? { dir: options.workDir } : {}),
+  });
   try {
     for (const [path, text] of files) {
       if (path.startsWith("/") || path.split("/").includes("..")) {

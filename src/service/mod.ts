@@ -7,4 +7,11 @@
  * @module
  */
 
-export { createStore, openKv, type RunningService, type StartOptions, startService } from "./service.ts";
+export {
+  type ConfigDriveService,
+  createStore,
+  openKv,
+  type RunningService,
+  type StartOptions,
+  startService,
+} from "./service.ts";

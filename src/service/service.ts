@@ -9,9 +9,16 @@ import { dirname } from "node:path";
 import type { Config } from "../config/config.ts";
 import { sleep } from "../io/mod.ts";
 import { type DnsmasqHandle, startDnsmasq } from "../dnsmasq/mod.ts";
-import { createTemplateRenderer, guestUrls, isLoopback, type TemplateExtras } from "../guest_api/mod.ts";
+import {
+  createTemplateRenderer,
+  type DocumentDeps,
+  guestUrls,
+  isLoopback,
+  type TemplateExtras,
+} from "../guest_api/mod.ts";
 import {
   type AdminDeps,
+  type ConfigDriveKeeper,
   createAdminHandler,
   createMetadataHandler,
   MAX_BODY_BYTES,
@@ -75,6 +82,19 @@ export interface StartOptions {
   reload?: () => Promise<ReloadOutcome>;
   /** Reads an environment variable (CREDENTIALS_DIRECTORY); default: the permitted environment. */
   env?: (name: string) => string | undefined;
+  /**
+   * Makes the config drive keeper (src/seed's ConfigDriveImages); absent:
+   * no images are kept. It renders with what the admin API renders with.
+   */
+  configDrives?: (deps: { store: InstanceStore; log: Logger; documents: () => DocumentDeps }) => ConfigDriveService;
+}
+
+/** The config drive keeper as the service uses it: per upload and deletion, at start and on a reload. */
+export interface ConfigDriveService extends ConfigDriveKeeper {
+  /** Removes images no domain asks for; returns how many. */
+  sweep(): Promise<number>;
+  /** Rebuilds every image. */
+  refreshAll(): Promise<unknown[]>;
 }
 
 /** Builds the instance store of a configuration over an open KV. */
@@ -164,6 +184,19 @@ export async function startService(config: Config, options: StartOptions): Promi
     dnsmasq: dnsmasqState,
     ...(options.reload ? { reload: options.reload } : {}),
   };
+  const configDrives = options.configDrives?.({
+    store,
+    log,
+    documents: () => ({ config: adminDeps.config, renderer: adminDeps.renderer, log, extras }),
+  }) ?? null;
+  if (configDrives !== null) {
+    metadataDeps.configDrives = adminDeps.configDrives = configDrives;
+    // Deleted by the admin API or gc through it: the image goes with the record.
+    store.subscribe(async (event) => {
+      if (event.type === "delete") await configDrives.remove(event.instance.uuid);
+    });
+    await configDrives.sweep().catch((error) => log.warning(`config drive: sweep failed: ${error}`));
+  }
   const metadataHandler = createMetadataHandler(metadataDeps);
   const adminHandler = createAdminHandler(adminDeps);
   const gate = new RequestGate();
@@ -283,6 +316,10 @@ export async function startService(config: Config, options: StartOptions): Promi
     // Requests in flight keep what they started with; the next one sees the new configuration.
     Object.assign(metadataDeps, { config: effective, renderer: nextRenderer });
     Object.assign(adminDeps, { config: effective, renderer: nextRenderer });
+    // Templates, keys and template data reach every image now, not only at the next start.
+    if (configDrives !== null) {
+      void configDrives.refreshAll().catch((error) => log.warning(`config drive: rebuild failed: ${error}`));
+    }
     return needRestart;
   };
   return {

@@ -36,6 +36,20 @@ export interface Instance {
   updatedAt: string;
   /** When the hook reported the domain stopped, or null. */
   stoppedAt: string | null;
+  /** Set when the domain asks for a config drive (a CD-ROM at `[configdrive] dir`/<uuid>.iso). */
+  configDrive?: boolean;
+  /** The guest's password (`mdserver password`), kept across uploads; absent when none was set. */
+  password?: InstancePassword;
+}
+
+/** A guest's password as the record keeps it (see password.ts). */
+export interface InstancePassword {
+  /** SHA-512 crypt hash, `$6$<salt>$<hash>`: kept for good. */
+  hash: string;
+  /** The clear text until it has been delivered once; null afterwards. */
+  clear: string | null;
+  /** When it was set (ISO). */
+  setAt: string;
 }
 
 /**

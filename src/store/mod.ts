@@ -24,7 +24,16 @@ export {
   StoreFullError,
 } from "./errors.ts";
 export { type Instance, instanceIdFromUuid } from "./instance.ts";
-export { registerDomainXml, type UploadResult, uploadSummary } from "./registration.ts";
+export {
+  GENERATED_PASSWORD_LENGTH,
+  generatePassword,
+  type InstancePassword,
+  MAX_PASSWORD_LENGTH,
+  newInstancePassword,
+  passwordProblem,
+  sha512Crypt,
+} from "./password.ts";
+export { configDrivePath, registerDomainXml, type UploadResult, uploadSummary } from "./registration.ts";
 export {
   ADDRESS_CACHE_TTL_MS,
   type AdoptOptions,

@@ -37,6 +37,7 @@ export async function registerDomainXml(
       `domain "${domain.name}" has no interface on network "${netName}" (needs <interface type='network'><source network='${netName}'/>)`,
     );
   }
+  const configDrive = domain.cdromFiles.includes(configDrivePath(deps.config, domain.uuid));
   return await deps.store.upsert({
     uuid: domain.uuid,
     name: domain.name,
@@ -45,7 +46,17 @@ export async function registerDomainXml(
     memoryMiB: domain.memoryMiB,
     metadata: domain.metadata,
     tags: domain.tags,
+    ...(configDrive ? { configDrive } : {}),
   });
+}
+
+/**
+ * Where the config drive of the domain with uuid is: `[configdrive] dir`/<uuid>.iso.
+ * A domain asks for its image by naming this file as a CD-ROM's source; a file
+ * named for another UUID is never written for it, so no guest reads another's data.
+ */
+export function configDrivePath(config: Config, uuid: string): string {
+  return `${config.configDrive.dir.replace(/\/+$/, "")}/${uuid}.iso`;
 }
 
 /** The JSON an upload answers with. */

@@ -37,11 +37,15 @@ import {
   StoreFullError,
 } from "./errors.ts";
 import { type Instance, instanceIdFromUuid } from "./instance.ts";
+import type { InstancePassword } from "./password.ts";
 import { UndoableAtomic } from "./_undo.ts";
 import { formatIpv4, type Ipv4Pool, nextPoolAddress, parseIpv4, poolContains, poolSize } from "../ipam/ipv4.ts";
 
 /** What an upload registers: the domain's identity on the managed network, as the record keeps it. */
-export type Registration = Pick<Instance, "uuid" | "name" | "mac" | "vcpus" | "memoryMiB" | "metadata" | "tags">;
+export type Registration = Pick<
+  Instance,
+  "uuid" | "name" | "mac" | "vcpus" | "memoryMiB" | "metadata" | "tags" | "configDrive"
+>;
 
 /** How an import pins what an upload would choose (md_server migration). */
 export interface AdoptOptions {
@@ -241,6 +245,9 @@ export class InstanceStore {
       createdAt: existing?.createdAt ?? now,
       updatedAt: now,
       stoppedAt: null,
+      ...(registration.configDrive ? { configDrive: true } : {}),
+      // Set by the operator, not by the domain XML: an upload keeps it.
+      ...(existing?.password ? { password: existing.password } : {}),
     };
 
     const op = new UndoableAtomic(this.kv)
@@ -519,6 +526,35 @@ export class InstanceStore {
       state,
       stoppedAt: state === "stopped" ? this.#now().toISOString() : null,
     }));
+  }
+
+  /** Sets the instance's password, or with null removes it; null when the instance is unknown. */
+  setPassword(uuid: string, password: InstancePassword | null): Promise<Instance | null> {
+    return this.#update(uuid, (instance) => {
+      const { password: _, ...rest } = instance;
+      return password === null ? rest : { ...rest, password };
+    });
+  }
+
+  /**
+   * Forgets the clear text of the instance's password once it has been
+   * delivered, and returns it: of callers racing, exactly one gets it, the
+   * others null (as when there is none). With `hash`, only that password's
+   * (a password set meanwhile is not the one delivered).
+   */
+  async takeClearPassword(uuid: string, hash?: string): Promise<string | null> {
+    for (let attempt = 0; attempt < MAX_COMMIT_ATTEMPTS; attempt++) {
+      const entry = await this.kv.get<Instance>(["instances", uuid]);
+      const clear = entry.value?.password?.clear ?? null;
+      if (entry.value === null || clear === null) return null;
+      if (hash !== undefined && entry.value.password?.hash !== hash) return null;
+      const updated = { ...entry.value, password: { ...entry.value.password!, clear: null } };
+      if (await this.#commit(this.kv.atomic().check(entry).set(["instances", uuid], updated))) {
+        this.#forget(updated.ipv4);
+        return clear;
+      }
+    }
+    throw this.#busy(`could not update instance ${uuid}`);
   }
 
   async #update(uuid: string, change: (instance: Instance) => Instance): Promise<Instance | null> {

@@ -23,6 +23,8 @@ import { type NetworkMode, openstackNetworkData } from "./network_config.ts";
 import { nocloudMetaData, nocloudNetworkConfig } from "./nocloud.ts";
 import { openstackMetaData, openstackVendorData, openstackVendorData2 } from "./openstack.ts";
 import { treeToJson } from "./tree.ts";
+import { cloudstackMetadataFiles } from "./cloudstack.ts";
+import { createHash } from "node:crypto";
 
 /** What rendering needs. */
 export interface DocumentDeps {
@@ -183,10 +185,18 @@ export async function nocloudFile(
 }
 
 /**
- * A config drive's files (path → body): `openstack/latest/*` exactly as
- * `/openstack/latest/*` serves them (user_data left out when there is none)
- * and `ec2/latest/meta-data.json`, the EC2 meta-data tree as JSON, which
- * cloud-init reads for block device names.
+ * A config drive's files (path → body), the layouts of OpenStack and of
+ * CloudStack's ConfigDrive provider side by side:
+ * - `openstack/latest/*` exactly as `/openstack/latest/*` serves them
+ *   (user_data left out when there is none), but for `admin_pass` in
+ *   meta_data.json while a password waits to be delivered (Nova writes it
+ *   on config drives only; cloudbase-init reads it there);
+ * - `ec2/latest/meta-data.json`, the EC2 meta-data tree as JSON, which
+ *   cloud-init's ConfigDrive datasource reads (as `ec2-metadata`);
+ * - `cloudstack/metadata/*.txt`, `cloudstack/userdata/user_data.txt` (the
+ *   same bytes as user_data), and while a password waits to be delivered
+ *   `cloudstack/password/vm_password.txt` with its
+ *   `vm_password_md5checksum` (what CloudStack's guest scripts compare).
  */
 export async function configDriveFiles(
   deps: DocumentDeps,
@@ -197,6 +207,13 @@ export async function configDriveFiles(
     (name) => openstackFile(deps, instance, name),
     "openstack/latest/",
   );
+  const clear = instance.password?.clear ?? null;
+  if (clear !== null) {
+    files.set(
+      "openstack/latest/meta_data.json",
+      json({ ...openstackMetaData(deps.config, instance), admin_pass: clear }).body,
+    );
+  }
   files.set(
     "ec2/latest/meta-data.json",
     JSON.stringify(
@@ -205,6 +222,13 @@ export async function configDriveFiles(
       2,
     ) + "\n",
   );
+  for (const [path, text] of cloudstackMetadataFiles(deps.config, instance)) files.set(path, text);
+  const userData = files.get("openstack/latest/user_data");
+  if (userData !== undefined) files.set("cloudstack/userdata/user_data.txt", userData);
+  if (clear !== null) {
+    files.set("cloudstack/password/vm_password.txt", clear);
+    files.set("cloudstack/password/vm_password_md5checksum", createHash("md5").update(clear).digest("hex"));
+  }
   return files;
 }
 

@@ -82,6 +82,14 @@ Deno.test("configDriveFiles() holds the OpenStack files and the EC2 meta-data as
   await withDeps({ "vendor.yaml": "#cloud-config\n{}\n" }, "vendordata_template = vendor.yaml\n", async (deps) => {
     const files = await configDriveFiles(deps, INSTANCE);
     assert.deepEqual([...files.keys()].sort(), [
+      "cloudstack/metadata/availability-zone.txt",
+      "cloudstack/metadata/cloud-identifier.txt",
+      "cloudstack/metadata/instance-id.txt",
+      "cloudstack/metadata/local-hostname.txt",
+      "cloudstack/metadata/public-keys.txt",
+      "cloudstack/metadata/service-offering.txt",
+      "cloudstack/metadata/vm-id.txt",
+      "cloudstack/userdata/user_data.txt",
       "ec2/latest/meta-data.json",
       "openstack/latest/meta_data.json",
       "openstack/latest/network_data.json",
