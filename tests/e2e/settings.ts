@@ -114,6 +114,9 @@ domain = mds.test
 manage = child
 ${ipv6 ? "# ipv6_prefix: the default" : "ipv6_prefix = no"}
 
+[configdrive]
+dir = ${WORK}/seeds
+
 [service]
 location = e2e
 `;
