@@ -25,12 +25,11 @@ import {
 } from "./guest_checks.ts";
 import { getInstance, type InstanceView } from "./instance_view.ts";
 import { libvirtDomainXml, mustVirsh, randomMac, virsh } from "./libvirt.ts";
-import { addConfigDrive, addSysinfo, gcVirsh, knownHosts } from "./mdserver_cli.ts";
+import { addSysinfo, gcVirsh, knownHosts } from "./mdserver_cli.ts";
 import { waitFor } from "./process.ts";
 import { customizedDisk, overlayDisk } from "./qemu.ts";
 import { message, ReportedError } from "./report.ts";
 import {
-  CONFIGDRIVE_DATASOURCE_CONFIG,
   EC2_DATASOURCE_CONFIG,
   EC2_DATASOURCE_FILE,
   GUEST_MEMORY_MIB,
@@ -94,9 +93,8 @@ export async function guestRun(spec: GuestRun, ctx: GuestContext): Promise<BootT
     async () => {
       const base = `${ctx.image.imageDir}/${ctx.image.diskFile}`;
       const disk = spec.kind === "nocloud" ? `${dir}/disk.qcow2` : `${dir}/disk.raw`;
-      const datasource = spec.kind === "ec2" ? EC2_DATASOURCE_CONFIG : CONFIGDRIVE_DATASOURCE_CONFIG;
       if (spec.kind === "nocloud") await overlayDisk(base, disk);
-      else await customizedDisk(base, disk, [{ path: EC2_DATASOURCE_FILE, content: datasource }], dir);
+      else await customizedDisk(base, disk, [{ path: EC2_DATASOURCE_FILE, content: EC2_DATASOURCE_CONFIG }], dir);
       return libvirtDomainXml({
         name,
         uuid: crypto.randomUUID(),
@@ -120,9 +118,7 @@ export async function guestRun(spec: GuestRun, ctx: GuestContext): Promise<BootT
     () =>
       spec.kind === "nocloud"
         ? "qcow2 overlay over the base image (stock cloud-init configuration)"
-        : `copy of the base image with ${EC2_DATASOURCE_FILE}: ${
-          (spec.kind === "ec2" ? EC2_DATASOURCE_CONFIG : CONFIGDRIVE_DATASOURCE_CONFIG).trim().replace(/\s+/g, " ")
-        }`,
+        : `copy of the base image with ${EC2_DATASOURCE_FILE}: ${EC2_DATASOURCE_CONFIG.trim().replace(/\s+/g, " ")}`,
   );
   await Deno.writeTextFile(`${dir}/domain.xml`, domainXml);
   await report.phase(run, "virsh define", () => mustVirsh(NAMESPACE, ["define", `${dir}/domain.xml`]));
@@ -142,17 +138,6 @@ export async function guestRun(spec: GuestRun, ctx: GuestContext): Promise<BootT
       `virsh dumpxml --inactive ${name}: ${defined.includes("<sysinfo") ? "<sysinfo>" : "no <sysinfo>"}, ${
         defined.includes("<smbios mode='sysinfo'/>") ? "<smbios mode='sysinfo'/>" : "no <smbios>"
       }`,
-    );
-  }
-
-  if (spec.kind === "configdrive") {
-    // The CD-ROM `mdserver configdrive NAME` prints, attached with virsh;
-    // the hook's upload then builds the image before qemu opens it.
-    await report.phase(
-      run,
-      "config drive CD-ROM from mdserver configdrive, virsh attach-device",
-      () => addConfigDrive(name, dir),
-      (xml) => /<source file='([^']*)'/.exec(xml)?.[1] ?? "",
     );
   }
 
@@ -261,27 +246,10 @@ async function checkFirstBoot(
   );
 
   const log = ctx.mdserver.lines;
-  if (run.endsWith("configdrive")) {
-    // Nothing over HTTP but the phone-home: the metadata is on the CD-ROM.
-    const image = `${WORK}/seeds/${instance.uuid}.iso`;
-    const size = await Deno.stat(image).then((info) => info.size, () => null);
-    report.check(
-      run,
-      "mdserver built the config drive",
-      size !== null,
-      size === null ? `no ${image}` : `${image}, ${size} bytes`,
-    );
-    const fetched = log.filter((line) => new RegExp(`\\s${escapeRegExp(ip)}(\\s\\S+)? GET `).test(line));
-    report.check(run, "the guest fetched nothing over HTTP", fetched.length === 0, fetched[0] ?? "no GET from " + ip);
-  }
-  const metadataLine = run.endsWith("configdrive")
-    ? "(config drive)"
-    : run.endsWith("nocloud")
+  const metadataLine = run.endsWith("nocloud")
     ? servedLine(log, ip, "GET /nocloud/meta-data")
     : servedLine(log, ip, "GET /[^ ]+/meta-data/instance-id");
-  const userDataLine = run.endsWith("configdrive")
-    ? "(config drive)"
-    : run.endsWith("nocloud")
+  const userDataLine = run.endsWith("nocloud")
     ? servedLine(log, ip, "GET /nocloud/user-data")
     : servedLine(log, ip, "GET /[^ /]+/user-data");
   report.check(run, "mdserver served its metadata", metadataLine !== undefined, metadataLine ?? `no 200 for ${ip}`);
@@ -294,14 +262,12 @@ async function checkFirstBoot(
   // Boot tracking, as the admin API reports it, and the known_hosts file
   // `mdserver known-hosts` prints from it.
   const view = (await getInstance(name)) ?? instance;
-  if (!run.endsWith("configdrive")) {
-    report.check(
-      run,
-      "mdserver recorded the metadata and user-data fetches",
-      view.firstMetadataAt !== null && view.userDataAt !== null,
-      `metadata first ${view.firstMetadataAt}, user-data ${view.userDataAt}`,
-    );
-  }
+  report.check(
+    run,
+    "mdserver recorded the metadata and user-data fetches",
+    view.firstMetadataAt !== null && view.userDataAt !== null,
+    `metadata first ${view.firstMetadataAt}, user-data ${view.userDataAt}`,
+  );
   const phoneHomeKey = view.hostKeys["ssh-ed25519"] ?? null;
   report.check(
     run,

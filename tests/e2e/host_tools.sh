@@ -22,8 +22,6 @@ command -v mke2fs >/dev/null && command -v debugfs >/dev/null || missing+=(e2fsp
 command -v ssh >/dev/null && command -v ssh-keygen >/dev/null && command -v ssh-keyscan >/dev/null ||
   missing+=(openssh-client)
 command -v dnsmasq >/dev/null || missing+=(dnsmasq-base)
-# mdserver builds the config drive of --only configdrive with it.
-command -v genisoimage >/dev/null || missing+=(genisoimage)
 command -v ip >/dev/null || missing+=(iproute2)
 command -v flock >/dev/null || missing+=(util-linux)
 # For --libvirt: libvirtd and virsh (the run starts its own libvirtd in its namespace).

@@ -67,25 +67,3 @@ export async function addSysinfo(name: string, dir: string): Promise<string> {
   }
   return await Deno.readTextFile(`${dir}/${name}.xml`);
 }
-
-/**
- * Gives a defined domain the config drive mdserver keeps: the CD-ROM
- * `mdserver configdrive NAME` prints (IDE: the domain is an i440fx one),
- * attached with `virsh attach-device --config`. Resolves with the element.
- */
-export async function addConfigDrive(name: string, dir: string): Promise<string> {
-  const script = [
-    "set -eu",
-    'cd "$1"',
-    `${MDSERVER_COMMAND} configdrive "$0" --bus ide --dev hdc > "$0-configdrive.xml"`,
-    'virsh attach-device "$0" "$0-configdrive.xml" --config >/dev/null',
-  ].join("\n");
-  const result = await runCommand(...inNamespaceAsHost("bash", ["-c", script, name, dir]), {
-    cwd: ROOT,
-    timeoutMs: 60_000,
-  });
-  if (result.code !== 0) {
-    throw new Error(`adding the config drive to ${name} failed: ${(result.stderr || result.stdout).trim()}`);
-  }
-  return await Deno.readTextFile(`${dir}/${name}-configdrive.xml`);
-}

@@ -10,7 +10,7 @@
  * @module
  */
 
-import { EXTRA_KINDS, type GuestRun, KINDS, SUITES } from "./settings.ts";
+import { type GuestRun, KINDS, SUITES } from "./settings.ts";
 
 /** Command line options. */
 export interface Options {
@@ -44,11 +44,6 @@ export function allRuns(): GuestRun[] {
   return KINDS.flatMap((kind) => SUITES.map((suite) => ({ suite, kind, label: `${suite}-${kind}` })));
 }
 
-/** The guests booted only when --only names them (their kind or label). */
-export function extraRuns(): GuestRun[] {
-  return EXTRA_KINDS.flatMap((kind) => SUITES.map((suite) => ({ suite, kind, label: `${suite}-${kind}` })));
-}
-
 /** Parses the arguments; throws a TypeError naming a bad one. */
 export function parseOptions(args: string[]): Options {
   const options: Options = { accel: "auto", runs: allRuns(), bootTimeoutS: null, jobs: 2, hook: "qemu", ipv6: true };
@@ -66,13 +61,10 @@ export function parseOptions(args: string[]): Options {
       options.accel = accel;
     } else if (name === "--only") {
       const filters = value().split(",").map((filter) => filter.trim()).filter(Boolean);
-      const every = [...allRuns(), ...extraRuns()];
-      const known = new Set<string>([...SUITES, ...KINDS, ...EXTRA_KINDS, ...every.map((run) => run.label)]);
+      const known = new Set<string>([...SUITES, ...KINDS, ...allRuns().map((run) => run.label)]);
       const unknown = filters.filter((filter) => !known.has(filter));
       if (filters.length === 0 || unknown.length > 0) throw new TypeError(`--only "${unknown.join(",")}"`);
-      // A suite alone picks the default guests of that suite; an extra one is named by its kind or label.
-      const extras = extraRuns().filter((run) => filters.some((filter) => filter === run.kind || filter === run.label));
-      options.runs = [...allRuns(), ...extras].filter((run) =>
+      options.runs = allRuns().filter((run) =>
         filters.some((filter) => filter === run.suite || filter === run.kind || filter === run.label)
       );
     } else if (name === "--boot-timeout") {

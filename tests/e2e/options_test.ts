@@ -22,14 +22,3 @@ Deno.test("e2e options: --only, --jobs and --hook choose the guests, the paralle
   assert.throws(() => parseOptions(["--hook", "qemu.x"]), TypeError);
   assert.throws(() => parseOptions(["--only", "sid"]), TypeError);
 });
-
-Deno.test("e2e options: the config drive guest boots only when --only names it", () => {
-  assert.ok(!parseOptions(["--only", "bookworm"]).runs.some((run) => run.kind === "configdrive"));
-  assert.deepEqual(parseOptions(["--only", "bookworm-configdrive"]).runs.map((run) => run.label), [
-    "bookworm-configdrive",
-  ]);
-  assert.deepEqual(parseOptions(["--only", "configdrive"]).runs.map((run) => run.label), [
-    "bookworm-configdrive",
-    "trixie-configdrive",
-  ]);
-});

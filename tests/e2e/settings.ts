@@ -59,16 +59,11 @@ export const MARKER = "MDSERVER-E2E-MARKER";
 /** A Debian suite the e2e boots. */
 export type Suite = "bookworm" | "trixie";
 /** The datasource a guest finds mdserver through. */
-export type GuestKind = "nocloud" | "ec2" | "configdrive";
+export type GuestKind = "nocloud" | "ec2";
 /** Every suite, bookworm first: its boot is the yardstick for trixie's. */
 export const SUITES: Suite[] = ["bookworm", "trixie"];
-/** The datasources every run boots. */
+/** Every datasource. */
 export const KINDS: GuestKind[] = ["nocloud", "ec2"];
-/**
- * Booted only when asked for (`--only configdrive`): a guest whose only
- * datasource is the config drive mdserver keeps (docs/configdrive.md).
- */
-export const EXTRA_KINDS: GuestKind[] = ["configdrive"];
 
 /** One guest: a Debian suite through one datasource. */
 export interface GuestRun {
@@ -87,8 +82,6 @@ export interface GuestRun {
 export const EC2_DATASOURCE_FILE = "/etc/cloud/cloud.cfg.d/99_mdserver-datasource.cfg";
 /** Its content. */
 export const EC2_DATASOURCE_CONFIG = "datasource_list: [ Ec2, None ]\ndatasource:\n  Ec2:\n    strict_id: false\n";
-/** The same file for the config drive guest: no network datasource at all. */
-export const CONFIGDRIVE_DATASOURCE_CONFIG = "datasource_list: [ ConfigDrive, None ]\n";
 
 /** The production-like configuration: the metadata address on port 80, managed dnsmasq on the shipped network. */
 export function renderConfig(publicKey: string, ipv6: boolean): string {
