@@ -159,8 +159,12 @@ export const COMMANDS: readonly CommandSpec[] = [
         value: "nocloud|openstack",
         help: "which datasource to point at (default nocloud)",
       },
+      xml: {
+        type: "boolean",
+        help: "print only the <sysinfo> element (the domain's <os> needs <smbios mode='sysinfo'/>)",
+      },
     },
-    example: "mdserver smbios web01 --datasource nocloud",
+    example: "mdserver smbios web01 --xml",
   },
   {
     name: "password",

@@ -42,6 +42,27 @@ function escapeXml(text: string): string {
 }
 
 /**
+ * The `<sysinfo>` element alone (`smbios --xml`), for a script that puts it
+ * into a domain: no comment, and nothing else (the domain's `<os>` needs
+ * `<smbios mode='sysinfo'/>` besides, or libvirt passes none of it on).
+ */
+export function sysinfoElement(config: Config, datasource: SmbiosDatasource): string {
+  const entries = datasource === "nocloud" ? [`<entry name='serial'>${escapeXml(nocloudSerial(config))}</entry>`] : [
+    "<entry name='manufacturer'>OpenStack Foundation</entry>",
+    "<entry name='product'>OpenStack Nova</entry>",
+  ];
+  return [
+    "<sysinfo type='smbios'>",
+    "  <system>",
+    ...entries.map((entry) => `    ${entry}`),
+    "  </system>",
+    "</sysinfo>",
+    "",
+  ]
+    .join("\n");
+}
+
+/**
  * The `<sysinfo>` and `<os><smbios/></os>` snippet for a domain, with one
  * comment line saying where each part goes.
  */
@@ -50,23 +71,13 @@ export function smbiosSnippet(
   options: { datasource: SmbiosDatasource; domain?: string },
 ): string {
   const target = options.domain ? ` ${escapeXml(options.domain)}` : " <domain>";
-  const entries = options.datasource === "nocloud"
-    ? [`<entry name='serial'>${escapeXml(nocloudSerial(config))}</entry>`]
-    : [
-      "<entry name='manufacturer'>OpenStack Foundation</entry>",
-      "<entry name='product'>OpenStack Nova</entry>",
-    ];
   const what = options.datasource === "nocloud"
     ? `NoCloud over HTTP from ${metadataBaseUrl(config)}/nocloud/`
     : "the OpenStack metadata API (it asks http://169.254.169.254/openstack)";
   return [
     `<!-- mdserver: cloud-init uses ${what}.`,
     `     virsh edit${target}: put <sysinfo> inside <domain>, and <smbios> inside its existing <os>. -->`,
-    "<sysinfo type='smbios'>",
-    "  <system>",
-    ...entries.map((entry) => `    ${entry}`),
-    "  </system>",
-    "</sysinfo>",
+    ...sysinfoElement(config, options.datasource).trimEnd().split("\n"),
     "<os>",
     "  <smbios mode='sysinfo'/>",
     "</os>",
@@ -75,13 +86,15 @@ export function smbiosSnippet(
 }
 
 /** Usage of `ctl smbios`. */
-export const SMBIOS_USAGE = `smbios [DOMAIN] [--datasource nocloud|openstack]
+export const SMBIOS_USAGE = `smbios [DOMAIN] [--datasource nocloud|openstack] [--xml]
       print the libvirt <sysinfo> and <os><smbios/> snippet that makes a stock
-      cloud image find mdserver: NoCloud over HTTP (default) or OpenStack`;
+      cloud image find mdserver: NoCloud over HTTP (default) or OpenStack;
+      --xml prints the <sysinfo> element alone`;
 
 /**
- * `ctl smbios [DOMAIN] [--datasource nocloud|openstack]`: prints the
- * snippet for the configuration in configFile; returns the exit code.
+ * `ctl smbios [DOMAIN] [--datasource nocloud|openstack] [--xml]`: prints the
+ * snippet (with --xml the `<sysinfo>` element alone) for the configuration
+ * in configFile; returns the exit code.
  * `args[0]` is "smbios". Throws TypeError on misuse.
  */
 export async function runSmbios(
@@ -93,6 +106,10 @@ export async function runSmbios(
     throw new TypeError(`--datasource must be nocloud or openstack, got "${datasource}"`);
   }
   const config = await loadConfig(deps.configFile);
+  if (line.options.has("xml")) {
+    deps.print(sysinfoElement(config, datasource).trimEnd());
+    return 0;
+  }
   const domain = line.args[1];
   deps.print(smbiosSnippet(config, domain === undefined ? { datasource } : { datasource, domain }).trimEnd());
   return 0;

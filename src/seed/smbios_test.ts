@@ -67,3 +67,20 @@ Deno.test("runSmbios() prints the snippet and refuses an unknown datasource", as
     );
   });
 });
+
+Deno.test("runSmbios() with --xml prints the <sysinfo> element alone, which parses as XML", async () => {
+  await withConfig("", async (file) => {
+    const lines: string[] = [];
+    const code = await runSmbios(
+      { args: ["smbios", "web01"], options: new Map([["xml", true]]) },
+      { configFile: file, print: (line) => lines.push(line) },
+    );
+    assert.equal(code, 0);
+    assert.equal(
+      lines.join("\n"),
+      "<sysinfo type='smbios'>\n  <system>\n" +
+        "    <entry name='serial'>ds=nocloud;s=http://169.254.169.254/nocloud/;dsmode=net</entry>\n" +
+        "  </system>\n</sysinfo>",
+    );
+  });
+});

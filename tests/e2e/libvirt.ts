@@ -69,10 +69,18 @@ export async function mustVirsh(namespace: string, args: string[], timeoutMs = 6
   return result.stdout;
 }
 
-/** Starts libvirtd inside the namespace and waits until virsh gets an answer. */
-export async function startLibvirtd(namespace: string, workDir: string, etcDir: string): Promise<Libvirt> {
+/**
+ * Starts libvirtd inside the namespace (`command` says how: the arguments
+ * it gets are libvirtd's) and waits until virsh gets an answer.
+ */
+export async function startLibvirtd(
+  namespace: string,
+  workDir: string,
+  etcDir: string,
+  command: (program: string, args: string[]) => [string, string[]],
+): Promise<Libvirt> {
   const pidFile = `${workDir}/libvirtd.pid`;
-  await mustRun(...inNamespace(namespace, "libvirtd", ["--daemon", "--pid-file", pidFile]));
+  await mustRun(...command("libvirtd", ["--daemon", "--pid-file", pidFile]));
   for (let i = 0; i < 100; i++) {
     if ((await virsh(namespace, ["version"], 5_000)).code === 0) return { namespace, pidFile, etcDir };
     await sleep(200);
@@ -94,7 +102,13 @@ export async function stopLibvirtd(libvirt: Libvirt): Promise<void> {
   }
 }
 
-/** What libvirt should boot: the same guest the simulated hypervisor boots. */
+/** A random locally administered MAC in libvirt's 52:54:00 range. */
+export function randomMac(): string {
+  const bytes = crypto.getRandomValues(new Uint8Array(3));
+  return ["52", "54", "00", ...[...bytes].map((byte) => byte.toString(16).padStart(2, "0"))].join(":");
+}
+
+/** What libvirt should boot. */
 export interface LibvirtGuest {
   name: string;
   uuid: string;
@@ -106,20 +120,16 @@ export interface LibvirtGuest {
   kernelCommandLine: string;
   disk: string;
   diskFormat: "raw" | "qcow2";
-  smbiosSerial: string | null;
+  /** The `<sysinfo>` element (from `mdserver smbios NAME`), or null for none. */
+  sysinfo: string | null;
   consoleLog: string;
   accel: "kvm" | "tcg";
 }
 
 /** The domain XML a user would `virsh define` for the guest, on the shipped `mds` network. */
 export function libvirtDomainXml(guest: LibvirtGuest): string {
-  const sysinfo = guest.smbiosSerial === null ? "" : `  <sysinfo type='smbios'>
-    <system>
-      <entry name='serial'>${escapeXml(guest.smbiosSerial)}</entry>
-    </system>
-  </sysinfo>
-`;
-  const smbios = guest.smbiosSerial === null ? "" : "    <smbios mode='sysinfo'/>\n";
+  const sysinfo = guest.sysinfo === null ? "" : guest.sysinfo.trim().split("\n").map((line) => `  ${line}\n`).join("");
+  const smbios = guest.sysinfo === null ? "" : "    <smbios mode='sysinfo'/>\n";
   return `<domain type='${guest.accel === "kvm" ? "kvm" : "qemu"}'>
   <name>${escapeXml(guest.name)}</name>
   <uuid>${guest.uuid}</uuid>

@@ -1,26 +1,14 @@
 /**
- * The network namespace that plays the hypervisor: bridge `br-mds` with the
- * gateway address and the metadata address, libvirt-style tap devices for
- * the guests, and the per-namespace `/etc/mdserver` (iproute2's
- * `/etc/netns/<name>/` convention) so that the hook and mdserver read the
- * configuration where a real host keeps it.
+ * The network namespace that plays the host: libvirtd, mdserver, dnsmasq
+ * and the guests run in it (libvirt makes the bridge and the taps), and the
+ * per-namespace `/etc/mdserver` (iproute2's `/etc/netns/<name>/`
+ * convention) lets the hook and mdserver read the configuration where a
+ * real host keeps it.
  *
  * @module
  */
 
 import { mustRun, runCommand, sleep } from "./process.ts";
-
-/** Addresses of the hypervisor side. */
-export interface HypervisorNetwork {
-  namespace: string;
-  bridge: string;
-  /** Gateway address with prefix, e.g. "10.122.0.1/16". */
-  gateway: string;
-  /** The host's IPv6 address with prefix on the bridge, e.g. "fd07:5fd4:b385::1/64"; null for none. */
-  gateway6: string | null;
-  /** The metadata address, e.g. "169.254.169.254". */
-  metadataAddress: string;
-}
 
 /** Arguments that run program inside the namespace (`ip netns exec`). */
 export function inNamespace(namespace: string, program: string, args: string[]): [string, string[]] {
@@ -39,32 +27,6 @@ export async function createNamespace(namespace: string): Promise<void> {
   await mustRun("ip", ["-n", namespace, "link", "set", "lo", "up"]);
 }
 
-/** Creates the namespace, its loopback and the bridge with its addresses (as libvirt does for the network XML). */
-export async function createHypervisor(net: HypervisorNetwork): Promise<void> {
-  const ip = (...args: string[]) => mustRun("ip", ["-n", net.namespace, ...args]);
-  await createNamespace(net.namespace);
-  // As libvirt makes it: no STP and no forwarding delay, so a new port forwards at once.
-  await ip("link", "add", net.bridge, "type", "bridge", "stp_state", "0", "forward_delay", "0");
-  await ip("addr", "add", net.gateway, "dev", net.bridge);
-  await ip("addr", "add", `${net.metadataAddress}/32`, "dev", net.bridge);
-  // Usable at once, without duplicate address detection: nothing else is on the bridge yet.
-  if (net.gateway6 !== null) await ip("addr", "add", net.gateway6, "dev", net.bridge, "nodad");
-  await ip("link", "set", net.bridge, "up");
-}
-
-/** Adds a tap device enslaved to the bridge, as libvirt does for `<interface type='network'>`. */
-export async function addTap(net: HypervisorNetwork, tap: string): Promise<void> {
-  const ip = (...args: string[]) => mustRun("ip", ["-n", net.namespace, ...args]);
-  await ip("tuntap", "add", "dev", tap, "mode", "tap");
-  await ip("link", "set", tap, "master", net.bridge);
-  await ip("link", "set", tap, "up");
-}
-
-/** Removes a tap device (ignores one that is gone). */
-export async function removeTap(net: HypervisorNetwork, tap: string): Promise<void> {
-  await runCommand("ip", ["-n", net.namespace, "link", "del", tap]);
-}
-
 /** Process ids of everything running in the namespace. */
 export async function namespacePids(namespace: string): Promise<number[]> {
   const result = await runCommand("ip", ["netns", "pids", namespace]);
@@ -81,7 +43,7 @@ export async function processName(pid: number): Promise<string | null> {
 
 /**
  * Stops every process still in the namespace (all of them were started by
- * this test, inside it), then deletes the namespace, which takes its
+ * this test, inside it), then deletes the namespace, which takes the
  * bridge and taps with it. Returns what had to be killed.
  */
 export async function destroyHypervisor(namespace: string): Promise<string[]> {
@@ -134,6 +96,13 @@ export async function unbindEtcDir(binding: EtcBinding): Promise<void> {
   if (binding.createdNetnsRoot) await Deno.remove("/etc/netns").catch(() => {});
   // Only an empty folder that this test made (a non-empty one is not removed).
   if (binding.createdTarget) await Deno.remove(binding.target).catch(() => {});
+}
+
+/** Creates an empty folder to mount over, unless there is one; resolves with whether it made it. */
+export async function makeMountPoint(path: string): Promise<boolean> {
+  if (await exists(path)) return false;
+  await Deno.mkdir(path);
+  return true;
 }
 
 async function exists(path: string): Promise<boolean> {

@@ -1,6 +1,6 @@
 /**
- * The guest's virtual machine: choosing KVM or TCG, the per-run disk, and
- * the qemu command line libvirt would run for the domain.
+ * The guest's virtual machine: choosing KVM or TCG, and the per-run disk
+ * over the cached image.
  *
  * @module
  */
@@ -123,74 +123,4 @@ export async function customizedDisk(
     const check = await runCommand("debugfs", ["-R", `cat ${file.path}`, path]);
     if (check.stdout !== file.content) throw new Error(`debugfs did not write ${file.path} into ${path}`);
   }
-}
-
-/** What qemu needs to boot one guest. */
-export interface QemuGuest {
-  name: string;
-  uuid: string;
-  accel: "kvm" | "tcg";
-  memoryMiB: number;
-  vcpus: number;
-  kernel: string;
-  initrd: string;
-  kernelCommandLine: string;
-  disk: string;
-  diskFormat: "raw" | "qcow2";
-  tap: string;
-  mac: string;
-  smbiosSerial: string | null;
-  consoleLog: string;
-  pidFile: string;
-}
-
-/** qemu's arguments for the guest, as libvirt would build them for its domain XML. */
-export function qemuArgs(guest: QemuGuest): string[] {
-  const args = [
-    "-name",
-    `guest=${guest.name}`,
-    "-uuid",
-    guest.uuid,
-    "-machine",
-    `pc,accel=${guest.accel}`,
-    "-cpu",
-    guest.accel === "kvm" ? "host" : "max",
-    "-m",
-    String(guest.memoryMiB),
-    "-smp",
-    String(guest.vcpus),
-    "-display",
-    "none",
-    "-monitor",
-    "none",
-    "-no-user-config",
-    "-nodefaults",
-    "-serial",
-    `file:${guest.consoleLog}`,
-    "-pidfile",
-    guest.pidFile,
-    "-kernel",
-    guest.kernel,
-    "-initrd",
-    guest.initrd,
-    "-append",
-    guest.kernelCommandLine,
-    "-drive",
-    `file=${qemuValue(guest.disk)},format=${guest.diskFormat},if=virtio`,
-    "-netdev",
-    `tap,id=hostnet0,ifname=${guest.tap},script=no,downscript=no`,
-    "-device",
-    `virtio-net-pci,netdev=hostnet0,id=net0,mac=${guest.mac}`,
-    "-object",
-    "rng-random,id=objrng0,filename=/dev/urandom",
-    "-device",
-    "virtio-rng-pci,rng=objrng0,id=rng0",
-  ];
-  if (guest.smbiosSerial !== null) args.push("-smbios", `type=1,serial=${qemuValue(guest.smbiosSerial)}`);
-  return args;
-}
-
-/** A qemu option value: commas doubled. */
-function qemuValue(value: string): string {
-  return value.replaceAll(",", ",,");
 }

@@ -58,6 +58,13 @@ export class Report {
     this.steps.push(step);
   }
 
+  /** Orders the steps by run (in the order runs first appear), keeping each run's own order. */
+  groupByRun(): void {
+    const order = [...new Set(this.steps.map((step) => step.run))];
+    const grouped = order.flatMap((run) => this.steps.filter((step) => step.run === run));
+    this.steps.splice(0, this.steps.length, ...grouped);
+  }
+
   /** True when there were steps and none failed or was skipped. */
   get ok(): boolean {
     return this.steps.length > 0 && this.steps.every((step) => step.status === "pass");
