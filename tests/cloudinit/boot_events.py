@@ -3,8 +3,8 @@
 Usage: boot_events.py SEED_URL SOURCE_IP STAGES [FAIL_MODULE]
 Reads the user-data and vendor-data from the NoCloud seed at SEED_URL as the
 guest at SOURCE_IP and splits them into parts with cloud-init's own
-UserDataProcessor. Every `#cloud-boothook` part is run as cloud-init's
-boothook handler runs it (prefix stripped, executed), twice, with the
+UserDataProcessor. Every `#cloud-boothook` part is run by cloud-init's own
+BootHookPartHandler (prefix stripped, written, executed), twice, with the
 runtime configuration /run/cloud-init/cloud.cfg standing at a temporary
 file that holds what ds-identify writes there. Then the configuration is
 loaded as that version's stages.Init loads it (fetch_base_config, which
@@ -40,9 +40,11 @@ fail_module = sys.argv[4] if len(sys.argv) > 4 else None
 _guest.become_guest(source_ip)
 _guest.stay_local()
 
-from cloudinit import helpers, reporting, stages, subp, user_data, util  # noqa: E402
+from cloudinit import helpers, reporting, stages, user_data, util  # noqa: E402
+from cloudinit.handlers import boot_hook  # noqa: E402
 from cloudinit.cmd.main import apply_reporting_cfg  # noqa: E402
 from cloudinit.reporting import events  # noqa: E402
+from cloudinit.settings import PER_ALWAYS  # noqa: E402
 
 RUNTIME_CONFIG = "/run/cloud-init/cloud.cfg"
 DS_IDENTIFY = "datasource_list: [ NoCloud, None ]"  # ds-identify's line, no newline at the end
@@ -105,13 +107,20 @@ def runtime_dir():
     return run_dir
 
 
+class Instance:
+    """The little of a datasource the boothook handler asks for."""
+
+    def get_instance_id(self):
+        return "i-guest"
+
+
 def run_hook(payload, run_dir, index):
-    """cloud-init's boothook handler: prefix stripped, written 0700, executed (here with the runtime file moved)."""
+    """cloud-init's own boothook handler runs the part (the runtime file's path moved to run_dir); it logs a failure."""
     assert RUNTIME_CONFIG in payload, "the hook writes the runtime configuration"
-    body = util.strip_prefix_suffix(util.dos2unix(payload), prefix="#cloud-boothook").lstrip()
-    path = os.path.join(paths.cloud_dir, f"boothook-{index}")
-    util.write_file(path, body.replace(RUNTIME_CONFIG, os.path.join(run_dir, "cloud.cfg")), 0o700)
-    subp.subp([path], capture=True)
+    hook_paths = helpers.Paths({"cloud_dir": paths.cloud_dir, "run_dir": run_dir}, ds=Instance())
+    handler = boot_hook.BootHookPartHandler(hook_paths, Instance())
+    moved = payload.replace(RUNTIME_CONFIG, os.path.join(run_dir, "cloud.cfg"))
+    handler.handle_part(None, "text/cloud-boothook", f"part-{index:03d}", moved, PER_ALWAYS)
 
 
 def load_config(run_dir):
