@@ -62,6 +62,8 @@ async function playBoot(client: CloudInitVersion, metadataUrl: string, ip: strin
   assert.ok(!JSON.stringify(result.cached_instance_config).includes("reporting"), "no reporter in the cache");
   assert.equal(result.later_boot_reporting, null, "a later boot's init-local configures no reporting");
   assert.deepEqual(Object.keys(result.later_boot_handlers), ["logging"], "only cloud-init's own log handler");
+  // The guest's own reporting: wins, key by key (mdserver: null turns mdserver's off, others join).
+  assert.deepEqual(result.own_reporting, { mdserver: null, mine: { type: "log" } });
   return result.posted as { name: string; event_type: string; result?: string }[];
 }
 

@@ -24,7 +24,8 @@ start event is never posted), and each module is a child ReportEventStack
 with cloud-init's names and messages. FAIL_MODULE (e.g. runcmd) raises inside
 its module, as a failing module does. Prints one JSON object: the events the
 reporter posted, the warnings cloud-init logged (a failed post is one), the
-runtime file, and what each boot's configuration had under `reporting`.
+runtime file, what each boot's configuration had under `reporting`, and
+what it has when the instance's cloud-config sets `reporting:` itself.
 """
 import inspect
 import json
@@ -201,6 +202,12 @@ for stage in stage_list.split(","):
         # The next stage is a new process: its reporter is configured again.
         reporting.update_configuration({"mdserver": None})
 
+# The guest's own `reporting:` (user-data or the operator's vendor-data) is in the instance's cloud-config: it
+# is merged over the runtime file's, so `mdserver: null` turns mdserver's off and other handlers join it.
+own = dict(cached.get("cloud-config.txt", {}), reporting={"mdserver": None, "mine": {"type": "log"}})
+util.write_file(os.path.join(instance_dir, "cloud-config.txt"), "#cloud-config\n" + json.dumps(own))
+own_reporting = load_config(run_dir).get("reporting")
+
 _guest.emit({
     "posted": posted,
     "warnings": warnings.messages,
@@ -211,4 +218,5 @@ _guest.emit({
     "cached_instance_config": cached,
     "later_boot_reporting": later_config.get("reporting"),
     "later_boot_handlers": later_handlers,
+    "own_reporting": own_reporting,
 })
