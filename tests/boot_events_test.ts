@@ -53,7 +53,7 @@ async function playBoot(client: CloudInitVersion, metadataUrl: string, ip: strin
   assert.deepEqual(result.warnings, [], `${client.label} logged warnings while reporting`);
   assert.ok(result.hooks >= 1, "the guest's user-data or vendor-data carries the boot-events hook");
   const runtime: string = result.runtime_config;
-  assert.ok(runtime.startsWith("datasource_list: [ NoCloud, None ]\n# mdserver boot events\nreporting:\n"), runtime);
+  assert.ok(runtime.startsWith("datasource_list: [ NoCloud, None ]\n\n# mdserver boot events\nreporting:\n"), runtime);
   assert.equal(runtime.match(/^reporting:/gm)?.length, 1, "the hook ran twice, the entry is there once");
   const endpoint = `${metadataUrl}/boot-events`;
   assert.deepEqual(result.reporting, { mdserver: { type: "webhook", endpoint, timeout: 2, retries: 0 } });

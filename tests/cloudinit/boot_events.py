@@ -48,7 +48,7 @@ from cloudinit.reporting import events  # noqa: E402
 from cloudinit.settings import PER_ALWAYS  # noqa: E402
 
 RUNTIME_CONFIG = "/run/cloud-init/cloud.cfg"
-DS_IDENTIFY = "datasource_list: [ NoCloud, None ]"  # ds-identify's line, no newline at the end
+DS_IDENTIFY = "datasource_list: [ NoCloud, None ]\n"  # what ds-identify writes there (echo)
 
 
 class Warnings(logging.Handler):
