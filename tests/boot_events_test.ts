@@ -1,6 +1,9 @@
 /**
  * cloud-init's own reporting code reports boots to a real mdserver: the
- * vendor-data a guest reads configures cloud-init's webhook reporter
+ * boothook in the data a guest reads adds cloud-init's webhook reporter to
+ * the runtime configuration, which that version's configuration loading
+ * takes (and a later boot's init-local, with only the cached instance
+ * cloud-config, does not: nothing there can fail); the reporter
  * (cloudinit.reporting, 22.4.2 and 25.x), whose WebHookHandler posts every
  * stage and module event to the metadata listener; each boot then moves
  * registered → metadata fetched → user-data fetched → each stage → done or
@@ -38,11 +41,29 @@ async function boots(t: TestService, name: string): Promise<BootJson[]> {
   return (await response.json()).boots;
 }
 
-/** Runs the stages as the guest at `ip` with the client's reporter; asserts it logged no warning. */
+/**
+ * Runs the stages as the guest at `ip` with the client's reporter; asserts it logged no warning, that the
+ * hook the guest got wrote the reporter into the runtime configuration once (kept after ds-identify's line),
+ * that this version's configuration loading takes it from there, and that a later boot's init-local, with
+ * only the cached instance cloud-config, has no reporter to fail with.
+ */
 async function playBoot(client: CloudInitVersion, metadataUrl: string, ip: string, stages: string, fail?: string) {
   const args = [`${metadataUrl}/nocloud/`, ip, stages, ...(fail ? [fail] : [])];
   const { result } = await runDriver(client, "boot_events.py", args);
   assert.deepEqual(result.warnings, [], `${client.label} logged warnings while reporting`);
+  assert.ok(result.hooks >= 1, "the guest's user-data or vendor-data carries the boot-events hook");
+  const runtime: string = result.runtime_config;
+  assert.ok(runtime.startsWith("datasource_list: [ NoCloud, None ]\n\n# mdserver boot events\nreporting:\n"), runtime);
+  assert.equal(runtime.match(/^reporting:/gm)?.length, 1, "the hook ran twice, the entry is there once");
+  const endpoint = `${metadataUrl}/boot-events`;
+  assert.deepEqual(result.reporting, { mdserver: { type: "webhook", endpoint, timeout: 2, retries: 0 } });
+  assert.deepEqual(result.handlers.mdserver, { class: "WebHookHandler", endpoint });
+  assert.ok(Object.keys(result.cached_instance_config).length > 0, "the instance has cached cloud-config");
+  assert.ok(!JSON.stringify(result.cached_instance_config).includes("reporting"), "no reporter in the cache");
+  assert.equal(result.later_boot_reporting, null, "a later boot's init-local configures no reporting");
+  assert.deepEqual(Object.keys(result.later_boot_handlers), ["logging"], "only cloud-init's own log handler");
+  // The guest's own reporting: wins, key by key (mdserver: null turns mdserver's off, others join).
+  assert.deepEqual(result.own_reporting, { mdserver: null, mine: { type: "log" } });
   return result.posted as { name: string; event_type: string; result?: string }[];
 }
 

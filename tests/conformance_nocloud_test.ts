@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import { parse } from "yaml";
 import { nocloudSerial, smbiosSnippet } from "../src/seed/smbios.ts";
 import { startTestService, type TestDomain, type TestService } from "./_harness.ts";
-import { reportingYaml } from "../src/user_data/mod.ts";
+import { withBootEvents } from "../src/user_data/mod.ts";
 import { cloudInitClients, runDriver } from "./_cloudinit.ts";
 
 const NETWORK = { address: "127.103.0.0", prefix: 16, gateway: "127.103.0.1" };
@@ -72,10 +72,11 @@ for (const { client, missing } of await cloudInitClients("DataSourceNoCloud")) {
           "public-keys": KEYS,
         });
         assert.equal(result.seeded_user_data, "#cloud-config\nhostname: web01\n");
-        // The site's vendor-data with the boot-events reporter joined in.
-        const vendor = `#cloud-config\nbootcmd:\n  - echo vendor-web01\n${
-          reportingYaml(`${t.metadataUrl}/boot-events`)
-        }`;
+        // The site's vendor-data with the boot-events hook joined in.
+        const vendor = withBootEvents(
+          "#cloud-config\nbootcmd:\n  - echo vendor-web01\n",
+          `${t.metadataUrl}/boot-events`,
+        );
         assert.equal(result.seeded_vendor_data, vendor);
 
         assert.equal(result.get_data, true, stderr);

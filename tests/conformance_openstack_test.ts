@@ -5,7 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { startTestService, type TestDomain, type TestService } from "./_harness.ts";
-import { reportingYaml } from "../src/user_data/mod.ts";
+import { withBootEvents } from "../src/user_data/mod.ts";
 import { cloudInitClients, runDriver } from "./_cloudinit.ts";
 
 const NETWORK = { address: "127.102.0.0", prefix: 16, gateway: "127.102.0.1" };
@@ -77,7 +77,7 @@ for (const { client, missing } of await cloudInitClients("DataSourceOpenStack"))
         );
         assert.equal(
           result.vendor_data,
-          `#cloud-config\nbootcmd:\n  - echo vendor-web01\n${reportingYaml(`${t.metadataUrl}/boot-events`)}`,
+          withBootEvents("#cloud-config\nbootcmd:\n  - echo vendor-web01\n", `${t.metadataUrl}/boot-events`),
         );
         assert.equal(result.vendor_data2, null);
         assert.equal(result.ec2_instance_id, "i-5a4b3c2d1e0f4a9b8c7d6e5f4a3b2c1d");
@@ -151,7 +151,7 @@ Deno.test("vendor_data.json carries the site vendor-data under cloud-init and ve
   await withService(async (t) => {
     const ip = await upload(t, WEB);
     assert.deepEqual(JSON.parse((await get(t, ip, "/openstack/latest/vendor_data.json")).body), {
-      "cloud-init": `#cloud-config\nbootcmd:\n  - echo vendor-web01\n${reportingYaml(`${t.metadataUrl}/boot-events`)}`,
+      "cloud-init": withBootEvents("#cloud-config\nbootcmd:\n  - echo vendor-web01\n", `${t.metadataUrl}/boot-events`),
     });
     assert.deepEqual(JSON.parse((await get(t, ip, "/openstack/latest/vendor_data2.json")).body), {});
   });

@@ -7,7 +7,9 @@
  * IMDSv2, OpenStack, NoCloud over HTTP, and the ConfigDrive and NoCloud
  * seed images. network-config passes the network schema where the client
  * has one. Current cloud-init counts a schema warning or a deprecation as a
- * recoverable error, which leaves the boot "degraded".
+ * recoverable error, which leaves the boot "degraded". A multipart document
+ * (the boot-events hook joined in) is checked part by part: each
+ * cloud-config part by `cloud-init schema`, the boothook by `sh -n`.
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
@@ -15,6 +17,7 @@ import { fileURLToPath } from "node:url";
 import { cloudInitClients, type CloudInitVersion, runCloudInit } from "./_cloudinit.ts";
 import { startTestService, type TestService } from "./_harness.ts";
 import { seedImageFiles, seedImageMissing } from "./_seed_image.ts";
+import { typeFromStart } from "../src/user_data/mod.ts";
 
 const clients = await cloudInitClients("DataSourceNoCloud");
 const imageMissing = await seedImageMissing();
@@ -154,16 +157,59 @@ function documentsOf(setting: Setting): Promise<Document[]> {
   return documents;
 }
 
-/** What `cloud-init schema` of this client says of one document: null when clean, else why not. */
+/** One part of a document: its content type and text (a document that is no multipart is one part). */
+interface DocumentPart {
+  type: string;
+  text: string;
+}
+
+/** The parts of a MIME multipart document, decoded, or the document itself typed by its start. */
+function partsOf(document: Document): DocumentPart[] {
+  if (document.kind === "network-config") return [{ type: "network-config", text: document.text }];
+  const boundary = /^content-type:\s*multipart\/mixed;.*boundary="?([^";\r\n]+)"?/im.exec(document.text)?.[1];
+  if (boundary === undefined) return [{ type: typeFromStart(document.text) ?? "text/plain", text: document.text }];
+  const chunks = document.text.split(`--${boundary}`).slice(1, -1);
+  return chunks.map((chunk) => {
+    const [head, ...rest] = chunk.replace(/^\r?\n/, "").split(/\r?\n\r?\n/);
+    const body = rest.join("\n\n");
+    const type = /^content-type:\s*([^;\s]+)/im.exec(head!)?.[1]?.toLowerCase() ?? "text/plain";
+    const base64 = /^content-transfer-encoding:\s*base64/im.test(head!);
+    const text = base64
+      ? new TextDecoder().decode(Uint8Array.from(atob(body.replace(/\s+/g, "")), (c) => c.charCodeAt(0)))
+      : body;
+    return { type, text };
+  });
+}
+
+/**
+ * What this client says of one document: null when clean, else why not. `cloud-init schema` checks
+ * cloud-config and network-config (each cloud-config part of a multipart on its own); a boothook or a
+ * shell script part must parse as POSIX sh (`sh -n`); any other part is a problem.
+ */
 async function schemaProblem(client: CloudInitVersion, dir: string, index: number, document: Document) {
-  const file = join(dir, `document-${index}.yaml`);
-  await Deno.writeTextFile(file, document.text);
-  const args = ["schema", "-c", file];
-  if (document.kind === "network-config") args.push("--schema-type", "network-config");
-  const { code, stdout, stderr } = await runCloudInit(client, args);
-  const output = `${stdout}${stderr}`.trim();
-  if (code === 0 && !/warning|deprecat/i.test(output)) return null;
-  return `cloud-init ${args.join(" ")}: exit ${code}: ${output}`;
+  const problems: string[] = [];
+  for (const [partIndex, part] of partsOf(document).entries()) {
+    const file = join(dir, `document-${index}-${partIndex}.yaml`);
+    if (part.type === "text/cloud-boothook" || part.type === "text/x-shellscript") {
+      await Deno.writeTextFile(file, part.text);
+      const { code, stderr } = await new Deno.Command("/bin/sh", { args: ["-n", file], stderr: "piped" }).output();
+      if (code !== 0) problems.push(`sh -n ${part.type}: ${new TextDecoder().decode(stderr)}`);
+      continue;
+    }
+    if (part.type !== "text/cloud-config" && part.type !== "network-config") {
+      problems.push(`a ${part.type} part`);
+      continue;
+    }
+    await Deno.writeTextFile(file, part.text);
+    const args = ["schema", "-c", file];
+    if (document.kind === "network-config") args.push("--schema-type", "network-config");
+    const { code, stdout, stderr } = await runCloudInit(client, args);
+    const output = `${stdout}${stderr}`.trim();
+    if (code !== 0 || /warning|deprecat/i.test(output)) {
+      problems.push(`cloud-init ${args.join(" ")}: exit ${code}: ${output}`);
+    }
+  }
+  return problems.length === 0 ? null : problems.join("\n");
 }
 
 for (const { client, missing } of clients) {

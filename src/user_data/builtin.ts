@@ -1,8 +1,9 @@
 /**
  * The user-data a guest gets when no template matches and no
  * default_template is set: host name, FQDN, every public key and, when boot
- * tracking is on, phone_home and (with `[events]` on) cloud-init's webhook
- * reporter, for guests whose datasource has no vendor-data (EC2). Schema-clean for cloud-init 22.4 and current
+ * tracking is on, phone_home. With `[events]` on, the renderer joins the
+ * boot-events hook to it (boot_events.ts), for guests whose datasource has
+ * no vendor-data (EC2). Schema-clean for cloud-init 22.4 and current
  * releases (no meta-data keys such as `local-hostname` at the top level).
  *
  * @module
@@ -25,13 +26,5 @@ phone_home:
   url: <%= __mds.yaml(it.phone_home_url) %>
   post: [pub_key_rsa, pub_key_ecdsa, pub_key_ed25519, instance_id, hostname, fqdn]
   tries: 5
-<% } %>
-<% if (it.boot_events_url) { %>
-reporting:
-  mdserver:
-    type: webhook
-    endpoint: <%= __mds.yaml(it.boot_events_url) %>
-    timeout: 2
-    retries: 0
 <% } %>
 `;

@@ -19,7 +19,16 @@
  * @module
  */
 
-export { bootEventsVendorData, REPORTER_NAME, reportingYaml, withBootEvents } from "./boot_events.ts";
+export {
+  bootEventsVendorData,
+  REPORTER_NAME,
+  reportingYaml,
+  RUNTIME_CONFIG,
+  RUNTIME_MARKER,
+  runtimeConfigCommand,
+  shellQuote,
+  withBootEvents,
+} from "./boot_events.ts";
 export { BUILTIN_USER_DATA } from "./builtin.ts";
 export { checkCloudConfig, type CloudConfigKind, cloudConfigKind, type YamlWarning } from "./cloud_config.ts";
 export { TemplateError, TemplateNotFoundError } from "./errors.ts";

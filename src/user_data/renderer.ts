@@ -45,6 +45,7 @@ import {
   type UserDataTarget,
 } from "./_lookup.ts";
 import { BUILTIN_USER_DATA } from "./builtin.ts";
+import { withBootEvents } from "./boot_events.ts";
 import { checkCloudConfig, type CloudConfigKind, cloudConfigKind, type YamlWarning } from "./cloud_config.ts";
 import { TemplateError, TemplateNotFoundError } from "./errors.ts";
 import { withQuietEnv } from "./_quiet_env.ts";
@@ -117,7 +118,12 @@ export class TemplateRenderer {
     if (found === null) {
       const body = runTemplate(this.#engine, this.#builtin, data, "built-in");
       this.#check(body, "built-in", this.#builtin);
-      return { body, template: "built-in", contentType: TEXT_TYPE };
+      // With [events] on, the boot-events hook joins it (the guest may have no vendor-data: EC2).
+      const endpoint = data.boot_events_url;
+      if (typeof endpoint !== "string") return { body, template: "built-in", contentType: TEXT_TYPE };
+      const joined = withBootEvents(body, endpoint);
+      const boundary = /boundary="([^"]+)"/.exec(joined)![1];
+      return { body: joined, template: "built-in", contentType: `multipart/mixed; boundary=${boundary}` };
     }
     return await this.#render(found, data);
   }
