@@ -13,22 +13,14 @@ import type { Config } from "../config/config.ts";
 import {
   checkToken,
   createTokenSigner,
-  type Document,
   ec2DynamicTree,
   ec2MetadataTree,
-  identifyGuest,
   ipNeighLookup,
   isEc2Version,
   isLoopback,
-  isOpenstackVersion,
   issueToken,
   lookupPath,
   type NeighbourLookup,
-  NOCLOUD_FILES,
-  nocloudFile,
-  OPENSTACK_FILES,
-  openstackFile,
-  openstackVersionListing,
   parseTokenTtl,
   peerIpv4,
   renderUserData,
@@ -37,7 +29,6 @@ import {
   TOKEN_TTL_HEADER,
   type TokenSigner,
   type TreeDirectory,
-  UnknownGuestError,
   userDataTarget,
   versionListing,
 } from "../guest_api/mod.ts";
@@ -51,7 +42,7 @@ import {
   type Instance,
   type InstanceStore,
 } from "../store/mod.ts";
-import type { TemplateRenderer, UserDataTarget } from "../user_data/mod.ts";
+import type { TemplateRenderer } from "../user_data/mod.ts";
 import { readBody } from "./body.ts";
 import { errorToResponse, HttpError, textResponse } from "./errors.ts";
 import { answerUpload, type ConfigDriveKeeper } from "./_upload.ts";
@@ -59,6 +50,15 @@ import { badTargetError, requestLineUrl } from "./request_target.ts";
 import { BOOT_EVENTS_PATH, PHONE_HOME_PATH } from "../guest_api/guest_urls.ts";
 import { AnswersAhead } from "./answer_ahead.ts";
 import { serviceEndpoint } from "./_service_endpoint.ts";
+import { nocloudEndpoint, openstackEndpoint } from "./_document_endpoints.ts";
+import {
+  type Context,
+  type Ec2Trees,
+  noteFetch,
+  type RequestNotes,
+  requireGuest,
+  requireMethod,
+} from "./_guest_request.ts";
 import { answerBootEvent, EventRateLimiter } from "./boot_events.ts";
 
 /** What the metadata handler needs. */
@@ -86,32 +86,6 @@ export interface MetadataDeps {
   /** Keeps config drives: md_server's upload builds them as the admin API's does. */
   configDrives?: ConfigDriveKeeper | null;
 }
-
-/** What one request has learnt, for its log line and metrics, and an answer worth keeping. */
-interface RequestNotes {
-  instance: Instance | null;
-  api: string;
-  /** User-data rendered from a template whose signature was taken: worth keeping. */
-  keep: { body: string; contentType: string; userData: { target: UserDataTarget; signature: string } } | null;
-}
-
-/** The dependencies with the token signer resolved, and this request's notes. */
-interface Context extends MetadataDeps {
-  tokens: TokenSigner;
-  notes: RequestNotes;
-  onTemplateError?: () => void;
-  trees: Ec2Trees;
-  /** verify_mac = auto found the neighbour table unreadable: requests are served unchecked. */
-  neighbourTableUnreadable: boolean;
-  onNeighbourTableUnreadable: (error: Error) => void;
-  /** Told of each token found valid, so that answers kept ahead may be served to it. */
-  onValidToken: (token: string, uuid: string, address: string) => void;
-  /** The listener's rate limit for boot events. */
-  eventLimiter: EventRateLimiter;
-}
-
-/** The EC2 `meta-data/` or `dynamic/` tree of an instance. */
-type Ec2Trees = (section: "meta-data" | "dynamic", instance: Instance) => TreeDirectory;
 
 /**
  * Builds each tree once per instance record: the store hands out the same
@@ -172,12 +146,8 @@ export function createMetadataHandler(deps: MetadataDeps): MetadataHandler {
     tree: (section, instance, config) =>
       config === treesConfig ? trees(section, instance) : ec2Trees(config)(section, instance),
     served: (source, instance, path, userData, started) => {
-      deps.access.noteMetadata(instance.uuid);
-      deps.boots?.noteFetch(instance.uuid, "metadata");
-      if (userData) {
-        deps.access.noteUserData(instance.uuid);
-        deps.boots?.noteFetch(instance.uuid, "user-data");
-      }
+      noteFetch(deps, instance.uuid, "metadata");
+      if (userData) noteFetch(deps, instance.uuid, "user-data");
       const seconds = (performance.now() - started) / 1000;
       deps.metrics.observeRequest("ec2", 200, seconds);
       log.info(`${source} ${instance.name} GET ${path} 200 ${(seconds * 1000).toFixed(1)}ms`);
@@ -334,94 +304,6 @@ async function requireToken(request: Request, instance: Instance, source: string
   deps.onValidToken(token, instance.uuid, source);
 }
 
-function documentResponse(document: Document): Response {
-  return new Response(document.body, { headers: { "content-type": document.contentType } });
-}
-
-/**
- * The OpenStack API: `/openstack` lists the versions; `/openstack/<version>/`
- * lists the files this guest has; a file that does not exist is a 404.
- */
-async function openstackEndpoint(
-  rest: string[],
-  path: string,
-  instance: Instance,
-  deps: Context & { method: string },
-): Promise<Response> {
-  const [version, name, ...more] = rest;
-  if (version === undefined) return textResponse(openstackVersionListing());
-  if (!isOpenstackVersion(version) || more.length > 0) throw new HttpError(404, `not found: ${path}`);
-  if (name === undefined) {
-    const names: string[] = [];
-    for (const file of OPENSTACK_FILES) {
-      // Listed only when present, as Nova does: user_data may be missing.
-      // A lookup, not a render: listing must not cost (or fail like) a render.
-      if (file !== "user_data" || deps.renderer.hasUserData(userDataTarget(instance))) names.push(file);
-    }
-    return textResponse(names.join("\n"));
-  }
-  if (name === "password" && !path.endsWith("/")) {
-    // Nova's password route: the clear text once (then only the hash is kept); none is a 404, like any missing file.
-    const clear = deps.method === "GET"
-      ? await deps.store.takeClearPassword(instance.uuid)
-      : instance.password?.clear ?? null;
-    if (clear === null) throw new HttpError(404, `not found: ${path}`);
-    if (deps.method === "GET") deps.log.info(`password: ${instance.name}: fetched by the guest`);
-    return textResponse(clear);
-  }
-  const document = path.endsWith("/") ? null : await openstackFile(deps, instance, name);
-  if (document === null) throw new HttpError(404, `not found: ${path}`);
-  if (name === "user_data") noteUserData(deps, instance);
-  return documentResponse(document);
-}
-
-/**
- * NoCloud over HTTP, for the seed `ds=nocloud;s=http://<address>/nocloud/;dsmode=net`.
- * `network-config` asks for DHCP on the managed interface: the guest is
- * already on the network when it reads it, and dnsmasq hands it the same
- * reserved address (docs/cloud-init.md explains why not a static one).
- */
-async function nocloudEndpoint(rest: string[], path: string, instance: Instance, deps: Context): Promise<Response> {
-  const [name, ...more] = rest;
-  if (more.length > 0) throw new HttpError(404, `not found: ${path}`);
-  if (name === undefined) return textResponse(NOCLOUD_FILES.join("\n"));
-  const document = path.endsWith("/") ? null : await nocloudFile(deps, instance, name, "dhcp");
-  if (document === null) throw new HttpError(404, `not found: ${path}`);
-  if (name === "user-data") noteUserData(deps, instance);
-  return documentResponse(document);
-}
-
-function requireMethod(request: Request, allowed: string[]) {
-  if (!allowed.includes(request.method)) {
-    throw new HttpError(405, `method ${request.method} not allowed here`, { allow: allowed.join(", ") });
-  }
-}
-
-/** The guest at `source`; `note` false for a request that is no metadata fetch (a boot event). */
-async function requireGuest(source: string, deps: Context, note = true): Promise<Instance> {
-  const instance = await identifyGuest(deps.store, source, {
-    verifyMac: deps.neighbourTableUnreadable ? false : deps.config.mdserver.verifyMac,
-    onUnreadable: deps.onNeighbourTableUnreadable,
-    log: deps.log,
-    ...(deps.neighbours ? { neighbours: deps.neighbours } : {}),
-  });
-  if (instance === null) {
-    throw new UnknownGuestError(source);
-  }
-  deps.notes.instance = instance;
-  if (note) {
-    deps.access.noteMetadata(instance.uuid);
-    deps.boots?.noteFetch(instance.uuid, "metadata");
-  }
-  return instance;
-}
-
-/** Notes a user-data fetch for boot tracking. */
-function noteUserData(deps: Context, instance: Instance): void {
-  deps.access.noteUserData(instance.uuid);
-  deps.boots?.noteFetch(instance.uuid, "user-data");
-}
-
 /**
  * cloud-init's phone_home module: a form POST (instance_id, hostname, fqdn,
  * pub_key_*) from the guest once it has booted. Records "booted" and its SSH
@@ -465,7 +347,7 @@ async function userDataResponse(instance: Instance, deps: Context): Promise<Resp
   const target = userDataTarget(instance);
   const signature = deps.renderer.userDataSignature(target);
   const rendered = await renderUserData(deps, instance);
-  noteUserData(deps, instance);
+  noteFetch(deps, instance.uuid, "user-data");
   if (rendered === null) {
     throw new HttpError(
       404,

@@ -62,3 +62,34 @@ function wait(ms: number, signal: AbortSignal | undefined): Promise<void> {
     signal?.addEventListener("abort", done, { once: true });
   });
 }
+
+/**
+ * Binds a listener; an address in use (and, unless `waitsForAddress`, one
+ * not on this host) is named with its configuration key.
+ */
+export function listen<Server>(
+  what: string,
+  section: string,
+  host: string,
+  port: number,
+  bind: () => Server,
+  waitsForAddress = false,
+): Server {
+  try {
+    return bind();
+  } catch (error) {
+    if (error instanceof Deno.errors.AddrInUse) {
+      throw new Error(
+        `${what} cannot listen on ${host}:${port}: the address is in use (another mdserver? see: ss -ltnp 'sport = :${port}'); ` +
+          `stop it or change [${section}] port`,
+      );
+    }
+    if (error instanceof Deno.errors.AddrNotAvailable && !waitsForAddress) {
+      throw new Error(
+        `${what} cannot listen on ${host}:${port}: no interface of this host has ${host}; ` +
+          `add it (the mds network up?) or change [${section}] listen_address`,
+      );
+    }
+    throw error;
+  }
+}

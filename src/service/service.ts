@@ -28,7 +28,7 @@ import {
 } from "../http/mod.ts";
 import { formatRefusalReport, type GuestServer, serveGuests } from "../http_server/mod.ts";
 import { reloadableConfig } from "./reload.ts";
-import { buildPool, poolSize } from "../ipam/ipv4.ts";
+import { buildPool } from "../ipam/ipv4.ts";
 import { BurstLog, type EventCounter } from "../log/burst_log.ts";
 import type { Logger } from "../log/log.ts";
 import { Metrics } from "../log/metrics.ts";
@@ -45,8 +45,9 @@ import {
 import { startBootTracking } from "./boot_tracking.ts";
 import { prepareSocketPath, restrictSocket } from "./_admin_socket.ts";
 import { loadAdminToken, permittedEnv } from "./_admin_token.ts";
-import { listenWhenAvailable } from "./_listen.ts";
-import { stateLabel, StateTally } from "./state_tally.ts";
+import { listen, listenWhenAvailable } from "./_listen.ts";
+import { registerMetrics } from "./_service_metrics.ts";
+import { StateTally } from "./state_tally.ts";
 
 /** A started service. */
 export interface RunningService {
@@ -383,104 +384,4 @@ export async function startService(config: Config, options: StartOptions): Promi
   };
 }
 
-/**
- * Binds a listener; an address in use (and, unless `waitsForAddress`, one
- * not on this host) is named with its configuration key.
- */
-export function listen<Server>(
-  what: string,
-  section: string,
-  host: string,
-  port: number,
-  bind: () => Server,
-  waitsForAddress = false,
-): Server {
-  try {
-    return bind();
-  } catch (error) {
-    if (error instanceof Deno.errors.AddrInUse) {
-      throw new Error(
-        `${what} cannot listen on ${host}:${port}: the address is in use (another mdserver? see: ss -ltnp 'sport = :${port}'); ` +
-          `stop it or change [${section}] port`,
-      );
-    }
-    if (error instanceof Deno.errors.AddrNotAvailable && !waitsForAddress) {
-      throw new Error(
-        `${what} cannot listen on ${host}:${port}: no interface of this host has ${host}; ` +
-          `add it (the mds network up?) or change [${section}] listen_address`,
-      );
-    }
-    throw error;
-  }
-}
-
-/** What the metrics read at scrape time; every sampler is O(1) in the instance count. */
-interface MetricSources {
-  store: InstanceStore;
-  tally: StateTally;
-  version: string;
-  restarts: () => number;
-}
-
-function registerMetrics(metrics: Metrics, sources: MetricSources) {
-  const { store, tally } = sources;
-  metrics.gauge(
-    "mdserver_build_info",
-    "mdserver's version; always 1.",
-    () => Promise.resolve([[{ version: sources.version }, 1]]),
-  );
-  metrics.declareCounter("mdserver_template_errors_total", "User-data and vendor-data templates that failed.");
-  metrics.gauge(
-    "mdserver_instances",
-    "Instances by boot state.",
-    () => Promise.resolve(tally.counts().map(([state, count]) => [{ state: stateLabel(state) }, count])),
-  );
-  metrics.gauge(
-    "mdserver_pool_size_addresses",
-    "Addresses the pool can hand out.",
-    () => Promise.resolve([[{}, poolSize(store.pool)]]),
-  );
-  metrics.gauge(
-    "mdserver_pool_used_addresses",
-    "Addresses of the pool held by instances.",
-    async () => [[{}, await store.allocatedCount()]],
-  );
-  registerStoreMetrics(metrics, store);
-  metrics.sampledCounter(
-    "mdserver_dnsmasq_restarts_total",
-    "Times the managed dnsmasq was started again.",
-    () => Promise.resolve([[{}, sources.restarts()]]),
-  );
-}
-
-/** The store's state: its backend reachable, and on etcd how far behind and since when its watch is. */
-function registerStoreMetrics(metrics: Metrics, store: InstanceStore) {
-  metrics.gauge(
-    "mdserver_store_reachable",
-    "Whether the store's backend answered its last request (1) or not (0).",
-    () => {
-      const status = store.status();
-      return Promise.resolve([[{ backend: status.backend }, status.reachable ? 1 : 0]]);
-    },
-  );
-  metrics.gauge(
-    "mdserver_store_watch_lag_revisions",
-    "etcd: revisions between the newest this host read or wrote and the newest its watch delivered.",
-    () => {
-      const status = store.status();
-      if (status.watch === null) return Promise.resolve([]);
-      const newest = Number(status.details.revision ?? 0);
-      return Promise.resolve([[{}, Math.max(0, newest - status.watch.revision)]]);
-    },
-  );
-  metrics.gauge(
-    "mdserver_store_watch_lost_seconds",
-    "etcd: seconds since the watch was lost (0 while it is up): how stale guests' answers may be.",
-    () => {
-      const watch = store.status().watch;
-      if (watch === null) return Promise.resolve([]);
-      const lost = watch.lostSinceMs === null ? 0 : (Date.now() - watch.lostSinceMs) / 1000;
-      return Promise.resolve([[{}, lost]]);
-    },
-  );
-}
+export { listen };

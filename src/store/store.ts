@@ -44,6 +44,7 @@ import type { InstancePassword } from "./password.ts";
 import { asBackend } from "./kv_backend.ts";
 import type { UndoableAtomic } from "./_undo.ts";
 import { planUpsert } from "./_upsert_plan.ts";
+import { removalOf } from "./_removal.ts";
 import type { AdoptOptions, Registration, StoreEvent, StoreOptions } from "./store_types.ts";
 import { type Ipv4Pool, parseIpv4 } from "../ipam/ipv4.ts";
 
@@ -322,12 +323,7 @@ export class InstanceStore {
       const entry = await getOne<Instance>(this.backend, ["instances", uuid]);
       const instance = entry.value;
       if (instance === null) return false;
-      const address = parseIpv4(instance.ipv4);
-      const mutations: StoreMutation[] = instanceKeys(instance).map((key) => ({ type: "delete", key }));
-      if (address !== null) {
-        mutations.push({ type: "delete", key: ["by_ipv4", address] });
-        if (this.backend.sums) mutations.push({ type: "sum", key: ["ipam", "allocated"], delta: -1 });
-      }
+      const mutations = removalOf([instance], this.backend.sums);
       const version = await this.#committer.commit({ commit: () => this.backend.commit([entry], mutations) });
       if (version !== null) {
         this.#forget(version, [instance.ipv4], [], [uuid]);
@@ -354,20 +350,7 @@ export class InstanceStore {
       const batch = uuids.slice(start, start + perCommit);
       const entries = (await this.backend.getMany(batch.map((uuid) => ["instances", uuid])))
         .filter((entry) => entry.value !== null) as StoreEntry<Instance>[];
-      const mutations: StoreMutation[] = [];
-      let released = 0;
-      for (const entry of entries) {
-        const instance = entry.value!;
-        for (const key of instanceKeys(instance)) mutations.push({ type: "delete", key });
-        const address = parseIpv4(instance.ipv4);
-        if (address !== null) {
-          mutations.push({ type: "delete", key: ["by_ipv4", address] });
-          released++;
-        }
-      }
-      if (released > 0 && this.backend.sums) {
-        mutations.push({ type: "sum", key: ["ipam", "allocated"], delta: -released });
-      }
+      const mutations = removalOf(entries.map((entry) => entry.value!), this.backend.sums);
       const version = entries.length === 0
         ? null
         : await this.#committer.commit({ commit: () => this.backend.commit(entries, mutations) });
@@ -451,15 +434,4 @@ export class InstanceStore {
   async #emit(event: StoreEvent) {
     for (const listener of this.#listeners) await listener(event);
   }
-}
-
-/** The keys an instance holds besides its address: its record, its name, MAC and id indexes, its access record. */
-function instanceKeys(instance: Instance): StoreKey[] {
-  return [
-    ["instances", instance.uuid],
-    ["by_name", instance.name],
-    ["by_mac", instance.mac],
-    ["by_instance_id", instance.instanceId],
-    ["access", instance.uuid],
-  ];
 }
