@@ -40,7 +40,7 @@ export { COMMANDS, type CommandSpec, findCommand, type OptionSpec } from "./comm
 export { errorLines, permissionRefusal } from "./messages.ts";
 export { rfc3339 } from "./time.ts";
 export { progressPrinter } from "./progress.ts";
-export { installedWrapper, shellQuote, WRAPPER_PATH, type WrapperPaths, wrapperScript } from "./wrapper.ts";
+export { installedWrapper, WRAPPER_PATH, type WrapperPaths, wrapperScript } from "./wrapper.ts";
 export {
   importMdServerEntries,
   type ImportOutcome,

@@ -11,14 +11,10 @@
  */
 
 import { COMMANDS } from "./commands.ts";
+import { shellQuote } from "../io/mod.ts";
 
 /** Where install puts the command (under --root when given). */
 export const WRAPPER_PATH = "/usr/local/bin/mdserver";
-
-/** Single-quotes text for sh. */
-export function shellQuote(text: string): string {
-  return `'${text.replaceAll("'", `'\\''`)}'`;
-}
 
 /** How the script finds the checkout and deno: sh expressions. */
 export interface WrapperPaths {

@@ -13,6 +13,7 @@
  */
 
 import { writeFileAtomic } from "../io/files.ts";
+import { shellQuote } from "../io/mod.ts";
 
 /** Where libvirt looks for the qemu hook. */
 export const DEFAULT_HOOK_PATH = "/etc/libvirt/hooks/qemu";
@@ -222,11 +223,6 @@ function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
 
 function resolveIn(dir: string, path: string): string {
   return path.startsWith("/") ? path : `${dir.replace(/\/+$/, "")}/${path}`;
-}
-
-/** Quotes a string for bash: single quotes, embedded ones escaped. */
-function shellQuote(text: string): string {
-  return `'${text.replaceAll("'", `'\\''`)}'`;
 }
 
 /** The parts of a parsed command line install-hook reads (main.ts's CommandLine fits). */

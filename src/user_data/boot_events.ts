@@ -25,6 +25,7 @@
 
 import { assembleMultipart } from "./multipart.ts";
 import { typeFromStart } from "./start_type.ts";
+import { shellQuote } from "../io/mod.ts";
 
 /** The name of mdserver's handler under `reporting:`. */
 export const REPORTER_NAME = "mdserver";
@@ -54,11 +55,6 @@ export function reportingYaml(endpoint: string): string {
     "    retries: 0",
     "",
   ].join("\n");
-}
-
-/** A string as one single-quoted POSIX shell word. */
-export function shellQuote(text: string): string {
-  return `'${text.replaceAll("'", `'\\''`)}'`;
 }
 
 /**

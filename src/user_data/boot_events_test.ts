@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { parse } from "yaml";
-import { bootEventsVendorData, RUNTIME_CONFIG, runtimeConfigCommand, shellQuote, withBootEvents } from "./mod.ts";
+import { shellQuote } from "../io/mod.ts";
+import { bootEventsVendorData, RUNTIME_CONFIG, runtimeConfigCommand, withBootEvents } from "./mod.ts";
 
 const URL = "http://169.254.169.254/boot-events";
 const REPORTING = { mdserver: { type: "webhook", endpoint: URL, timeout: 2, retries: 0 } };

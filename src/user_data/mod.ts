@@ -26,7 +26,6 @@ export {
   RUNTIME_CONFIG,
   RUNTIME_MARKER,
   runtimeConfigCommand,
-  shellQuote,
   withBootEvents,
 } from "./boot_events.ts";
 export { BUILTIN_USER_DATA } from "./builtin.ts";
