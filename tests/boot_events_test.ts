@@ -136,8 +136,10 @@ for (const { client, missing } of clients) {
         assert.deepEqual(third.map((b) => b.state), ["done", "failed", "done"]);
 
         const metrics = await (await t.adminFetch("/metrics")).text();
-        assert.match(metrics, /^mdserver_boots_done_total 2$/m);
-        assert.match(metrics, /^mdserver_boots_failed_total 1$/m);
+        assert.match(metrics, /^mdserver_boots_total\{outcome="done"\} 2$/m);
+        assert.match(metrics, /^mdserver_boots_total\{outcome="failed"\} 1$/m);
+        assert.match(metrics, /^mdserver_boots_total\{outcome="degraded"\} 0$/m);
+        assert.match(metrics, /^mdserver_boot_events_total\{fate="taken"\} [1-9]\d*$/m);
         assert.match(metrics, /^mdserver_boot_duration_seconds_count\{outcome="done"\} 2$/m);
         // Both starts were followed by a metadata fetch; the reboot (no start) is not counted.
         assert.match(metrics, /^mdserver_boot_first_fetch_seconds_count 2$/m);

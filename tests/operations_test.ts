@@ -158,6 +158,12 @@ Deno.test("/metrics has every metric from the first scrape, by Prometheus conven
     for (const state of ["registered", "metadata_fetched", "user_data_fetched", "booted", "stopped"]) {
       assert.match(text, new RegExp(`^mdserver_instances\\{state="${state}"\\} \\d+$`, "m"), state);
     }
+    for (const outcome of ["done", "degraded", "failed"]) {
+      assert.match(text, new RegExp(`^mdserver_boots_total\\{outcome="${outcome}"\\} 0$`, "m"), outcome);
+    }
+    for (const fate of ["taken", "dropped", "stale"]) {
+      assert.match(text, new RegExp(`^mdserver_boot_events_total\\{fate="${fate}"\\} 0$`, "m"), fate);
+    }
     for (const [, name] of text.matchAll(/^# TYPE (\S+) counter$/gm)) assert.match(name!, /_total$/);
     await promtoolCheck(text);
   });

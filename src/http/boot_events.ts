@@ -66,18 +66,20 @@ export class EventRateLimiter {
   }
 }
 
-/** Counts an event's fate in the metrics (`by` 0 declares the counter). */
-function count(metrics: Metrics, fate: string, by = 1): void {
-  metrics.increment(
-    `mdserver_boot_events_${fate}_total`,
-    `cloud-init boot events ${fate === "taken" ? "taken" : `${fate} (answered 202, not kept)`}.`,
-    by,
-  );
+/** cloud-init boot events by fate: taken, or answered 202 and not kept (dropped, stale). */
+const EVENTS_TOTAL = "mdserver_boot_events_total";
+const EVENTS_HELP = "cloud-init boot events by fate: taken, or answered 202 and not kept (dropped, stale).";
+
+/** Counts an event's fate in the metrics. */
+function count(metrics: Metrics, fate: "taken" | "dropped" | "stale"): void {
+  metrics.incrementLabelled(EVENTS_TOTAL, EVENTS_HELP, { fate });
 }
 
-/** Declares the event counters, so they are present (at 0) from the first scrape. */
+/** Declares the event counter, so every fate is present (at 0) from the first scrape. */
 export function declareBootEventCounters(metrics: Metrics): void {
-  for (const fate of ["taken", "dropped", "stale"]) count(metrics, fate, 0);
+  metrics.declareLabelledCounter(EVENTS_TOTAL, EVENTS_HELP, [{ fate: "taken" }, { fate: "dropped" }, {
+    fate: "stale",
+  }]);
 }
 
 /**

@@ -27,6 +27,7 @@ export class Metrics {
   readonly #counters = new Map<string, { help: string; value: number }>();
   readonly #gauges = new Map<string, { help: string; sample: GaugeSampler; type: "gauge" | "counter" }>();
   readonly #histograms = new Map<string, LabelledHistograms>();
+  readonly #labelledCounters = new Map<string, { help: string; series: Map<string, number> }>();
 
   /** Counts one request of an API ("ec2", "openstack", "nocloud", "upload", "admin"…) with its status and duration. */
   observeRequest(api: string, status: number, seconds: number): void {
@@ -54,6 +55,33 @@ export class Metrics {
     const counter = this.#counters.get(name) ?? { help, value: 0 };
     counter.value += by;
     this.#counters.set(name, counter);
+  }
+
+  /**
+   * Declares a counter with labels whose values are present from the first
+   * scrape (each at zero), e.g. `mdserver_boots_total{outcome}` for every
+   * outcome.
+   */
+  declareLabelledCounter(name: string, help: string, labels: Record<string, string>[]): void {
+    const family = this.#labelledCounters.get(name) ?? { help, series: new Map<string, number>() };
+    for (const label of labels) {
+      const key = labelText(label);
+      if (!family.series.has(key)) family.series.set(key, 0);
+    }
+    this.#labelledCounters.set(name, family);
+  }
+
+  /** Adds to one series of a labelled counter (declared or not). */
+  incrementLabelled(name: string, help: string, labels: Record<string, string>, by = 1): void {
+    const family = this.#labelledCounters.get(name) ?? { help, series: new Map<string, number>() };
+    const key = labelText(labels);
+    family.series.set(key, (family.series.get(key) ?? 0) + by);
+    this.#labelledCounters.set(name, family);
+  }
+
+  /** The current value of one series of a labelled counter. */
+  labelledCounter(name: string, labels: Record<string, string>): number {
+    return this.#labelledCounters.get(name)?.series.get(labelText(labels)) ?? 0;
   }
 
   /** The current value of a plain counter. */
@@ -116,6 +144,10 @@ export class Metrics {
     }
     for (const [name, counter] of [...this.#counters].sort()) {
       lines.push(`# HELP ${name} ${counter.help}`, `# TYPE ${name} counter`, `${name} ${counter.value}`);
+    }
+    for (const [name, family] of [...this.#labelledCounters].sort()) {
+      lines.push(`# HELP ${name} ${family.help}`, `# TYPE ${name} counter`);
+      for (const [labels, value] of family.series) lines.push(`${name}{${labels}} ${value}`);
     }
     for (const [name, family] of [...this.#histograms].sort()) {
       lines.push(`# HELP ${name} ${family.help}`, `# TYPE ${name} histogram`);

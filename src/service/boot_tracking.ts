@@ -22,6 +22,10 @@ const FIRST_FETCH_BUCKETS = [0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300];
 
 const OUTCOMES = ["done", "degraded", "failed"] as const;
 
+/** Boots that ended, by outcome. */
+const BOOTS_TOTAL = "mdserver_boots_total";
+const BOOTS_HELP = "Boots that ended, by outcome (done, degraded, failed).";
+
 /** What boot tracking needs. */
 export interface BootTrackingOptions {
   /** The service's logger. */
@@ -60,7 +64,7 @@ export function startBootTracking(
     }
   });
 
-  for (const outcome of OUTCOMES) metrics.increment(outcomeCounter(outcome), `Boots that ended ${outcome}.`, 0);
+  metrics.declareLabelledCounter(BOOTS_TOTAL, BOOTS_HELP, OUTCOMES.map((outcome) => ({ outcome })));
   declareBootEventCounters(metrics);
   metrics.declareHistogram(
     "mdserver_boot_duration_seconds",
@@ -79,7 +83,7 @@ export function startBootTracking(
       metrics.observe("mdserver_boot_first_fetch_seconds", {}, seconds(boot.openedAt, boot.metadataAt));
     }
     if (isFinal(boot.phase) && (before === null || !isFinal(before.phase))) {
-      metrics.increment(outcomeCounter(boot.phase), `Boots that ended ${boot.phase}.`);
+      metrics.incrementLabelled(BOOTS_TOTAL, BOOTS_HELP, { outcome: boot.phase });
       metrics.observe("mdserver_boot_duration_seconds", { outcome: boot.phase }, seconds(boot.openedAt, boot.endedAt!));
       log.info(
         `boot ${boot.phase}: ${uuid} #${boot.seq} in ${seconds(boot.openedAt, boot.endedAt!).toFixed(1)}s${
@@ -89,10 +93,6 @@ export function startBootTracking(
     }
   });
   return boots;
-}
-
-function outcomeCounter(outcome: string): string {
-  return `mdserver_boots_${outcome}_total`;
 }
 
 function seconds(from: string, to: string): number {
