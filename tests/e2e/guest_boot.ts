@@ -8,6 +8,7 @@
  * @module
  */
 
+import { startWait, type Waited } from "./boot_outcome.ts";
 import { type InstanceView, mustGetInstance } from "./instance_view.ts";
 import { domainTap, mustVirsh, virsh } from "./libvirt.ts";
 import { type Background, waitFor } from "./process.ts";
@@ -45,6 +46,10 @@ export interface Booted {
   consoleText: string;
   /** Whether dnsmasq answered the guest's DHCPv6. */
   dhcpv6Answered: boolean;
+  /** performance.now() at `virsh start`. */
+  started: number;
+  /** `mdserver wait NAME`, started once `virsh start` returned. */
+  waiting: Promise<Waited>;
 }
 
 /**
@@ -83,6 +88,8 @@ export async function bootGuest(ctx: BootContext, guest: BootGuest, prefix: stri
       },
       (instance) => `${instance.name} → ${instance.ipv4}, ${instance.instanceId} (the hook, run by libvirt)`,
     );
+    // As the README's recipe: `virsh start NAME && mdserver wait NAME`.
+    const waiting = startWait(name, ctx.bootTimeoutMs);
     watcher = setInterval(async () => {
       state = (await virsh(NAMESPACE, ["domstate", name], 10_000)).stdout.trim() || "gone";
     }, 3000);
@@ -165,7 +172,14 @@ export async function bootGuest(ctx: BootContext, guest: BootGuest, prefix: stri
         ? "no DHCPv6 reply: the guest asked for none (22.4's fallback asks for none; --no-ipv6 answers none)"
         : gotDhcp6.line.replace(/^.*?dnsmasq/i, "dnsmasq"),
     );
-    return { instance, bootToDone: seconds(final.at), consoleText: text, dhcpv6Answered: gotDhcp6 !== null };
+    return {
+      instance,
+      bootToDone: seconds(final.at),
+      consoleText: text,
+      dhcpv6Answered: gotDhcp6 !== null,
+      started,
+      waiting,
+    };
   } finally {
     stopWatching();
     clearInterval(watcher);

@@ -3,11 +3,13 @@
  *
  * 1. its disk (an overlay, or for Ec2 a copy with the datasource setting),
  *    for NoCloud its `<sysinfo>` from `mdserver smbios NAME`, `virsh define`;
- * 2. `virsh start`: DHCP, fetches, phone-home, `cloud-init status` done,
- *    the host name, and SSH checked against `mdserver known-hosts`;
+ * 2. `virsh start`: DHCP, fetches, `mdserver wait` and the boot done from
+ *    cloud-init's own events, phone-home, `cloud-init status` done, the
+ *    host name, and SSH checked against `mdserver known-hosts`;
  * 3. `virsh destroy`: mdserver marks it stopped and keeps its address;
- * 4. `virsh start` again: the same address, instance-id and host keys (SSH
- *    with the first boot's known_hosts), cloud-init done again;
+ * 4. `virsh start` again: a new boot, done again (the first kept in the
+ *    history), the same address, instance-id and host keys (SSH with the
+ *    first boot's known_hosts), cloud-init done again;
  * 5. `virsh destroy`, `virsh undefine`, `mdserver gc --virsh`: gone, its
  *    address and DHCP record released.
  *
@@ -15,6 +17,7 @@
  */
 
 import { type BootContext, type Booted, bootGuest } from "./guest_boot.ts";
+import { checkBootOutcome } from "./boot_outcome.ts";
 import {
   checkInsideGuest,
   neighbourCheck,
@@ -160,9 +163,11 @@ export async function guestRun(spec: GuestRun, ctx: GuestContext): Promise<BootT
   // First boot.
   let first: Booted;
   let firstKey: string | null = null;
+  let firstSeq: number | null = null;
   try {
     first = await bootGuest(ctx, guest, "");
     times.first = first.bootToDone;
+    firstSeq = await checkBootOutcome(report, run, "", name, first.waiting, first.started, null);
     report.facts[run] = {
       name,
       uuid: first.instance.uuid,
@@ -186,6 +191,7 @@ export async function guestRun(spec: GuestRun, ctx: GuestContext): Promise<BootT
   try {
     const second = await bootGuest(ctx, guest, SECOND);
     times.second = second.bootToDone;
+    await checkBootOutcome(report, run, SECOND, name, second.waiting, second.started, firstSeq ?? 0);
     await checkSecondBoot(ctx, run, dir, first, second, firstKey, target(second.instance.ipv4));
   } catch (error) {
     if (ctx.signal.aborted) {

@@ -27,6 +27,10 @@ command -v flock >/dev/null || missing+=(util-linux)
 # For --libvirt: libvirtd and virsh (the run starts its own libvirtd in its namespace).
 command -v libvirtd >/dev/null || missing+=(libvirt-daemon-system)
 command -v virsh >/dev/null || missing+=(libvirt-clients)
+# libvirtd's network driver keeps its per-network files (br-mds.macs) here,
+# and fails `virsh start` when it is missing, as on a host where libvirtd
+# never ran as a service (packages installed with their services held back).
+mkdir -p /var/lib/libvirt/dnsmasq
 ((${#missing[@]} == 0)) && exit 0
 
 [[ $(id -u) == 0 ]] || die "missing host tools (${missing[*]}); installing them needs root"

@@ -251,8 +251,10 @@ async function runAll(options: Options, report: Report, cleanup: Cleanup, signal
   report.facts.ipv6 = options.ipv6 ? DEFAULT_IPV6_PREFIX : "off (--no-ipv6)";
   await Deno.writeTextFile(`${binding.dir}/mdserver.conf`, config);
   await Deno.writeTextFile(`${WORK}/mdserver.conf`, config);
-  await Deno.mkdir(`${binding.dir}/userdata`, { recursive: true });
-  await Deno.writeTextFile(`${binding.dir}/userdata/e2e.yaml`, USER_DATA_TEMPLATE);
+  await Deno.mkdir(`${binding.dir}/userdata/e2e`, { recursive: true });
+  for (const [file, content] of Object.entries(USER_DATA_TEMPLATE)) {
+    await Deno.writeTextFile(`${binding.dir}/userdata/e2e/${file}`, content);
+  }
   const seen = await mustRun(...inNamespace(NAMESPACE, "cat", [CONFIG_IN_NAMESPACE]));
   if (seen !== config) {
     report.check("setup", "configuration at /etc/mdserver inside the namespace", false, "bind from /etc/netns failed");

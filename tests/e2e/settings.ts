@@ -91,7 +91,7 @@ export function renderConfig(publicKey: string, ipv6: boolean): string {
 listen_address = ${NET.metadataAddress}
 port = 80
 userdata_dir = /etc/mdserver/userdata
-default_template = /etc/mdserver/userdata/e2e.yaml
+default_template = /etc/mdserver/userdata/e2e
 kv_file = ${WORK}/state/mdserver.kv
 db_file = ${WORK}/state/db_file.json
 
@@ -123,11 +123,18 @@ location = e2e
 }
 
 /**
- * The user-data every guest gets (`default_template`), in md_server's
- * syntax: the host name, a runcmd marker on the serial console, and
- * phone_home when mdserver offers a URL for it (boot tracking).
+ * The user-data every guest gets (`default_template`, a directory of
+ * parts, file name → content), in md_server's syntax: the host name, a
+ * runcmd marker on the serial console, and phone_home when mdserver offers
+ * a URL for it (boot tracking); then, as docs/boot-events.md tells an
+ * operator whose own template serves EC2 guests (EC2 has no vendor-data),
+ * a `#cloud-boothook` part that adds cloud-init's webhook reporter for
+ * `{{boot_events_url}}` to the runtime configuration. NoCloud guests get
+ * the same hook in the built-in vendor-data too; its marker line makes the
+ * second run do nothing.
  */
-export const USER_DATA_TEMPLATE = `#cloud-config
+export const USER_DATA_TEMPLATE: Record<string, string> = {
+  "10-e2e.yaml": `#cloud-config
 hostname: {{hostname}}
 fqdn: {{fqdn}}
 runcmd:
@@ -138,7 +145,16 @@ phone_home:
   post: [ pub_key_rsa, pub_key_ecdsa, pub_key_ed25519, instance_id, hostname, fqdn ]
   tries: 10
 % end
-`;
+`,
+  "20-boot-events": `#cloud-boothook
+#!/bin/sh
+% if get('boot_events_url', None):
+f=/run/cloud-init/cloud.cfg
+grep -qsxF '# mdserver boot events' "$f" ||
+  printf '%s\\n' '' '# mdserver boot events' 'reporting:' '  mdserver:' '    type: webhook' '    endpoint: "{{boot_events_url}}"' '    timeout: 2' '    retries: 0' >>"$f"
+% end
+`,
+};
 
 /**
  * Runs program in the namespace the way the host's own services see the
