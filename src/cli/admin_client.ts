@@ -31,6 +31,8 @@ export interface AdminCall {
   path: string;
   /** A JSON body. */
   body?: unknown;
+  /** A domain's XML as the body (what the hook uploads), instead of JSON. */
+  xml?: string;
   /** What is asked about, for messages (`instance "web01"`). */
   subject?: string;
   /** Longest wait; default 60 s. */
@@ -48,7 +50,9 @@ export async function callAdmin(call: AdminCall): Promise<Response> {
     response = await adminRequest(endpoint, call.path, {
       method: call.method ?? "GET",
       signal: AbortSignal.timeout(call.timeoutMs ?? 60_000),
-      ...(call.body === undefined
+      ...(call.xml !== undefined
+        ? { body: call.xml, headers: { "content-type": "application/xml" } }
+        : call.body === undefined
         ? {}
         : { body: JSON.stringify(call.body), headers: { "content-type": "application/json" } }),
     });

@@ -167,6 +167,17 @@ export const COMMANDS: readonly CommandSpec[] = [
     example: "mdserver smbios web01 --xml",
   },
   {
+    name: "register",
+    permissionSet: "ctl",
+    positionals: [{ name: "DOMAIN", required: true, repeat: true }],
+    summary: "register defined domains before their first start (address, instance-id; then password works)",
+    options: {
+      config,
+      connect: { type: "string", value: "URI", help: "the libvirt connection virsh uses (virsh dumpxml)" },
+    },
+    example: "mdserver register web01 && mdserver password web01 && virsh start web01",
+  },
+  {
     name: "password",
     permissionSet: "ctl",
     positionals: [instance],

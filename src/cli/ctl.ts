@@ -14,6 +14,7 @@ import { runSmbios } from "../seed/smbios.ts";
 import { runConfigDriveXml } from "../seed/config_drive_xml.ts";
 import { loadConfig } from "../config/mod.ts";
 import { runPassword } from "./password.ts";
+import { runRegister } from "./register.ts";
 import type { Instance } from "../store/instance.ts";
 import { AdminError, callAdmin } from "./admin_client.ts";
 import { UsageError } from "./args.ts";
@@ -40,6 +41,8 @@ export interface CtlDeps {
   progress?: (line: string) => void;
   /** Lists libvirt's domain names; default: `virsh list --all --name`. */
   listDomains?: (connect: string | null) => Promise<string[]>;
+  /** A domain's XML; default: `virsh dumpxml DOMAIN` (register). */
+  domainXml?: (domain: string, connect: string | null) => Promise<string>;
   /** The clock, for ages; default the wall clock. */
   now?: () => Date;
   /** Reads the admin endpoint; default readAdminEndpoint. */
@@ -90,6 +93,8 @@ export async function runCtl(line: CtlLine, deps: CtlDeps): Promise<number> {
       return await runConfigDriveXml(line, { config: await loadConfig(deps.configFile), print: deps.print });
     case "password":
       return await runPassword(line, deps);
+    case "register":
+      return await runRegister(line, deps);
     default:
       throw new UsageError(`unknown command "${command}"`, null);
   }

@@ -261,6 +261,7 @@ const CTL_COMMANDS = new Set([
   "smbios",
   "reload",
   "password",
+  "register",
   "configdrive",
 ]);
 

@@ -11,9 +11,9 @@ import type { Config } from "../config/config.ts";
 import type { Logger } from "../log/log.ts";
 import { registerDomainXml, uploadSummary } from "../store/registration.ts";
 import type { Instance } from "../store/instance.ts";
-import type { InstanceStore } from "../store/store.ts";
+import type { InstanceStore, UploadKind } from "../store/store.ts";
 import { readBody } from "./body.ts";
-import { jsonResponse } from "./errors.ts";
+import { HttpError, jsonResponse } from "./errors.ts";
 
 /** What the listeners ask of the config drive keeper (src/seed/config_drive.ts); it never throws. */
 export interface ConfigDriveKeeper {
@@ -32,19 +32,38 @@ export interface ConfigDriveKeeper {
 /** Header of an upload's answer saying why the config drive was not built (the hook prints it). */
 export const WARNING_HEADER = "x-mdserver-warning";
 
+/**
+ * What the query says the upload is: the hook's `migrate begin` on the
+ * destination of a live migration sends `migration=incoming` (the guest's
+ * boot is not new); `mdserver register` sends `start=no` (the domain is
+ * registered ahead of its start: no boot begins, no password is delivered).
+ */
+function uploadKind(query: URLSearchParams): UploadKind {
+  const migration = query.get("migration");
+  const start = query.get("start");
+  if (migration !== null && migration !== "incoming") {
+    throw new HttpError(400, `migration must be "incoming", not "${migration.slice(0, 40)}"`);
+  }
+  if (start !== null && start !== "no") throw new HttpError(400, `start must be "no", not "${start.slice(0, 40)}"`);
+  if (migration !== null && start !== null) throw new HttpError(400, "migration and start=no do not go together");
+  return migration !== null ? "migration" : start !== null ? "ahead" : "start";
+}
+
 /** Registers the domain XML of a request body and answers with its summary. */
 export async function answerUpload(
   request: Request,
   deps: { store: InstanceStore; config: Config; log: Logger; configDrives?: ConfigDriveKeeper | null },
 ): Promise<Response> {
-  // The hook's `migrate begin` on the destination of a live migration says so: the guest's boot is not new.
-  const migration = new URL(request.url).searchParams.get("migration") === "incoming";
-  const result = await registerDomainXml(await readBody(request), deps, migration);
+  const upload = uploadKind(new URL(request.url).searchParams);
+  const result = await registerDomainXml(await readBody(request), deps, upload);
   const { instance } = result;
-  const how = migration ? "migrated here" : result.created ? "created" : "updated";
+  const how = upload === "migration"
+    ? "migrated here"
+    : `${result.created ? "created" : "updated"}${upload === "ahead" ? " ahead of its start" : ""}`;
   deps.log.info(`upload: ${instance.name} ${instance.mac} ${instance.ipv4} ${how}`);
-  // Before answering: the hook returns, and QEMU opens the image, only after this.
-  const drive = deps.configDrives ? await deps.configDrives.refresh(instance, { deliver: true }) : null;
+  // Before answering: the hook returns, and QEMU opens the image, only after
+  // this. Only a start's image delivers a pending password.
+  const drive = deps.configDrives ? await deps.configDrives.refresh(instance, { deliver: upload === "start" }) : null;
   const summary = uploadSummary(result);
   const headers: Record<string, string> = {};
   if (drive !== null) summary.config_drive = drive.state;

@@ -56,7 +56,7 @@ export function startBootTracking(
     const { uuid, name } = event.instance;
     try {
       if (event.type === "delete") await boots.remove(uuid);
-      else if (!event.takenBack) await boots.start(uuid);
+      else if (!event.takenBack && event.upload !== "ahead") await boots.start(uuid);
     } catch (error) {
       log.warning(
         `boots of ${name}: ${event.type === "delete" ? "not removed" : "no boot opened"}: ${(error as Error).message}`,

@@ -176,7 +176,7 @@ export async function startService(config: Config, options: StartOptions): Promi
   // An upload of a known domain is a new start (the hook uploads on
   // `prepare begin`): its boot progress starts again, its host keys stay.
   store.subscribe(async (event) => {
-    if (event.type === "upsert" && event.previous !== null && !event.takenBack && !event.remote && !event.migration) {
+    if (event.type === "upsert" && event.previous !== null && !event.takenBack && !event.remote && !event.upload) {
       await access.resetBoot(event.instance.uuid);
     }
   });

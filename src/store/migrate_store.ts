@@ -65,7 +65,7 @@ async function migrateOne(
         tags: instance.tags,
       },
       { ipv4: instance.ipv4, instanceId: instance.instanceId },
-      true,
+      "migration",
     );
     if (stored.ipv4 !== instance.ipv4 || stored.instanceId !== instance.instanceId) {
       // A record of this UUID was there already with other values: it keeps them.

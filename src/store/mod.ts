@@ -83,4 +83,5 @@ export {
   type Registration,
   type StoreEvent,
   type StoreOptions,
+  type UploadKind,
 } from "./store.ts";

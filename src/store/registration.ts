@@ -10,6 +10,7 @@ import { findNetworkInterface, parseDomainXml } from "../domain/mod.ts";
 import { NoManagedInterfaceError } from "./errors.ts";
 import type { Instance } from "./instance.ts";
 import type { InstanceStore } from "./store.ts";
+import type { UploadKind } from "./store_types.ts";
 
 /** The answer to an upload. */
 export interface UploadResult {
@@ -24,12 +25,13 @@ export interface UploadResult {
  * (InvalidDomainXmlError, InvalidDomainError), a domain with no interface on
  * the managed network NoManagedInterfaceError; either way nothing is changed.
  * Any other error is a bug or the store failing, and is thrown as it is.
- * `migration`: the upload of a live migration's destination (store.upsert).
+ * `upload`: a start (the hook's `prepare begin`), a live migration's
+ * destination, or a registration ahead of the start (store.upsert).
  */
 export async function registerDomainXml(
   xml: string,
   deps: { store: InstanceStore; config: Config },
-  migration = false,
+  upload: UploadKind = "start",
 ): Promise<UploadResult> {
   const domain = parseDomainXml(xml);
   const netName = deps.config.dnsmasq.netName;
@@ -52,7 +54,7 @@ export async function registerDomainXml(
       ...(configDrive ? { configDrive } : {}),
     },
     {},
-    migration,
+    upload,
   );
 }
 

@@ -45,10 +45,10 @@ import { asBackend } from "./kv_backend.ts";
 import type { UndoableAtomic } from "./_undo.ts";
 import { planUpsert } from "./_upsert_plan.ts";
 import { removalOf } from "./_removal.ts";
-import type { AdoptOptions, Registration, StoreEvent, StoreOptions } from "./store_types.ts";
+import type { AdoptOptions, Registration, StoreEvent, StoreOptions, UploadKind } from "./store_types.ts";
 import { type Ipv4Pool, parseIpv4 } from "../ipam/ipv4.ts";
 
-export type { AdoptOptions, Registration, StoreEvent, StoreOptions } from "./store_types.ts";
+export type { AdoptOptions, Registration, StoreEvent, StoreOptions, UploadKind } from "./store_types.ts";
 
 /**
  * Default time to live of the address cache. Long enough that a booting
@@ -124,22 +124,23 @@ export class InstanceStore {
    * Stores a registration: a known domain keeps its address and instance-id;
    * a new one gets the next free address. Throws AddressConflictError (a MAC
    * held by another domain), PoolFullError, RecordTooLargeError, StoreBusyError
-   * or StoreUnavailableError. `migration`: a live migration arriving on this
-   * host (the record moves here; listeners keep the guest's boot state).
+   * or StoreUnavailableError. `upload`: what the upload is (UploadKind); a
+   * live migration arriving on this host moves the record here and
+   * listeners keep the guest's boot state; one ahead of a start begins no boot.
    */
   upsert(
     registration: Registration,
     adopt: AdoptOptions = {},
-    migration = false,
+    upload: UploadKind = "start",
   ): Promise<{ instance: Instance; created: boolean }> {
     // Uploads in this process run one at a time so they never race for the
     // same address; the commit checks still guard against other processes.
-    const result = this.#queue.then(() => this.#upsertOnce(registration, adopt, migration));
+    const result = this.#queue.then(() => this.#upsertOnce(registration, adopt, upload));
     this.#queue = result.catch(() => {});
     return result;
   }
 
-  async #upsertOnce(registration: Registration, adopt: AdoptOptions, migration: boolean) {
+  async #upsertOnce(registration: Registration, adopt: AdoptOptions, upload: UploadKind) {
     for (let attempt = 0; attempt < MAX_COMMIT_ATTEMPTS; attempt++) {
       // In a fleet, after a conflict (another host took the address) look for a free one elsewhere in the pool.
       const span = this.pool.last - this.pool.first + 1;
@@ -150,7 +151,7 @@ export class InstanceStore {
       if (outcome === null) continue;
       const { instance, previous, replaced } = outcome;
       try {
-        await this.#emit({ type: "upsert", instance, previous, replaced, ...(migration ? { migration } : {}) });
+        await this.#emit({ type: "upsert", instance, previous, replaced, ...(upload === "start" ? {} : { upload }) });
       } catch (error) {
         // A listener could not follow (dnsmasq's records not written): the
         // upload is refused, so it must change nothing.

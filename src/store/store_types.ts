@@ -34,10 +34,21 @@ export type StoreEvent =
     takenBack?: boolean;
     /** Set when another host made the change (seen by the watch); that host did the rest. */
     remote?: boolean;
-    /** Set when the upload is a live migration arriving here: the guest keeps running, its boot is not new. */
-    migration?: boolean;
+    /**
+     * Set when the upload is not a start: `migration`, a live migration
+     * arriving here (the guest keeps running, its boot is not new);
+     * `ahead`, a domain registered before it starts (`mdserver register`:
+     * no boot begins).
+     */
+    upload?: Exclude<UploadKind, "start">;
   }
   | { type: "delete"; instance: Instance; remote?: boolean };
+
+/**
+ * What an upload is: the hook's `prepare begin` (a start), the destination
+ * of a live migration, or a registration ahead of the first start.
+ */
+export type UploadKind = "start" | "migration" | "ahead";
 
 /** What the store needs besides its backend. */
 export interface StoreOptions {
