@@ -57,7 +57,10 @@ const REPORTED_STAGES = ["init-network", "modules-config", "modules-final"];
 
 /**
  * Checks `mdserver wait` and the boot's outcome; returns the boot's seq
- * (null when there was no boot to read). `previousSeq`: the first boot's,
+ * (null when there was no boot to read). `booted.fetches`: whether the
+ * guest fetches its metadata over HTTP (not the config drive guest's,
+ * whose boot goes from registered to cloud-init's stages with no fetch).
+ * `previousSeq`: the first boot's,
  * on the second boot, whose boot must be a new one with the first kept in
  * the history.
  */
@@ -66,12 +69,12 @@ export async function checkBootOutcome(
   run: string,
   prefix: string,
   name: string,
-  waiting: Promise<Waited>,
-  started: number,
+  booted: { waiting: Promise<Waited>; started: number; fetches: boolean },
   previousSeq: number | null,
 ): Promise<number | null> {
   const step = (text: string) => prefix + text;
-  const waited = await waiting;
+  const waited = await booted.waiting;
+  const started = booted.started;
   const output = (waited.stdout + waited.stderr).trim().replace(/\s+/g, " ");
   report.timed(
     run,
@@ -102,10 +105,12 @@ export async function checkBootOutcome(
     step("the boot is done, from cloud-init's own events"),
     seconds,
     boot.state === "done" && boot.problem === null && boot.dropped === 0 && boot.events > 0 && allSucceeded &&
-      boot.metadata_at !== null && boot.user_data_at !== null,
-    `boot #${boot.seq} (${boot.cause}): ${boot.state}; ${boot.events} events, ${boot.dropped} dropped; ${
-      stages.join(", ")
-    }${boot.problem ? `; problem ${boot.problem.stage}/${boot.problem.module}: ${boot.problem.message}` : ""}`,
+      (boot.metadata_at !== null && boot.user_data_at !== null) === booted.fetches,
+    `boot #${boot.seq} (${boot.cause}): ${boot.state}; ${
+      boot.metadata_at === null ? "no fetch" : "fetched"
+    }; ${boot.events} events, ${boot.dropped} dropped; ${stages.join(", ")}${
+      boot.problem ? `; problem ${boot.problem.stage}/${boot.problem.module}: ${boot.problem.message}` : ""
+    }`,
   );
   if (previousSeq !== null) {
     const kept = shown.boots ?? [];

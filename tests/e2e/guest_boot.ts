@@ -16,6 +16,13 @@ import { message, type Report, ReportedError } from "./report.ts";
 import { type GuestKind, NAMESPACE, NET } from "./settings.ts";
 import { consoleLines, lastLines } from "./text.ts";
 
+/** The datasource cloud-init names in its "finished" line, by guest kind. */
+const DATASOURCES: Record<GuestKind, string> = {
+  nocloud: "DataSourceNoCloudNet",
+  ec2: "DataSourceEc2",
+  configdrive: "DataSourceConfigDrive",
+};
+
 /** What a boot needs to know of the run. */
 export interface BootContext {
   report: Report;
@@ -101,31 +108,34 @@ export async function bootGuest(ctx: BootContext, guest: BootGuest, prefix: stri
     const consoleText = () => Deno.readTextFile(guest.consoleLog).catch(() => "");
     const consoleTail = async () => lastLines(consoleLines(await consoleText()), 3);
 
-    const gotDhcp = await waitFor(() => dhcp, { timeoutMs: deadline - performance.now(), signal, stopIf })
-      .catch((error) => {
-        if (signal.aborted) throw error;
-        report.timed(run, step("boot to DHCP"), null, false, message(error));
-        throw new ReportedError(error);
-      });
-    if (gotDhcp === null) {
+    // A config drive guest takes its static address from the drive (network_data.json): no DHCP to wait for.
+    if (guest.kind !== "configdrive") {
+      const gotDhcp = await waitFor(() => dhcp, { timeoutMs: deadline - performance.now(), signal, stopIf })
+        .catch((error) => {
+          if (signal.aborted) throw error;
+          report.timed(run, step("boot to DHCP"), null, false, message(error));
+          throw new ReportedError(error);
+        });
+      if (gotDhcp === null) {
+        report.timed(
+          run,
+          step("boot to DHCP"),
+          null,
+          false,
+          `no DHCPACK for ${mac} from dnsmasq in ${ctx.bootTimeoutMs / 1000} s; console: ${await consoleTail()}`,
+        );
+        throw new ReportedError("no DHCP");
+      }
+      const offered = dhcpPattern.exec(gotDhcp.line)![1]!;
       report.timed(
         run,
-        step("boot to DHCP"),
-        null,
-        false,
-        `no DHCPACK for ${mac} from dnsmasq in ${ctx.bootTimeoutMs / 1000} s; console: ${await consoleTail()}`,
+        step("boot to DHCP (the reserved address)"),
+        seconds(gotDhcp.at),
+        offered === instance.ipv4,
+        gotDhcp.line.replace(/^.*?dnsmasq/i, "dnsmasq") +
+          (offered === instance.ipv4 ? "" : `; reserved ${instance.ipv4}`),
       );
-      throw new ReportedError("no DHCP");
     }
-    const offered = dhcpPattern.exec(gotDhcp.line)![1]!;
-    report.timed(
-      run,
-      step("boot to DHCP (the reserved address)"),
-      seconds(gotDhcp.at),
-      offered === instance.ipv4,
-      gotDhcp.line.replace(/^.*?dnsmasq/i, "dnsmasq") +
-        (offered === instance.ipv4 ? "" : `; reserved ${instance.ipv4}`),
-    );
 
     const final = await waitFor(async () => {
       const match = /Cloud-init v\. \S+ finished at [^\n]*/.exec(await consoleText());
@@ -154,7 +164,7 @@ export async function bootGuest(ctx: BootContext, guest: BootGuest, prefix: stri
       true,
       final.line + (panicked ? " (after a guest kernel panic and a reboot: panic=5)" : ""),
     );
-    const expectedDatasource = guest.kind === "nocloud" ? "DataSourceNoCloudNet" : "DataSourceEc2";
+    const expectedDatasource = DATASOURCES[guest.kind];
     report.check(
       run,
       step(`cloud-init used ${expectedDatasource}`),

@@ -117,7 +117,14 @@ export async function checkInsideGuest(
   run: string,
   prefix: string,
   target: SshTarget,
-  guest: { instance: InstanceView; ipv6: string; dhcpv6Answered: boolean; dir: string },
+  guest: {
+    instance: InstanceView;
+    ipv6: string;
+    dhcpv6Answered: boolean;
+    dir: string;
+    /** The instance-id its datasource gives (the UUID for ConfigDrive). */
+    instanceId: string;
+  },
 ): Promise<void> {
   const step = (text: string) => prefix + text;
   // --wait first: it returns when cloud-init has finished, with its exit
@@ -154,8 +161,8 @@ export async function checkInsideGuest(
   report.check(
     run,
     step("the guest's cloud-init instance-id is mdserver's"),
-    instanceId === guest.instance.instanceId,
-    `/var/lib/cloud/data/instance-id ${instanceId || "(none)"}; mdserver ${guest.instance.instanceId}`,
+    instanceId === guest.instanceId,
+    `/var/lib/cloud/data/instance-id ${instanceId || "(none)"}; mdserver ${guest.instanceId}`,
   );
 
   const networking = await inGuest(

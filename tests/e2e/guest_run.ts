@@ -28,11 +28,13 @@ import {
 } from "./guest_checks.ts";
 import { getInstance, type InstanceView } from "./instance_view.ts";
 import { libvirtDomainXml, mustVirsh, randomMac, virsh } from "./libvirt.ts";
-import { addSysinfo, gcVirsh, knownHosts } from "./mdserver_cli.ts";
+import { addConfigDrive, addSysinfo, gcVirsh, knownHosts, registerWithPassword } from "./mdserver_cli.ts";
+import { checkConfigDriveGuest, getsFrom } from "./configdrive_checks.ts";
 import { waitFor } from "./process.ts";
 import { customizedDisk, overlayDisk } from "./qemu.ts";
 import { message, ReportedError } from "./report.ts";
 import {
+  CONFIGDRIVE_DATASOURCE_CONFIG,
   EC2_DATASOURCE_CONFIG,
   EC2_DATASOURCE_FILE,
   GUEST_MEMORY_MIB,
@@ -97,7 +99,7 @@ export async function guestRun(spec: GuestRun, ctx: GuestContext): Promise<BootT
       const base = `${ctx.image.imageDir}/${ctx.image.diskFile}`;
       const disk = spec.kind === "nocloud" ? `${dir}/disk.qcow2` : `${dir}/disk.raw`;
       if (spec.kind === "nocloud") await overlayDisk(base, disk);
-      else await customizedDisk(base, disk, [{ path: EC2_DATASOURCE_FILE, content: EC2_DATASOURCE_CONFIG }], dir);
+      else await customizedDisk(base, disk, [{ path: EC2_DATASOURCE_FILE, content: datasourceConfig(spec) }], dir);
       return libvirtDomainXml({
         name,
         uuid: crypto.randomUUID(),
@@ -121,7 +123,7 @@ export async function guestRun(spec: GuestRun, ctx: GuestContext): Promise<BootT
     () =>
       spec.kind === "nocloud"
         ? "qcow2 overlay over the base image (stock cloud-init configuration)"
-        : `copy of the base image with ${EC2_DATASOURCE_FILE}: ${EC2_DATASOURCE_CONFIG.trim().replace(/\s+/g, " ")}`,
+        : `copy of the base image with ${EC2_DATASOURCE_FILE}: ${datasourceConfig(spec).trim().replace(/\s+/g, " ")}`,
   );
   await Deno.writeTextFile(`${dir}/domain.xml`, domainXml);
   await report.phase(run, "virsh define", () => mustVirsh(NAMESPACE, ["define", `${dir}/domain.xml`]));
@@ -141,6 +143,31 @@ export async function guestRun(spec: GuestRun, ctx: GuestContext): Promise<BootT
       `virsh dumpxml --inactive ${name}: ${defined.includes("<sysinfo") ? "<sysinfo>" : "no <sysinfo>"}, ${
         defined.includes("<smbios mode='sysinfo'/>") ? "<smbios mode='sysinfo'/>" : "no <smbios>"
       }`,
+    );
+  }
+
+  // The config drive guest: its <disk> from `mdserver configdrive`, and
+  // registered before its first start so that the password its first boot
+  // sets can be given (cloud-init sets passwords once per instance).
+  const password = spec.kind === "configdrive" ? randomPassword() : null;
+  if (password !== null) {
+    const defined = await report.phase(
+      run,
+      "config drive <disk> from mdserver configdrive, virsh define",
+      () => addConfigDrive(name, dir),
+      (xml) => /<source file='([^']*\.iso)'/.exec(xml)?.[1] ?? "no .iso source",
+    );
+    report.check(
+      run,
+      "the domain has a CD-ROM whose source is its own image under [configdrive] dir",
+      new RegExp(`<source file='${WORK}/seeds/[0-9a-f-]{36}\\.iso'`).test(defined),
+      /<disk type='file' device='cdrom'>[^]*?<\/disk>/.exec(defined)?.[0].replace(/\s+/g, " ") ?? "no cdrom",
+    );
+    await report.phase(
+      run,
+      "mdserver register, mdserver password --stdin (before the first start)",
+      () => registerWithPassword(name, password, dir),
+      (output) => output.split("\n").slice(1).join("; "),
     );
   }
 
@@ -167,7 +194,7 @@ export async function guestRun(spec: GuestRun, ctx: GuestContext): Promise<BootT
   try {
     first = await bootGuest(ctx, guest, "");
     times.first = first.bootToDone;
-    firstSeq = await checkBootOutcome(report, run, "", name, first.waiting, first.started, null);
+    firstSeq = await checkBootOutcome(report, run, "", name, { ...first, fetches: password === null }, null);
     report.facts[run] = {
       name,
       uuid: first.instance.uuid,
@@ -177,7 +204,7 @@ export async function guestRun(spec: GuestRun, ctx: GuestContext): Promise<BootT
       instanceId: first.instance.instanceId,
       cloudInit: ctx.image.cloudInit,
     };
-    firstKey = await checkFirstBoot(ctx, run, dir, first, target(first.instance.ipv4));
+    firstKey = await checkFirstBoot(ctx, run, dir, first, target(first.instance.ipv4), password);
   } catch (error) {
     await destroy(name);
     if (ctx.signal.aborted) throw error;
@@ -191,8 +218,8 @@ export async function guestRun(spec: GuestRun, ctx: GuestContext): Promise<BootT
   try {
     const second = await bootGuest(ctx, guest, SECOND);
     times.second = second.bootToDone;
-    await checkBootOutcome(report, run, SECOND, name, second.waiting, second.started, firstSeq ?? 0);
-    await checkSecondBoot(ctx, run, dir, first, second, firstKey, target(second.instance.ipv4));
+    await checkBootOutcome(report, run, SECOND, name, { ...second, fetches: password === null }, firstSeq ?? 0);
+    await checkSecondBoot(ctx, run, dir, first, second, firstKey, target(second.instance.ipv4), password);
   } catch (error) {
     if (ctx.signal.aborted) {
       await destroy(name);
@@ -236,6 +263,7 @@ async function checkFirstBoot(
   dir: string,
   booted: Booted,
   ssh: SshTarget,
+  password: string | null,
 ): Promise<string | null> {
   const { report } = ctx;
   const { instance } = booted;
@@ -252,14 +280,24 @@ async function checkFirstBoot(
   );
 
   const log = ctx.mdserver.lines;
-  const metadataLine = run.endsWith("nocloud")
-    ? servedLine(log, ip, "GET /nocloud/meta-data")
-    : servedLine(log, ip, "GET /[^ ]+/meta-data/instance-id");
-  const userDataLine = run.endsWith("nocloud")
-    ? servedLine(log, ip, "GET /nocloud/user-data")
-    : servedLine(log, ip, "GET /[^ /]+/user-data");
-  report.check(run, "mdserver served its metadata", metadataLine !== undefined, metadataLine ?? `no 200 for ${ip}`);
-  report.check(run, "mdserver served its user-data", userDataLine !== undefined, userDataLine ?? `no 200 for ${ip}`);
+  if (password === null) {
+    const metadataLine = run.endsWith("nocloud")
+      ? servedLine(log, ip, "GET /nocloud/meta-data")
+      : servedLine(log, ip, "GET /[^ ]+/meta-data/instance-id");
+    const userDataLine = run.endsWith("nocloud")
+      ? servedLine(log, ip, "GET /nocloud/user-data")
+      : servedLine(log, ip, "GET /[^ /]+/user-data");
+    report.check(run, "mdserver served its metadata", metadataLine !== undefined, metadataLine ?? `no 200 for ${ip}`);
+    report.check(run, "mdserver served its user-data", userDataLine !== undefined, userDataLine ?? `no 200 for ${ip}`);
+  } else {
+    const gets = getsFrom(log, ip);
+    report.check(
+      run,
+      "mdserver served it nothing over HTTP: the drive was its only source",
+      gets.length === 0,
+      gets.length === 0 ? `no GET from ${ip} in mdserver's log` : gets.slice(0, 3).join("; "),
+    );
+  }
 
   const lines = consoleLines(booted.consoleText);
   const markerLine = lines.find((line) => line.includes(`${MARKER}-${instance.instanceId}`));
@@ -268,10 +306,11 @@ async function checkFirstBoot(
   // Boot tracking, as the admin API reports it, and the known_hosts file
   // `mdserver known-hosts` prints from it.
   const view = (await getInstance(name)) ?? instance;
+  const fetched = view.firstMetadataAt !== null && view.userDataAt !== null;
   report.check(
     run,
-    "mdserver recorded the metadata and user-data fetches",
-    view.firstMetadataAt !== null && view.userDataAt !== null,
+    password === null ? "mdserver recorded the metadata and user-data fetches" : "mdserver recorded no fetch",
+    password === null ? fetched : view.firstMetadataAt === null && view.userDataAt === null,
     `metadata first ${view.firstMetadataAt}, user-data ${view.userDataAt}`,
   );
   const phoneHomeKey = view.hostKeys["ssh-ed25519"] ?? null;
@@ -291,7 +330,7 @@ async function checkFirstBoot(
     ours.length > 0 ? `${ours.length} lines for ${ours[0]!.split(" ")[0]}` : `none for ${ip}: ${hosts.trim()}`,
   );
 
-  await sshChecks(ctx, run, "", dir, booted, ssh, phoneHomeKey);
+  await sshChecks(ctx, run, "", dir, booted, ssh, phoneHomeKey, password);
   return phoneHomeKey;
 }
 
@@ -304,6 +343,7 @@ async function checkSecondBoot(
   second: Booted,
   firstKey: string | null,
   ssh: SshTarget,
+  password: string | null,
 ): Promise<void> {
   const { report } = ctx;
   report.check(
@@ -321,7 +361,7 @@ async function checkSecondBoot(
     bootedAt: view.bootedAt,
   };
   // The known_hosts file is the first boot's: SSH succeeding checks the host keys were kept.
-  await sshChecks(ctx, run, SECOND, dir, second, ssh, firstKey);
+  await sshChecks(ctx, run, SECOND, dir, second, ssh, firstKey, password);
 }
 
 /** SSH (strict, against the known_hosts file), host name, the checks inside, neighbour, host key. */
@@ -333,6 +373,7 @@ async function sshChecks(
   booted: Booted,
   ssh: SshTarget,
   phoneHomeKey: string | null,
+  password: string | null,
 ): Promise<void> {
   const { report } = ctx;
   const step = (text: string) => prefix + text;
@@ -353,7 +394,12 @@ async function sshChecks(
       ipv6: ipv6ForIpv4(IPV6, parseIpv4(ssh.ip)!),
       dhcpv6Answered: booted.dhcpv6Answered,
       dir,
+      // The OpenStack family's instance-id (ConfigDrive) is the domain's UUID.
+      instanceId: password === null ? booted.instance.instanceId : booted.instance.uuid,
     });
+    if (password !== null) {
+      await checkConfigDriveGuest(report, run, prefix, ssh, { password, delivered: prefix === "" });
+    }
   } else {
     report.notRun(run, step("cloud-init status: done, no recoverable errors"), "no ssh session");
   }
@@ -393,4 +439,15 @@ async function destroyChecked(
 
 async function destroy(name: string): Promise<void> {
   await virsh(NAMESPACE, ["destroy", name], 60_000);
+}
+
+/** The datasource file of a guest's disk (EC2 and config drive guests; NoCloud's disk is stock). */
+function datasourceConfig(spec: GuestRun): string {
+  return spec.kind === "configdrive" ? CONFIGDRIVE_DATASOURCE_CONFIG : EC2_DATASOURCE_CONFIG;
+}
+
+/** A throwaway password for the config drive guest: 20 letters and digits. */
+function randomPassword(): string {
+  const alphabet = "abcdefghijkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789";
+  return Array.from(crypto.getRandomValues(new Uint8Array(20)), (byte) => alphabet[byte % alphabet.length]).join("");
 }

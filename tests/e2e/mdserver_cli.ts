@@ -67,3 +67,50 @@ export async function addSysinfo(name: string, dir: string): Promise<string> {
   }
   return await Deno.readTextFile(`${dir}/${name}.xml`);
 }
+
+/**
+ * Gives a defined domain the config drive mdserver keeps, as
+ * docs/configdrive.md tells an operator: `mdserver configdrive NAME` prints
+ * the `<disk>` (IDE: the e2e's domains are `machine='pc'`), which goes into
+ * the domain's `<devices>`, `virsh define` of that. Resolves with the new XML.
+ */
+export async function addConfigDrive(name: string, dir: string): Promise<string> {
+  const script = [
+    "set -eu",
+    'cd "$1"',
+    `${MDSERVER_COMMAND} configdrive "$0" --bus ide --dev hdc > "$0-configdrive.xml"`,
+    `virsh dumpxml --inactive "$0" | sed -e "/<devices>/r $0-configdrive.xml" > "$0.xml"`,
+    'virsh define "$0.xml" >/dev/null',
+  ].join("\n");
+  const result = await runCommand(...inNamespaceAsHost("bash", ["-c", script, name, dir]), {
+    cwd: ROOT,
+    timeoutMs: 60_000,
+  });
+  if (result.code !== 0) {
+    throw new Error(`adding the config drive to ${name} failed: ${(result.stderr || result.stdout).trim()}`);
+  }
+  return await Deno.readTextFile(`${dir}/${name}.xml`);
+}
+
+/**
+ * `mdserver register NAME`, then `mdserver password NAME --stdin` with
+ * password on its standard input (from a file in dir): the instance exists before its first
+ * start, with the password its first boot sets. Resolves with register's table.
+ */
+export async function registerWithPassword(name: string, password: string, dir: string): Promise<string> {
+  const registered = await mustMdserver(["register", name]);
+  // From a file, as an operator would pipe it: never an argument, which ps shows.
+  const file = `${dir}/password`;
+  await Deno.writeTextFile(file, `${password}\n`, { mode: 0o600 });
+  const script = `${MDSERVER_COMMAND} password "$0" --stdin < "$1"`;
+  const result = await runCommand(...inNamespaceAsHost("sh", ["-c", script, name, file]), {
+    cwd: ROOT,
+    timeoutMs: 60_000,
+  });
+  if (result.code !== 0) {
+    throw new Error(
+      `mdserver password ${name} --stdin exited ${result.code}: ${(result.stderr || result.stdout).trim()}`,
+    );
+  }
+  return `${registered.trim()}\n${result.stdout.trim()}`;
+}

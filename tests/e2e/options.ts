@@ -10,7 +10,7 @@
  * @module
  */
 
-import { type GuestRun, KINDS, SUITES } from "./settings.ts";
+import { DEFAULT_RUNS, type GuestRun, KINDS, SUITES } from "./settings.ts";
 
 /** Command line options. */
 export interface Options {
@@ -32,7 +32,7 @@ export interface Options {
 
 /** The usage line. */
 export const USAGE =
-  "usage: deno task e2e [--accel auto|kvm|tcg] [--only bookworm|trixie|nocloud|ec2|SUITE-KIND[,…]] " +
+  "usage: deno task e2e [--accel auto|kvm|tcg] [--only bookworm|trixie|nocloud|ec2|configdrive|SUITE-KIND[,…]] " +
   "[--boot-timeout SECONDS] [--jobs N] [--hook qemu|qemu.d] [--no-ipv6]";
 
 /**
@@ -46,7 +46,8 @@ export function allRuns(): GuestRun[] {
 
 /** Parses the arguments; throws a TypeError naming a bad one. */
 export function parseOptions(args: string[]): Options {
-  const options: Options = { accel: "auto", runs: allRuns(), bootTimeoutS: null, jobs: 2, hook: "qemu", ipv6: true };
+  const runs = DEFAULT_RUNS.map((label) => allRuns().find((run) => run.label === label)!);
+  const options: Options = { accel: "auto", runs, bootTimeoutS: null, jobs: 2, hook: "qemu", ipv6: true };
   for (let i = 0; i < args.length; i++) {
     const arg = args[i]!;
     const [name, inline] = arg.split(/=(.*)/s, 2) as [string, string | undefined];

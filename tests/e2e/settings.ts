@@ -58,12 +58,27 @@ export const MARKER = "MDSERVER-E2E-MARKER";
 
 /** A Debian suite the e2e boots. */
 export type Suite = "bookworm" | "trixie";
-/** The datasource a guest finds mdserver through. */
-export type GuestKind = "nocloud" | "ec2";
+/**
+ * The datasource a guest finds mdserver through: NoCloud over HTTP, EC2, or
+ * the config drive mdserver keeps (and no metadata over the network).
+ */
+export type GuestKind = "nocloud" | "ec2" | "configdrive";
 /** Every suite, bookworm first: its boot is the yardstick for trixie's. */
 export const SUITES: Suite[] = ["bookworm", "trixie"];
 /** Every datasource. */
-export const KINDS: GuestKind[] = ["nocloud", "ec2"];
+export const KINDS: GuestKind[] = ["nocloud", "ec2", "configdrive"];
+/**
+ * The guests a run boots unless `--only` says otherwise: both suites
+ * through NoCloud and EC2, and the newest client through its config drive
+ * (`--only bookworm-configdrive` adds 22.4's).
+ */
+export const DEFAULT_RUNS = [
+  "trixie-configdrive",
+  "bookworm-nocloud",
+  "trixie-nocloud",
+  "bookworm-ec2",
+  "trixie-ec2",
+];
 
 /** One guest: a Debian suite through one datasource. */
 export interface GuestRun {
@@ -82,6 +97,13 @@ export interface GuestRun {
 export const EC2_DATASOURCE_FILE = "/etc/cloud/cloud.cfg.d/99_mdserver-datasource.cfg";
 /** Its content. */
 export const EC2_DATASOURCE_CONFIG = "datasource_list: [ Ec2, None ]\ndatasource:\n  Ec2:\n    strict_id: false\n";
+
+/**
+ * The same file for the config drive guest: ConfigDrive alone, so that a
+ * boot that reaches done proves the drive was its only source (no network
+ * datasource to fall back to).
+ */
+export const CONFIGDRIVE_DATASOURCE_CONFIG = "datasource_list: [ ConfigDrive, None ]\n";
 
 /** The production-like configuration: the metadata address on port 80, managed dnsmasq on the shipped network. */
 export function renderConfig(publicKey: string, ipv6: boolean): string {
@@ -126,7 +148,8 @@ location = e2e
  * The user-data every guest gets (`default_template`, a directory of
  * parts, file name → content), in md_server's syntax: the host name, a
  * runcmd marker on the serial console, and phone_home when mdserver offers
- * a URL for it (boot tracking); then, as docs/boot-events.md tells an
+ * a URL for it (boot tracking); the password's hash when the guest has
+ * one (docs/configdrive.md's chpasswd block); then, as docs/boot-events.md tells an
  * operator whose own template serves EC2 guests (EC2 has no vendor-data),
  * a `#cloud-boothook` part that adds cloud-init's webhook reporter for
  * `{{boot_events_url}}` to the runtime configuration. NoCloud guests get
@@ -144,6 +167,17 @@ phone_home:
   url: {{phone_home_url}}
   post: [ pub_key_rsa, pub_key_ecdsa, pub_key_ed25519, instance_id, hostname, fqdn ]
   tries: 10
+% end
+`,
+  // The password \`mdserver password\` set, for the guest that has one (the config drive guest), as a hash.
+  "15-password.yaml": `#cloud-config
+% if get('mdserver_password_hash', None):
+chpasswd:
+  expire: false
+  users:
+    - name: debian
+      password: "{{mdserver_password_hash}}"
+      type: hash
 % end
 `,
   "20-boot-events": `#cloud-boothook
