@@ -164,8 +164,7 @@ Deno.test({
       const first = await t.guestFetch(db.body.ipv4, "/openstack/latest/password");
       assert.equal(await first.text(), "given one");
       const again = await t.guestFetch(db.body.ipv4, "/openstack/latest/password");
-      assert.equal(again.status, 404, "delivered: only the hash is kept");
-      await again.body?.cancel();
+      assert.equal(await again.text(), "", "delivered: only the hash is kept");
       const refused = await t.adminFetch("/v1/instances/db01/password", {
         method: "POST",
         body: JSON.stringify({ password: "two\nlines" }),

@@ -130,7 +130,7 @@ Deno.test("what does not exist in the OpenStack API is a 404, never an empty 200
     for (
       const path of [
         "/openstack/2009-04-04/meta_data.json",
-        "/openstack/latest/password",
+        "/openstack/2009-04-04/password",
         "/openstack/latest/meta_data.json/",
         "/openstack/latest/meta_data.json/uuid",
         "/openstack/latest/user-data",
@@ -138,6 +138,12 @@ Deno.test("what does not exist in the OpenStack API is a 404, never an empty 200
     ) {
       assert.equal((await get(t, web, path)).status, 404, path);
     }
+    // But the password route with nothing to give is Nova's empty 200: cloudbase-init reads a 404 as an error.
+    assert.deepEqual(await get(t, web, "/openstack/latest/password"), {
+      status: 200,
+      body: "",
+      type: "text/plain; charset=utf-8",
+    });
     // A domain whose userdata_prefix matches no template has no user_data, and the listing says so.
     assert.equal((await get(t, nope, "/openstack/latest/user_data")).status, 404);
     assert.doesNotMatch((await get(t, nope, "/openstack/latest/")).body, /user_data/);

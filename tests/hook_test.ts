@@ -131,7 +131,8 @@ Deno.test("hook.ts uploads a starting domain on prepare begin and the instance g
 });
 
 Deno.test("hook.ts on prepare begin exits after the config drive is complete, or says in one line why there is none", async () => {
-  const test = await startTestService({ configDrives: true, ini: "[configdrive]\nmax_images = 1\n" });
+  // The image's owner is tests/hook_config_drive_owner_test.ts's.
+  const test = await startTestService({ configDrives: true, ini: "[configdrive]\nmax_images = 1\nqemu_user = none\n" });
   try {
     const config = await hookConfig(test);
     const cdrom = (uuid: string) =>

@@ -181,11 +181,15 @@ export const COMMANDS: readonly CommandSpec[] = [
     name: "password",
     permissionSet: "ctl",
     positionals: [instance],
-    summary: "generate a guest's password and print it once (or set it from stdin, or remove it)",
+    summary: "generate a guest's password and print it once (or set it from stdin, show the guest's, or remove them)",
     options: {
       config,
       stdin: { type: "boolean", help: "set the first line of standard input instead of generating one" },
-      remove: { type: "boolean", help: "remove the password" },
+      "show-encrypted": {
+        type: "boolean",
+        help: "print the password the guest posted (base64, encrypted with its SSH key; docs/configdrive.md)",
+      },
+      remove: { type: "boolean", help: "remove the password and the one the guest posted" },
     },
     example: "mdserver password web01",
   },

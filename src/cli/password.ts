@@ -1,8 +1,9 @@
 /**
  * `mdserver password INSTANCE`: generates a password for the guest and
  * prints it (the one time it is shown), or with `--stdin` sets the first
- * line of standard input (never an argument, which `ps` would show), or
- * with `--remove` removes it. Through the admin API, which keeps the
+ * line of standard input (never an argument, which `ps` would show), with
+ * `--show-encrypted` prints the password the guest posted (cloudbase-init:
+ * encrypted with its SSH key, base64), or with `--remove` removes both. Through the admin API, which keeps the
  * SHA-512 crypt hash for good and the clear text until it is delivered (the
  * config drive is rebuilt at once; docs/configdrive.md).
  *
@@ -10,7 +11,7 @@
  */
 
 import { readText } from "../io/read_text.ts";
-import { callAdmin } from "./admin_client.ts";
+import { AdminError, callAdmin } from "./admin_client.ts";
 import { UsageError } from "./args.ts";
 import { findCommand } from "./commands.ts";
 import type { CtlDeps, CtlLine } from "./ctl.ts";
@@ -32,14 +33,13 @@ async function readPassword(stdin: ReadableStream<Uint8Array>): Promise<string> 
   return password;
 }
 
-/** Runs `password INSTANCE [--stdin | --remove]`; returns the exit code. */
+/** Runs `password INSTANCE [--stdin | --show-encrypted | --remove]`; returns the exit code. */
 export async function runPassword(line: CtlLine, deps: PasswordDeps): Promise<number> {
   const ref = line.args[1];
   const spec = findCommand("password") ?? null;
   if (!ref) throw new UsageError("password needs INSTANCE", spec);
-  if (line.options.has("stdin") && line.options.has("remove")) {
-    throw new UsageError("password takes --stdin or --remove, not both", spec);
-  }
+  const chosen = ["stdin", "show-encrypted", "remove"].filter((name) => line.options.has(name));
+  if (chosen.length > 1) throw new UsageError(`password takes one of --stdin, --show-encrypted and --remove`, spec);
   const path = `/v1/instances/${encodeURIComponent(ref)}/password`;
   const call = {
     configFile: deps.configFile,
@@ -47,6 +47,13 @@ export async function runPassword(line: CtlLine, deps: PasswordDeps): Promise<nu
     subject: `instance "${ref}"`,
     ...(deps.readEndpoint ? { readEndpoint: deps.readEndpoint } : {}),
   };
+  if (line.options.has("show-encrypted")) {
+    const answer = await (await callAdmin(call)).json();
+    if (answer.posted_password === null) throw new AdminError(`${answer.name} has posted no password`, true);
+    // Alone on stdout, for `| base64 -d | openssl pkeyutl -decrypt -inkey KEY`.
+    deps.print(answer.posted_password.encrypted);
+    return 0;
+  }
   if (line.options.has("remove")) {
     const answer = await (await callAdmin({ ...call, method: "DELETE" })).json();
     deps.print(`password of ${answer.name} removed${driveNote(answer.config_drive)}`);

@@ -227,6 +227,8 @@ export function buildConfig(
       label: configDriveLabel(get("configdrive.label"), (message) => fail("configdrive.label", message)),
       maxImages: int("configdrive.max_images", 0, 100_000),
       maxBytes: int("configdrive.max_size", 1024, 64 * 1024 * 1024),
+      qemuUser: qemuUser(get("configdrive.qemu_user"), (message) => fail("configdrive.qemu_user", message)),
+      qemuConf: get("configdrive.qemu_conf"),
     },
     templateData,
     service: {
@@ -307,6 +309,19 @@ function configDriveLabel(text: string, fail: (message: string) => void): string
   const label = text.trim();
   if (!/^[A-Za-z0-9_-]{1,32}$/.test(label)) fail(`"${text}" is not a volume label (1-32 of A-Z a-z 0-9 _ -)`);
   return label;
+}
+
+/**
+ * `[configdrive] qemu_user`: auto, none, or NAME[:GROUP], each a name, a
+ * number, or `+N` as libvirt's qemu.conf writes them. The hook resolves it.
+ */
+function qemuUser(text: string, fail: (message: string) => void): string {
+  const value = text.trim();
+  const id = "(?:[A-Za-z0-9_][A-Za-z0-9_.-]*\\$?|\\+\\d+)";
+  if (value !== "auto" && value !== "none" && !new RegExp(`^${id}(?::${id})?$`).test(value)) {
+    fail(`expected auto, none or NAME[:GROUP], got "${text}"`);
+  }
+  return value;
 }
 
 /** `[dnsmasq] manage`: unit, child or no; md_server-era yes means child. */

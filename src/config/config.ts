@@ -130,6 +130,10 @@ export interface Config {
     maxImages: number;
     /** At most this many bytes of files in one image. */
     maxBytes: number;
+    /** Whom the hook gives each image it built to: `auto` (qemu.conf), `none`, or `NAME[:GROUP]`. */
+    qemuUser: string;
+    /** libvirt's qemu.conf, read by `qemu_user = auto`. */
+    qemuConf: string;
   };
   /** `[template-data]` with `_config_items_` resolved: name → value. */
   templateData: Record<string, string>;

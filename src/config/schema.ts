@@ -104,6 +104,8 @@ export function schema(hostname: string): Schema {
       label: "config-2",
       max_images: "1024",
       max_size: "4194304",
+      qemu_user: "auto",
+      qemu_conf: "/etc/libvirt/qemu.conf",
     },
     service: {
       name: "mdserver",
@@ -132,6 +134,7 @@ export const PATH_KEYS = new Set([
   "dnsmasq.base_dir",
   "dnsmasq.run_dir",
   "configdrive.dir",
+  "configdrive.qemu_conf",
 ]);
 
 /** md_server's strtobool: yes/no words, or null when the text is neither. */

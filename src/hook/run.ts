@@ -1,15 +1,18 @@
 /**
  * The libvirt qemu hook's work, run by hook.ts: which operations upload or
  * report a stop, reading the domain XML from stdin, the request to the
- * admin API, and the one line of stderr on failure. It imports only
- * admin/endpoint.ts and io/read_text.ts, which import only the INI reader
- * and the include rules: the hook starts a process per domain start.
+ * admin API, giving a built config drive to QEMU's user
+ * (config_drive_owner.ts), and the one line of stderr on failure. It
+ * imports only admin/endpoint.ts, io/read_text.ts and
+ * config_drive_owner.ts, which import only node:fs, the INI reader and the
+ * include rules: the hook starts a process per domain start.
  *
  * @module
  */
 
 import { type AdminEndpoint, adminRequest, DEFAULT_CONFIG_FILE, readAdminEndpoint } from "../admin/endpoint.ts";
 import { NotUtf8Error, readText, TextTooLargeError } from "../io/read_text.ts";
+import { ownConfigDrive } from "./config_drive_owner.ts";
 
 /** Everything the hook does, from process start, fits in this many milliseconds. */
 export const HOOK_BUDGET_MS = 2000;
@@ -66,8 +69,9 @@ export async function runHook(
       deps.configFile,
     );
     let response: Response;
+    let xml = "";
     if (action === "upload") {
-      const xml = await readXml(deps.stdin, deps.signal);
+      xml = await readXml(deps.stdin, deps.signal);
       // On the destination of a live migration: the guest keeps running, its boot state stays.
       const path = operation === "migrate" ? "/v1/instances?migration=incoming" : "/v1/instances";
       response = await adminRequest(endpoint, path, {
@@ -90,7 +94,9 @@ export async function runHook(
     // Registered, but something the domain asked for is missing (its config drive was not built).
     if (response.ok) {
       const warning = response.headers.get("x-mdserver-warning");
-      return warning === null ? null : `${what}: ${warning}`;
+      // The image was built by the unprivileged service; QEMU's user gets it here, before QEMU opens it.
+      const problem = warning ?? (action === "upload" ? await ownConfigDrive(deps.configFile, xml, body) : null);
+      return problem === null ? null : `${what}: ${problem}`;
     }
     const reason = body.trim().split("\n")[0] || response.statusText;
     return `${what}: ${action === "upload" ? "not uploaded" : "stop not reported"}: ${response.status} ${reason}`;

@@ -21,6 +21,7 @@ import { type Context, documentResponse, noteFetch } from "./_guest_request.ts";
 /**
  * The OpenStack API: `/openstack` lists the versions; `/openstack/<version>/`
  * lists the files this guest has; a file that does not exist is a 404.
+ * (`/openstack/<version>/password` is _posted_password.ts's.)
  */
 export async function openstackEndpoint(
   rest: string[],
@@ -39,15 +40,6 @@ export async function openstackEndpoint(
       if (file !== "user_data" || deps.renderer.hasUserData(userDataTarget(instance))) names.push(file);
     }
     return textResponse(names.join("\n"));
-  }
-  if (name === "password" && !path.endsWith("/")) {
-    // Nova's password route: the clear text once (then only the hash is kept); none is a 404, like any missing file.
-    const clear = deps.method === "GET"
-      ? await deps.store.takeClearPassword(instance.uuid)
-      : instance.password?.clear ?? null;
-    if (clear === null) throw new HttpError(404, `not found: ${path}`);
-    if (deps.method === "GET") deps.log.info(`password: ${instance.name}: fetched by the guest`);
-    return textResponse(clear);
   }
   const document = path.endsWith("/") ? null : await openstackFile(deps, instance, name);
   if (document === null) throw new HttpError(404, `not found: ${path}`);

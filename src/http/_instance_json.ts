@@ -29,10 +29,12 @@ export function instanceJson(instance: Instance, access: AccessRecord | null): R
     ? instance.stoppedAt
     : access?.bootedAt ?? access?.userDataAt ?? access?.firstMetadataAt ?? instance.updatedAt;
   // The password's hash and clear text are never shown: only whether one is set and waits to be delivered.
-  const { password, ...record } = instance;
+  const { password, postedPassword, ...record } = instance;
   return {
     ...snakeKeys(record),
     password: password ? { set_at: password.setAt, pending: password.clear !== null } : null,
+    // The guest's own, encrypted: `mdserver password NAME --show-encrypted` prints it.
+    posted_password: postedPassword ? { posted_at: postedPassword.postedAt } : null,
     boot_state: state.replace(/[\s-]+/g, "_"),
     since,
     access: access === null ? null : snakeKeys(access),

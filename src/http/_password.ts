@@ -2,7 +2,8 @@
  * The admin API's password routes: `POST /v1/instances/<ref>/password` sets
  * the JSON body's `"password"`, or generates one when the body is empty, and
  * answers with it (the one time the operator sees a generated password);
- * `DELETE` removes it. The record keeps the SHA-512 crypt hash for good and
+ * `DELETE` removes it, and the one the guest posted; `GET` answers the one
+ * the guest posted (encrypted with its SSH key, base64; _posted_password.ts). The record keeps the SHA-512 crypt hash for good and
  * the clear text until it is delivered; the instance's config drive is
  * rebuilt at once with it, and the domain's next start delivers it (see
  * docs/configdrive.md).
@@ -51,12 +52,20 @@ function requestedPassword(body: string): string | null {
   return password;
 }
 
-/** Answers POST or DELETE on `/v1/instances/<ref>/password`. */
+/** Answers GET, POST or DELETE on `/v1/instances/<ref>/password`. */
 export async function answerPassword(
   request: Request,
   instance: Instance,
   deps: PasswordDeps,
 ): Promise<Response> {
+  if (request.method === "GET") {
+    // The guest's own password as it posted it, encrypted with its SSH key: the operator decrypts it.
+    const posted = instance.postedPassword ?? null;
+    return jsonResponse({
+      name: instance.name,
+      posted_password: posted && { encrypted: posted.encrypted, posted_at: posted.postedAt },
+    });
+  }
   if (request.method === "DELETE") {
     await deps.store.setPassword(instance.uuid, null);
     const drive = deps.configDrives ? await deps.configDrives.refresh(instance) : null;
@@ -64,7 +73,7 @@ export async function answerPassword(
     return jsonResponse({ name: instance.name, password: null, ...(drive ? { config_drive: drive.state } : {}) });
   }
   if (request.method !== "POST") {
-    throw new HttpError(405, `method ${request.method} not allowed on the password`, { allow: "POST, DELETE" });
+    throw new HttpError(405, `method ${request.method} not allowed on the password`, { allow: "GET, POST, DELETE" });
   }
   const given = requestedPassword(await readBody(request, MAX_PASSWORD_BODY_BYTES));
   const clear = given ?? generatePassword();

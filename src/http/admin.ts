@@ -14,7 +14,8 @@
  * - DELETE /v1/instances/<ref>
  * - POST /v1/instances/delete          body {"uuids": [...]}: many at once → {deleted: [{name, uuid, ipv4}]}
  * - POST /v1/instances/<ref>/stopped    the hook's `release end`
- * - POST|DELETE /v1/instances/<ref>/password  set (JSON body) or generate (empty body), or remove
+ * - POST|DELETE /v1/instances/<ref>/password  set (JSON body) or generate (empty body), or remove (with the guest's)
+ * - GET /v1/instances/<ref>/password        the password the guest posted (encrypted, base64), or null
  * - GET  /v1/instances/<ref>/user-data  exactly what the guest receives
  * - GET  /v1/instances/<ref>/vendor-data
  * - GET  /v1/instances/<ref>/meta-data  the EC2 meta-data tree as JSON
@@ -280,7 +281,7 @@ async function route(request: Request, url: URL, deps: AdminDeps): Promise<Respo
     } else deps.log.info(`stop of ${instance.name} ignored: it runs on ${updated?.host} now (migrated)`);
     return jsonResponse(updated === null ? null : instanceJson(updated, await deps.access.get(updated.uuid)));
   }
-  if (action === "password" && file === undefined && method !== "GET") {
+  if (action === "password" && file === undefined) {
     return await answerPassword(request, instance, deps);
   }
   if (method === "GET" && action !== undefined) return await preview(instance, action, file, deps);

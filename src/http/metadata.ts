@@ -4,7 +4,8 @@
  *
  * Routes: the EC2 API (`/`, `/<version>/…`, IMDSv2 `PUT /<version>/api/token`),
  * the OpenStack API (`/openstack…`), NoCloud over HTTP (`/nocloud/…`),
- * `/service/…` and md_server's `POST /instance-upload`.
+ * `/service/…`, md_server's `POST /instance-upload` and Nova's `POST
+ * /openstack/<version>/password` (the guest's own password, encrypted).
  *
  * @module
  */
@@ -18,6 +19,7 @@ import {
   ipNeighLookup,
   isEc2Version,
   isLoopback,
+  isOpenstackVersion,
   issueToken,
   lookupPath,
   type NeighbourLookup,
@@ -51,6 +53,7 @@ import { BOOT_EVENTS_PATH, PHONE_HOME_PATH } from "../guest_api/guest_urls.ts";
 import { AnswersAhead } from "./answer_ahead.ts";
 import { serviceEndpoint } from "./_service_endpoint.ts";
 import { nocloudEndpoint, openstackEndpoint } from "./_document_endpoints.ts";
+import { answerGuestPassword } from "./_posted_password.ts";
 import {
   type Context,
   type Ec2Trees,
@@ -240,6 +243,14 @@ async function route(request: Request, url: URL, source: string, deps: Context):
   if (segments.length === 3 && segments[1] === "api" && segments[2] === "token" && isEc2Version(first, config)) {
     requireMethod(request, ["PUT"]);
     return await tokenEndpoint(request, source, deps);
+  }
+  if (first === "openstack" && segments.length === 3 && segments[2] === "password" && !path.endsWith("/")) {
+    // Nova's password route takes a POST too: the guest's own password, encrypted.
+    requireMethod(request, ["GET", "HEAD", "POST"]);
+    if (!isOpenstackVersion(segments[1]!)) throw new HttpError(404, `not found: ${path}`);
+    const instance = await requireGuest(source, deps);
+    await requireToken(request, instance, source, deps);
+    return await answerGuestPassword(request, instance, deps);
   }
   requireMethod(request, ["GET", "HEAD"]);
 

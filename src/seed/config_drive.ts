@@ -138,7 +138,11 @@ export class ConfigDriveImages {
     const started = performance.now();
     const config = this.#config;
     const { dir, label, maxImages, maxBytes } = config.configDrive;
-    await Deno.mkdir(dir, { recursive: true, mode: 0o750 });
+    if (!await exists(dir)) {
+      await Deno.mkdir(dir, { recursive: true });
+      // QEMU's user, given each image by the hook, passes through without listing; the umask would take o+x away.
+      await Deno.chmod(dir, 0o751);
+    }
     // New images being built count too, so concurrent uploads of new domains cannot pass the bound together.
     const adding = !await exists(path);
     if (adding && await this.count() + this.#adding >= maxImages) {

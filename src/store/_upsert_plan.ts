@@ -121,6 +121,8 @@ export async function planUpsert(
     ...(registration.configDrive ? { configDrive: true } : {}),
     // Set by the operator, not by the domain XML: an upload keeps it.
     ...(existing?.password ? { password: existing.password } : {}),
+    // Posted by the guest, not in the domain XML: kept too.
+    ...(existing?.postedPassword ? { postedPassword: existing.postedPassword } : {}),
   };
 
   const op = new UndoableAtomic(backend).check(existingEntry, nameEntry, macEntry, idEntry);

@@ -46,6 +46,16 @@ export interface Instance {
   configDrive?: boolean;
   /** The guest's password (`mdserver password`), kept across uploads; absent when none was set. */
   password?: InstancePassword;
+  /** The password the guest posted, encrypted with its SSH key (cloudbase-init); absent when none was posted. */
+  postedPassword?: PostedPassword;
+}
+
+/** A password the guest posted (see posted_password.ts). */
+export interface PostedPassword {
+  /** Base64 of the password encrypted with the instance's SSH public key, as posted. */
+  encrypted: string;
+  /** When it was posted (ISO). */
+  postedAt: string;
 }
 
 /** A guest's password as the record keeps it (see password.ts). */

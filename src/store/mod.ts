@@ -71,6 +71,12 @@ export {
   passwordProblem,
   sha512Crypt,
 } from "./password.ts";
+export {
+  MAX_POSTED_PASSWORD_BYTES,
+  type PostedPassword,
+  postedPasswordProblem,
+  type PostOutcome,
+} from "./posted_password.ts";
 export { DenoKvBackend, isKv } from "./kv_backend.ts";
 export type { MirrorStatus } from "./_mirror.ts";
 export { migrateStore, type MigrationOutcome } from "./migrate_store.ts";

@@ -41,6 +41,7 @@ import { InstanceMirror, type MirrorStatus } from "./_mirror.ts";
 import { StoreUnavailableError } from "./errors.ts";
 import type { Instance } from "./instance.ts";
 import type { InstancePassword } from "./password.ts";
+import type { PostOutcome } from "./posted_password.ts";
 import { asBackend } from "./kv_backend.ts";
 import type { UndoableAtomic } from "./_undo.ts";
 import { planUpsert } from "./_upsert_plan.ts";
@@ -383,12 +384,31 @@ export class InstanceStore {
       }));
   }
 
-  /** Sets the instance's password, or with null removes it; null when the instance is unknown. */
+  /**
+   * Sets the instance's password, or with null removes it and the one the
+   * guest posted; null when the instance is unknown.
+   */
   setPassword(uuid: string, password: InstancePassword | null): Promise<Instance | null> {
     return this.#update(uuid, (instance) => {
-      const { password: _, ...rest } = instance;
-      return password === null ? rest : { ...rest, password };
+      if (password !== null) return { ...instance, password };
+      const { password: _, postedPassword: __, ...rest } = instance;
+      return rest;
     });
+  }
+
+  /**
+   * Keeps the password the guest posted (encrypted, base64), once: of posts
+   * racing, exactly one is kept, the others are a conflict, as is every
+   * post while one is kept.
+   */
+  async postPassword(uuid: string, encrypted: string): Promise<PostOutcome> {
+    let outcome: PostOutcome = "conflict";
+    const updated = await this.#update(uuid, (instance) => {
+      outcome = instance.postedPassword ? "conflict" : "kept";
+      if (outcome === "conflict") return null;
+      return { ...instance, postedPassword: { encrypted, postedAt: this.#now().toISOString() } };
+    });
+    return updated === null ? "unknown" : outcome;
   }
 
   /**

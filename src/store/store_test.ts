@@ -248,4 +248,26 @@ cases.push({
   },
 });
 
+cases.push({
+  name: "postPassword() keeps one of posts racing from two processes; an upload keeps it, setPassword(null) removes it",
+  shared: true,
+  body: async ({ backend, openOther }) => {
+    const store = storeOn(backend, LARGE);
+    const other = storeOn(await openOther(), LARGE);
+    const { instance } = await store.upsert(registration(1));
+    const outcomes = await Promise.all(
+      Array.from({ length: 6 }, (_, i) => (i % 2 ? other : store).postPassword(instance.uuid, `cG9zdA${i}`)),
+    );
+    assert.deepEqual(outcomes.filter((outcome) => outcome === "kept").length, 1);
+    assert.deepEqual(outcomes.filter((outcome) => outcome === "conflict").length, 5);
+    const kept = (await store.getByUuid(instance.uuid))?.postedPassword?.encrypted;
+    assert.equal(kept, `cG9zdA${outcomes.indexOf("kept")}`);
+    await other.upsert(registration(1, { vcpus: 2 }));
+    assert.equal((await store.getByUuid(instance.uuid))?.postedPassword?.encrypted, kept);
+    assert.equal(await store.postPassword("00000000-0000-4000-8000-000000000000", "eA"), "unknown");
+    await store.setPassword(instance.uuid, null);
+    assert.equal((await store.getByUuid(instance.uuid))?.postedPassword, undefined);
+  },
+});
+
 backendSuite("InstanceStore", cases);
