@@ -13,6 +13,7 @@
  */
 
 import { inGuest, type SshTarget } from "./guest_checks.ts";
+import { runCommand } from "./process.ts";
 import type { Report } from "./report.ts";
 import { escapeRegExp } from "./text.ts";
 import { shellQuote } from "../../src/io/shell_quote.ts";
@@ -85,5 +86,32 @@ export async function checkConfigDriveGuest(
     `${files.length} files (${layouts.filter((file) => files.includes(file)).join(", ") || "no known layout"}); ` +
       `vm_password.txt ${onDrive === "(none)" ? "absent" : onDrive === expected.password ? "holds it" : "differs"}` +
       (drive.code === 0 ? "" : `; ${drive.stderr.trim().slice(0, 200)}`),
+  );
+}
+
+/**
+ * The image as the hook left it for QEMU: a regular file of mode 0640
+ * owned by `[configdrive] qemu_user` (user and group resolved on the host,
+ * whose accounts the namespace shares).
+ */
+export async function checkDriveOwner(
+  report: Report,
+  run: string,
+  prefix: string,
+  image: string,
+  owner: { user: string; group: string },
+): Promise<void> {
+  const ids = await runCommand("sh", ["-c", 'id -u "$0"; getent group "$1" | cut -d: -f3', owner.user, owner.group]);
+  const [uid, gid] = ids.stdout.trim().split("\n").map(Number);
+  const info = await Deno.stat(image).catch((error) => error as Error);
+  const shown = info instanceof Error
+    ? info.message
+    : `uid ${info.uid}, gid ${info.gid}, mode ${((info.mode ?? 0) & 0o777).toString(8)}`;
+  report.check(
+    run,
+    prefix + `the image is ${owner.user}:${owner.group} 0640 (the hook handed it to QEMU's user)`,
+    !(info instanceof Error) && info.isFile && info.uid === uid && info.gid === gid &&
+      ((info.mode ?? 0) & 0o777) === 0o640,
+    `${image}: ${shown}; ${owner.user}:${owner.group} is ${uid}:${gid}`,
   );
 }

@@ -29,7 +29,7 @@ import {
 import { getInstance, type InstanceView } from "./instance_view.ts";
 import { libvirtDomainXml, mustVirsh, randomMac, virsh } from "./libvirt.ts";
 import { addConfigDrive, addSysinfo, gcVirsh, knownHosts, registerWithPassword } from "./mdserver_cli.ts";
-import { checkConfigDriveGuest, getsFrom } from "./configdrive_checks.ts";
+import { checkConfigDriveGuest, checkDriveOwner, getsFrom } from "./configdrive_checks.ts";
 import { waitFor } from "./process.ts";
 import { customizedDisk, overlayDisk } from "./qemu.ts";
 import { message, ReportedError } from "./report.ts";
@@ -43,6 +43,9 @@ import {
   IPV6,
   MARKER,
   NAMESPACE,
+  QEMU_USER,
+  SEEDS_DIR,
+  SEEDS_IN_NAMESPACE,
   WORK,
 } from "./settings.ts";
 import { consoleLines, escapeRegExp, short } from "./text.ts";
@@ -160,7 +163,7 @@ export async function guestRun(spec: GuestRun, ctx: GuestContext): Promise<BootT
     report.check(
       run,
       "the domain has a CD-ROM whose source is its own image under [configdrive] dir",
-      new RegExp(`<source file='${WORK}/seeds/[0-9a-f-]{36}\\.iso'`).test(defined),
+      new RegExp(`<source file='${SEEDS_IN_NAMESPACE}/[0-9a-f-]{36}\\.iso'`).test(defined),
       /<disk type='file' device='cdrom'>[^]*?<\/disk>/.exec(defined)?.[0].replace(/\s+/g, " ") ?? "no cdrom",
     );
     await report.phase(
@@ -399,6 +402,7 @@ async function sshChecks(
     });
     if (password !== null) {
       await checkConfigDriveGuest(report, run, prefix, ssh, { password, delivered: prefix === "" });
+      await checkDriveOwner(report, run, prefix, `${SEEDS_DIR}/${booted.instance.uuid}.iso`, QEMU_USER);
     }
   } else {
     report.notRun(run, step("cloud-init status: done, no recoverable errors"), "no ssh session");

@@ -53,6 +53,8 @@ import {
   NET,
   renderConfig,
   RUN_DIR,
+  SEEDS_DIR,
+  SEEDS_IN_NAMESPACE,
   type Suite,
   SUITES,
   USER_DATA_TEMPLATE,
@@ -178,12 +180,15 @@ interface HostState {
   binding: EtcBinding;
   /** Whether the run made the empty /run/mdserver it binds RUN_DIR over. */
   createdRunMountPoint: boolean;
+  /** The empty folders it made for SEEDS_DIR's mount point (/var/lib/mdserver, …/seeds), outermost first. */
+  createdSeedMountPoints?: string[];
 }
 
 async function undoHostState(state: HostState): Promise<void> {
   await unbindEtcDir(state.binding);
   // Only the empty folder this run made (a non-empty one is not removed).
   if (state.createdRunMountPoint) await Deno.remove("/run/mdserver").catch(() => {});
+  for (const path of [...state.createdSeedMountPoints ?? []].reverse()) await Deno.remove(path).catch(() => {});
 }
 
 async function runAll(options: Options, report: Report, cleanup: Cleanup, signal: AbortSignal): Promise<void> {
@@ -234,15 +239,24 @@ async function runAll(options: Options, report: Report, cleanup: Cleanup, signal
       });
       await createNamespace(NAMESPACE);
       const binding = await bindEtcDir(NAMESPACE, "mdserver");
-      const state: HostState = { binding, createdRunMountPoint: await makeMountPoint("/run/mdserver") };
+      const seedMountPoints: string[] = [];
+      for (const path of ["/var/lib/mdserver", SEEDS_IN_NAMESPACE]) {
+        if (await makeMountPoint(path)) seedMountPoints.push(path);
+      }
+      const state: HostState = {
+        binding,
+        createdRunMountPoint: await makeMountPoint("/run/mdserver"),
+        createdSeedMountPoints: seedMountPoints,
+      };
       await Deno.writeTextFile(HOST_STATE, JSON.stringify(state));
       cleanup.add("/etc/netns binding, /run/mdserver mount point", () => undoHostState(state));
       await Deno.mkdir(RUN_DIR, { recursive: true });
+      await Deno.mkdir(SEEDS_DIR, { recursive: true });
       return binding;
     },
     () =>
       `${NAMESPACE}: loopback only (libvirt makes the bridge); inside it /etc/mdserver is /etc/netns/${NAMESPACE}/mdserver` +
-      ` and /run/mdserver is ${RUN_DIR}`,
+      ` and /run/mdserver is ${RUN_DIR}, ${SEEDS_IN_NAMESPACE} ${SEEDS_DIR}`,
   );
 
   // /etc/mdserver as install left it, with the configuration edited for this host.

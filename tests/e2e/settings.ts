@@ -29,6 +29,17 @@ export const HOST_STATE = `${BASE}/host-state.json`;
  * production permission sets unchanged.
  */
 export const RUN_DIR = `${WORK}/run-mdserver`;
+/**
+ * The folder that mdserver, libvirtd (and so the hook) see as
+ * /var/lib/mdserver/seeds, `[configdrive] dir`'s default (bound as RUN_DIR
+ * is): the hook hands config drives to QEMU's user there under its
+ * production permission set, which names that folder.
+ */
+export const SEEDS_DIR = `${WORK}/seeds`;
+/** The config drive folder where production keeps it (inside the namespace's processes). */
+export const SEEDS_IN_NAMESPACE = "/var/lib/mdserver/seeds";
+/** Who the hook hands config drives to in the e2e (`[configdrive] qemu_user`): not root, so that the change shows. */
+export const QEMU_USER = { user: "nobody", group: "nogroup" };
 /** mdserver's admin socket, as the runner (outside the namespace) reaches it. */
 export const ADMIN_SOCKET = `${RUN_DIR}/admin.sock`;
 /** Where `mdserver install --root` puts what it installs. */
@@ -137,7 +148,10 @@ manage = child
 ${ipv6 ? "# ipv6_prefix: the default" : "ipv6_prefix = no"}
 
 [configdrive]
-dir = ${WORK}/seeds
+# dir: the default, /var/lib/mdserver/seeds (${SEEDS_DIR} on the host).
+# QEMU runs as root in the e2e's libvirtd; the hook hands the images to
+# another user so that the change shows.
+qemu_user = ${QEMU_USER.user}:${QEMU_USER.group}
 
 [service]
 location = e2e
@@ -192,16 +206,18 @@ grep -qsxF '# mdserver boot events' "$f" ||
 
 /**
  * Runs program in the namespace the way the host's own services see the
- * file system: iproute2 binds /etc/netns/mds-e2e/* over /etc, and RUN_DIR
- * is bound over /run/mdserver (in the process's private mount namespace,
+ * file system: iproute2 binds /etc/netns/mds-e2e/* over /etc, RUN_DIR
+ * is bound over /run/mdserver and SEEDS_DIR over /var/lib/mdserver/seeds
+ * (in the process's private mount namespace,
  * which `ip netns exec` makes; nothing on the host changes but an empty
  * mount point).
  */
 export function inNamespaceAsHost(program: string, args: string[]): [string, string[]] {
   return inNamespace(NAMESPACE, "sh", [
     "-c",
-    'mount --bind "$0" /run/mdserver && exec "$@"',
+    `mount --bind "$0" /run/mdserver && mount --bind "$1" ${SEEDS_IN_NAMESPACE} && shift && exec "$@"`,
     RUN_DIR,
+    SEEDS_DIR,
     program,
     ...args,
   ]);
