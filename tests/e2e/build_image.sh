@@ -11,7 +11,11 @@
 # BUILD_VERSION, so the image is rebuilt only when one of them changes.
 # Both suites get the same packages: ifupdown and isc-dhcp-client, so that
 # cloud-init renders /etc/network/interfaces.d (on trixie its fallback asks
-# for DHCPv6 there, `iface … inet6 dhcp`). The last line on stdout is
+# for DHCPv6 there, `iface … inet6 dhcp`). And net-tools: cloud-init's
+# ifupdown renderer adds a static configuration's routes, its default route
+# among them, with `route add` (net-tools), so without it a guest that takes
+# the config drive's static address gets no default route (measured: trixie,
+# "Network is unreachable" for every post to the host). The last line on stdout is
 # that folder; progress goes to stderr. Needs root (debootstrap, chroot).
 #
 # Steps (measured: 2–4 minutes on a fresh cache):
@@ -31,7 +35,7 @@ DISK_SIZE=3G
 PACKAGES=(
   systemd-sysv udev dbus
   linux-image-cloud-amd64 initramfs-tools
-  ifupdown isc-dhcp-client iproute2 netbase e2fsprogs
+  ifupdown isc-dhcp-client net-tools iproute2 netbase e2fsprogs
   cloud-init openssh-server sudo locales
 )
 
