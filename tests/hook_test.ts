@@ -40,7 +40,7 @@ interface HookRun {
  */
 async function runHook(
   args: string[],
-  options: { stdin?: string; config: string },
+  options: { stdin?: string; config: string; env?: Record<string, string> },
 ): Promise<HookRun> {
   const configDir = options.config.slice(0, options.config.lastIndexOf("/"));
   const child = new Deno.Command(Deno.execPath(), {
@@ -58,7 +58,7 @@ async function runHook(
       HOOK,
       ...args,
     ],
-    env: { MDSERVER_CONFIG: options.config, NO_COLOR: "1" },
+    env: { MDSERVER_CONFIG: options.config, NO_COLOR: "1", ...options.env },
     stdin: "piped",
     stdout: "piped",
     stderr: "piped",
@@ -125,6 +125,26 @@ Deno.test("hook.ts uploads a starting domain on prepare begin and the instance g
     assert.equal(instance.mac, WEB01.mac);
     assert.match(instance.ipv4, /^127\.77\.\d+\.\d+$/);
     assert.notEqual(instance.ipv4, "127.77.0.1");
+  } finally {
+    await test.close();
+  }
+});
+
+Deno.test("hook.ts uploads without starting fetch, streams or Node's timers, which would add a third to its time", async () => {
+  const test = await startTestService();
+  try {
+    const config = await hookConfig(test);
+    // deno's debug log names every built-in module loaded after start-up.
+    const run = await runHook(["web01", "prepare", "begin", "-"], {
+      stdin: domainXml(WEB01),
+      config,
+      env: { DENO_LOG: "debug" },
+    });
+    assert.equal(run.code, 0);
+    assert.ok(await test.service.store.getByName("web01"), "web01 was not registered");
+    const loaded = [...new Set(run.stderr.match(/\bext:[\w/.-]+/g) ?? [])];
+    const slow = loaded.filter((name) => /^ext:(deno_fetch|deno_node|deno_web\/06_streams)/.test(name));
+    assert.deepEqual(slow, [], `loaded after start-up: ${loaded.join(" ")}`);
   } finally {
     await test.close();
   }
