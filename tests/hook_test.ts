@@ -392,7 +392,7 @@ Deno.test("hook.ts exits 0 with one stderr line when the configuration cannot be
   }
 });
 
-Deno.test("install-hook writes an executable wrapper that runs hook.ts with the hook permission set", async () => {
+Deno.test("install-hook writes an executable wrapper that runs hook.ts with the hook permission set of deno.json", async () => {
   const root = await Deno.makeTempDir({ prefix: "mdserver-install-" });
   try {
     const result = await installHook({
@@ -410,11 +410,14 @@ Deno.test("install-hook writes an executable wrapper that runs hook.ts with the 
     const text = await Deno.readTextFile(path);
     assert.ok(text.startsWith("#!/bin/bash\n"));
     assert.ok(text.includes(WRAPPER_MARKER));
+    // deno.json's hook set, written out: deno then runs without reading a configuration file.
     assert.ok(
       text.includes(
-        `'${Deno.execPath()}' run -q --no-prompt -P=hook --config '${DENO_JSON}' '${HOOK}' "$@"`,
+        `'${Deno.execPath()}' run -q --no-prompt --no-config '--allow-read=/etc/mdserver,/run/mdserver/admin.sock' `,
       ),
+      text,
     );
+    assert.ok(text.includes(`'--allow-env=MDSERVER_CONFIG' '${HOOK}' "$@"`), text);
     const syntax = await new Deno.Command("bash", { args: ["-n", path] })
       .output();
     assert.ok(syntax.success, new TextDecoder().decode(syntax.stderr));
