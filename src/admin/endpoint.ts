@@ -1,9 +1,11 @@
 /**
  * Where the admin API listens, read from the mdserver configuration file,
  * and one request to it. Shared by the libvirt hook and `ctl`, so it depends
- * on nothing but `config/ini.ts` and `config/files.ts` (the include rules):
- * the hook starts a process per domain start and must not load the npm
- * packages the service uses.
+ * on nothing but `config/ini.ts`, `config/files.ts` (the include rules) and
+ * the HTTP/1.1 client `http1.ts`: the hook starts a process per domain start
+ * and must not load the npm packages the service uses. `ctl` sends with
+ * fetch (adminRequest), the hook without (adminExchange); both go to the
+ * socket first and to TCP the same way.
  *
  * It reads `[admin] listen_address`, `port`, `socket` and `token_file` from the main file
  * and its `[_include_]`s, the way `loadConfig` does (directories' `*.conf`
