@@ -9,7 +9,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { runCtl } from "../src/cli/ctl.ts";
-import { HookExistsError, installHook, WRAPPER_MARKER } from "../src/hook/install.ts";
+import { HookExistsError, hookPermissionFlags, installHook, WRAPPER_MARKER } from "../src/hook/install.ts";
 import { HOOK_BUDGET_MS } from "../src/hook/run.ts";
 import { domainXml, startTestService, type TestService } from "./_harness.ts";
 
@@ -468,6 +468,32 @@ Deno.test("install-hook writes an executable wrapper that runs hook.ts with the 
     );
   } finally {
     await Deno.remove(root, { recursive: true });
+  }
+});
+
+Deno.test("install-hook writes the hook set as deno would read it, and refuses one deno would not take", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "mdserver-hook-set-" });
+  try {
+    const write = (hook: unknown) =>
+      Deno.writeTextFile(join(dir, "deno.json"), JSON.stringify({ permissions: { hook } }));
+    await write({
+      read: ["conf", "/etc/mdserver"],
+      net: { allow: ["127.0.0.1"], deny: ["[::1]"] },
+      env: true,
+      sys: false,
+    });
+    assert.deepEqual(await hookPermissionFlags(dir), [
+      `--allow-read=${dir}/conf,/etc/mdserver`,
+      "--allow-net=127.0.0.1",
+      "--deny-net=[::1]",
+      "--allow-env",
+    ]);
+    await write({ reed: ["/etc/mdserver"] });
+    await assert.rejects(hookPermissionFlags(dir), /permission "reed" of the "hook" set/);
+    await Deno.writeTextFile(join(dir, "deno.json"), "{}");
+    await assert.rejects(hookPermissionFlags(dir), /has no "hook" permission set/);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
   }
 });
 
