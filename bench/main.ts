@@ -26,7 +26,7 @@
 import { join } from "node:path";
 import { type BootStormResult, type Connection, formatTable, runBootStorm, stormRows } from "./boot_storm.ts";
 import { stormSummaryRows, stormVerdicts } from "./storm_report.ts";
-import { type HookLatencyResult, runHookLatency } from "./hook_latency.ts";
+import { HOOK_VARIANTS, type HookLatencyResult, runHookLatency } from "./hook_latency.ts";
 import { type MemoryResult, runMemory } from "./memory.ts";
 import { PROJECT_DIR, readProcFile } from "./server_process.ts";
 import { runUploadScaling, type UploadScalingResult } from "./upload_scaling.ts";
@@ -94,10 +94,19 @@ export async function describeMachine(command: string): Promise<Machine> {
 /** The targets of the issue, judged on what was measured. */
 export function verdicts(results: BenchResults): Verdict[] {
   const out: Verdict[] = [];
-  const { storm, upload, memory } = results;
+  const { storm, upload, hook, memory } = results;
   if (storm) out.push(...stormVerdicts(storm));
   if (upload) {
     out.push({ target: "upload: last/first thousand ≤ 1.5", value: `${upload.ratio}`, met: upload.ratio <= 1.5 });
+  }
+  if (hook) {
+    const installed = hook.ratios.find((entry) => entry.name === HOOK_VARIANTS.installed)?.p50 ?? null;
+    const floor = hook.ratios.find((entry) => entry.name === HOOK_VARIANTS.floor)?.p50 ?? null;
+    out.push({
+      target: "hook: deno run hook.ts as installed ≤ 1.5× bash + curl at p50",
+      value: `${installed ?? "-"} (the floor, deno starting an empty module: ${floor ?? "-"})`,
+      met: installed !== null && installed <= 1.5,
+    });
   }
   if (memory) {
     out.push({
@@ -125,22 +134,32 @@ export function summaryRows(results: BenchResults): string[][] {
     ]);
   }
   if (hook) {
-    const deno = hook.results.find((result) => result.name === "deno run hook.ts");
-    const compiled = hook.results.find((result) => result.name === "compiled hook");
-    const curl = hook.results.find((result) => result.name === "bash + curl");
+    const find = (name: string) => hook.results.find((result) => result.name === name);
+    const deno = find(HOOK_VARIANTS.installed);
+    const floor = find(HOOK_VARIANTS.floor);
+    const compiled = find(HOOK_VARIANTS.compiled);
+    const curl = find(HOOK_VARIANTS.curl);
+    const ratio = (name: string) => hook.ratios.find((entry) => entry.name === name)?.p50;
     const cell = (value: number | null | undefined) => value === null || value === undefined ? "-" : String(value);
     rows.push([
-      "hook wall time p50 / p99 ms: deno run hook.ts vs bash + curl",
+      "hook wall time p50 / p99 ms: deno run hook.ts as installed vs bash + curl",
       `${cell(deno?.p50Ms)} / ${cell(deno?.p99Ms)}`,
       `${cell(curl?.p50Ms)} / ${cell(curl?.p99Ms)}`,
-      deno?.p50Ms && curl?.p50Ms ? `${Math.round((deno.p50Ms / curl.p50Ms) * 100) / 100}` : "",
+      cell(ratio(HOOK_VARIANTS.installed)),
+      "≤ 1.5",
+    ]);
+    rows.push([
+      "hook floor p50 / p99 ms: the wrapper running an empty module",
+      `${cell(floor?.p50Ms)} / ${cell(floor?.p99Ms)}`,
+      `${cell(curl?.p50Ms)} / ${cell(curl?.p99Ms)}`,
+      cell(ratio(HOOK_VARIANTS.floor)),
       "",
     ]);
     rows.push([
       "hook wall time p50 / p99 ms: compiled hook",
       compiled?.skipped ? compiled.skipped : `${cell(compiled?.p50Ms)} / ${cell(compiled?.p99Ms)}`,
       "",
-      "",
+      compiled?.skipped ? "" : cell(ratio(HOOK_VARIANTS.compiled)),
       "",
     ]);
   }

@@ -6,7 +6,7 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { hookWrapper } from "../src/hook/install.ts";
+import { hookPermissionFlags, hookWrapper } from "../src/hook/install.ts";
 import { domainXml, startTestService } from "./_harness.ts";
 import { poll } from "./_netns.ts";
 
@@ -55,7 +55,12 @@ Deno.test("the installed wrapper returns to libvirt at once even when logger han
     const wrapper = join(dir, "qemu");
     await Deno.writeTextFile(
       wrapper,
-      hookWrapper({ denoPath: Deno.execPath(), projectDir: PROJECT_DIR, loggerPath: logger }),
+      hookWrapper({
+        denoPath: Deno.execPath(),
+        projectDir: PROJECT_DIR,
+        permissionFlags: await hookPermissionFlags(PROJECT_DIR),
+        loggerPath: logger,
+      }),
       {
         mode: 0o755,
       },

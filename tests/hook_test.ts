@@ -9,7 +9,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { runCtl } from "../src/cli/ctl.ts";
-import { HookExistsError, installHook, WRAPPER_MARKER } from "../src/hook/install.ts";
+import { HookExistsError, hookPermissionFlags, installHook, WRAPPER_MARKER } from "../src/hook/install.ts";
 import { HOOK_BUDGET_MS } from "../src/hook/run.ts";
 import { domainXml, startTestService, type TestService } from "./_harness.ts";
 
@@ -40,7 +40,7 @@ interface HookRun {
  */
 async function runHook(
   args: string[],
-  options: { stdin?: string; config: string },
+  options: { stdin?: string; config: string; env?: Record<string, string> },
 ): Promise<HookRun> {
   const configDir = options.config.slice(0, options.config.lastIndexOf("/"));
   const child = new Deno.Command(Deno.execPath(), {
@@ -58,7 +58,7 @@ async function runHook(
       HOOK,
       ...args,
     ],
-    env: { MDSERVER_CONFIG: options.config, NO_COLOR: "1" },
+    env: { MDSERVER_CONFIG: options.config, NO_COLOR: "1", ...options.env },
     stdin: "piped",
     stdout: "piped",
     stderr: "piped",
@@ -125,6 +125,26 @@ Deno.test("hook.ts uploads a starting domain on prepare begin and the instance g
     assert.equal(instance.mac, WEB01.mac);
     assert.match(instance.ipv4, /^127\.77\.\d+\.\d+$/);
     assert.notEqual(instance.ipv4, "127.77.0.1");
+  } finally {
+    await test.close();
+  }
+});
+
+Deno.test("hook.ts uploads without starting fetch, streams or Node's timers, which would add a third to its time", async () => {
+  const test = await startTestService();
+  try {
+    const config = await hookConfig(test);
+    // deno's debug log names every built-in module loaded after start-up.
+    const run = await runHook(["web01", "prepare", "begin", "-"], {
+      stdin: domainXml(WEB01),
+      config,
+      env: { DENO_LOG: "debug" },
+    });
+    assert.equal(run.code, 0);
+    assert.ok(await test.service.store.getByName("web01"), "web01 was not registered");
+    const loaded = [...new Set(run.stderr.match(/\bext:[\w/.-]+/g) ?? [])];
+    const slow = loaded.filter((name) => /^ext:(deno_fetch|deno_node|deno_web\/06_streams)/.test(name));
+    assert.deepEqual(slow, [], `loaded after start-up: ${loaded.join(" ")}`);
   } finally {
     await test.close();
   }
@@ -373,7 +393,7 @@ Deno.test("hook.ts exits 0 with one stderr line when the configuration cannot be
   }
 });
 
-Deno.test("install-hook writes an executable wrapper that runs hook.ts with the hook permission set", async () => {
+Deno.test("install-hook writes an executable wrapper that runs hook.ts with the hook permission set of deno.json", async () => {
   const root = await Deno.makeTempDir({ prefix: "mdserver-install-" });
   try {
     const result = await installHook({
@@ -391,11 +411,16 @@ Deno.test("install-hook writes an executable wrapper that runs hook.ts with the 
     const text = await Deno.readTextFile(path);
     assert.ok(text.startsWith("#!/bin/bash\n"));
     assert.ok(text.includes(WRAPPER_MARKER));
+    // deno.json's hook set, written out: deno then runs without reading a configuration file.
+    const hookSet = JSON.parse(await Deno.readTextFile(join(PROJECT_DIR, "deno.json"))).permissions.hook;
     assert.ok(
       text.includes(
-        `'${Deno.execPath()}' run -q --no-prompt -P=hook --config '${DENO_JSON}' '${HOOK}' "$@"`,
+        `'${Deno.execPath()}' run -q --no-prompt --no-config '--allow-read=${hookSet.read.join(",")}' ` +
+          `'--allow-write=${hookSet.write.join(",")}' `,
       ),
+      text,
     );
+    assert.ok(text.includes(`'--allow-env=MDSERVER_CONFIG' '${HOOK}' "$@"`), text);
     const syntax = await new Deno.Command("bash", { args: ["-n", path] })
       .output();
     assert.ok(syntax.success, new TextDecoder().decode(syntax.stderr));
@@ -446,6 +471,32 @@ Deno.test("install-hook writes an executable wrapper that runs hook.ts with the 
     );
   } finally {
     await Deno.remove(root, { recursive: true });
+  }
+});
+
+Deno.test("install-hook writes the hook set as deno would read it, and refuses one deno would not take", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "mdserver-hook-set-" });
+  try {
+    const write = (hook: unknown) =>
+      Deno.writeTextFile(join(dir, "deno.json"), JSON.stringify({ permissions: { hook } }));
+    await write({
+      read: ["conf", "/etc/mdserver"],
+      net: { allow: ["127.0.0.1"], deny: ["[::1]"] },
+      env: true,
+      sys: false,
+    });
+    assert.deepEqual(await hookPermissionFlags(dir), [
+      `--allow-read=${dir}/conf,/etc/mdserver`,
+      "--allow-net=127.0.0.1",
+      "--deny-net=[::1]",
+      "--allow-env",
+    ]);
+    await write({ reed: ["/etc/mdserver"] });
+    await assert.rejects(hookPermissionFlags(dir), /permission "reed" of the "hook" set/);
+    await Deno.writeTextFile(join(dir, "deno.json"), "{}");
+    await assert.rejects(hookPermissionFlags(dir), /has no "hook" permission set/);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
   }
 });
 

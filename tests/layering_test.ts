@@ -77,6 +77,7 @@ const HOOK_MODULES = [
   "hook.ts",
   "src/hook/run.ts",
   "src/admin/endpoint.ts",
+  "src/admin/http1.ts",
   "src/config/files.ts",
   "src/config/ini.ts",
   "src/io/read_text.ts",
@@ -200,7 +201,7 @@ Deno.test("renderers, IPAM, host names and the XML reader reach nothing that doe
   assert.deepEqual([...wrong], []);
 });
 
-Deno.test("the hook's process loads only the admin endpoint reader, the text reader and the image owner", async () => {
+Deno.test("the hook's process loads only the admin endpoint reader, its HTTP/1.1 client, the text reader and the image owner", async () => {
   const hook = (await graphs)[ENTRIES.indexOf("hook.ts")]!;
   assert.deepEqual([...hook.local.keys()].sort(), [...HOOK_MODULES].sort());
   const external = [...hook.external.values()].flatMap((targets) => [...targets]);

@@ -1,9 +1,11 @@
 /**
  * Where the admin API listens, read from the mdserver configuration file,
  * and one request to it. Shared by the libvirt hook and `ctl`, so it depends
- * on nothing but `config/ini.ts` and `config/files.ts` (the include rules):
- * the hook starts a process per domain start and must not load the npm
- * packages the service uses.
+ * on nothing but `config/ini.ts`, `config/files.ts` (the include rules) and
+ * the HTTP/1.1 client `http1.ts`: the hook starts a process per domain start
+ * and must not load the npm packages the service uses. `ctl` sends with
+ * fetch (adminRequest), the hook without (adminExchange); both go to the
+ * socket first and to TCP the same way.
  *
  * It reads `[admin] listen_address`, `port`, `socket` and `token_file` from the main file
  * and its `[_include_]`s, the way `loadConfig` does (directories' `*.conf`
@@ -16,8 +18,10 @@
 
 import { DEFAULT_CONFIG_FILE, includedFiles, parentDir, resolvePath } from "../config/files.ts";
 import { type IniEntry, parseIni } from "../config/ini.ts";
+import { type Http1Answer, http1Request, type Http1Target } from "./http1.ts";
 
 export { DEFAULT_CONFIG_FILE };
+export type { Http1Answer };
 
 /** The admin address when the configuration does not set one. */
 export const DEFAULT_ADMIN_ADDRESS = "127.0.0.1";
@@ -173,49 +177,81 @@ export interface AdminRequestInit {
  * the endpoint's socketTimeoutMs. An HTTP answer of any status is returned
  * as is; an abort is thrown as is.
  */
-export async function adminRequest(
+export function adminRequest(
   endpoint: AdminEndpoint,
   path: string,
   init: AdminRequestInit = {},
 ): Promise<Response> {
   const url = `${adminBaseUrl(endpoint)}${path}`;
-  const request: RequestInit = {
-    method: init.method ?? "GET",
-    headers: init.headers ?? {},
-    ...(init.body !== undefined ? { body: init.body } : {}),
-    ...(init.signal ? { signal: init.signal } : {}),
-  };
-  if (endpoint.socket !== null) {
+  return overSocketThenTcp(endpoint, init, async (target, headers, signal) => {
+    const request: RequestInit = {
+      method: init.method ?? "GET",
+      headers,
+      ...(init.body !== undefined ? { body: init.body } : {}),
+      ...(signal ? { signal } : {}),
+    };
+    if (target.transport === "tcp") return await fetch(url, request);
     let client: Deno.HttpClient | null = null;
+    try {
+      client = Deno.createHttpClient({ proxy: { transport: "unix", path: target.path } });
+      // The URL names the TCP address too, so the permission set needs no
+      // extra host; the connection goes to the socket.
+      const response = await fetch(url, { ...request, client });
+      const body = await response.arrayBuffer();
+      return new Response(body, { status: response.status, headers: response.headers });
+    } finally {
+      client?.close();
+    }
+  });
+}
+
+/**
+ * adminRequest() without fetch: the same socket-then-TCP rule, the answer
+ * as a plain object (http1.ts). For the libvirt hook, whose whole process
+ * is a few tens of milliseconds: fetch's start-up alone would add a third.
+ */
+export function adminExchange(
+  endpoint: AdminEndpoint,
+  path: string,
+  init: AdminRequestInit = {},
+): Promise<Http1Answer> {
+  // The Host fetch would send: the TCP address, over the socket too.
+  const host = adminBaseUrl(endpoint).slice("http://".length);
+  return overSocketThenTcp(endpoint, init, (target, headers, signal) =>
+    http1Request(target, {
+      method: init.method ?? "GET",
+      path,
+      host,
+      headers,
+      ...(init.body !== undefined ? { body: init.body } : {}),
+      ...(signal ? { signal } : {}),
+    }));
+}
+
+/** Sends over the socket, then over TCP when the socket fails and the TCP listener is on (the rule of adminRequest). */
+async function overSocketThenTcp<T>(
+  endpoint: AdminEndpoint,
+  init: AdminRequestInit,
+  send: (target: Http1Target, headers: Record<string, string>, signal: AbortSignal | undefined) => Promise<T>,
+): Promise<T> {
+  if (endpoint.socket !== null) {
     // A socket that accepts but never answers (a hung server, a stale
     // listener) gets its own part of the budget, then TCP is tried.
     // Without a TCP listener to fall back to, the socket has the whole budget.
     const socketBudget = endpoint.tcp ? AbortSignal.timeout(endpoint.socketTimeoutMs) : null;
+    const signals = [init.signal, socketBudget].filter((signal) => signal !== null && signal !== undefined);
+    const signal = signals.length > 1 ? AbortSignal.any(signals) : signals[0];
     try {
-      client = Deno.createHttpClient({
-        proxy: { transport: "unix", path: endpoint.socket },
-      });
-      // The URL names the TCP address too, so the permission set needs no
-      // extra host; the connection goes to the socket.
-      const signals = [init.signal, socketBudget].filter((signal) => signal !== null && signal !== undefined);
-      const signal = signals.length > 0 ? AbortSignal.any(signals) : undefined;
-      const response = await fetch(url, { ...request, client, ...(signal ? { signal } : {}) });
-      const body = await response.arrayBuffer();
-      return new Response(body, {
-        status: response.status,
-        headers: response.headers,
-      });
+      return await send({ transport: "unix", path: endpoint.socket }, init.headers ?? {}, signal);
     } catch (error) {
       if (init.signal?.aborted || !endpoint.tcp) throw error;
       // Fall through to TCP.
-    } finally {
-      client?.close();
     }
   }
   if (!endpoint.tcp) throw new Error(`no admin API to reach: ${adminLocation(endpoint)}`);
   const token = await readToken(endpoint.tokenFile);
-  if (token !== null) request.headers = { ...init.headers, authorization: `Bearer ${token}` };
-  return await fetch(url, request);
+  const headers = token === null ? init.headers ?? {} : { ...init.headers, authorization: `Bearer ${token}` };
+  return await send({ transport: "tcp", hostname: endpoint.address, port: endpoint.port }, headers, init.signal);
 }
 
 /** The token of a token file, or null when it cannot be read (the request then gets a 401). */

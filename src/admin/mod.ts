@@ -1,9 +1,11 @@
 /**
  * The admin API as its clients (`ctl`, the libvirt hook) see it: where it
  * listens, read from the configuration file and its includes, and one
- * request to it over the unix socket or TCP. It imports only config/ini.ts
- * and config/files.ts, so the hook stays small; the server side is
- * http/admin.ts.
+ * request to it over the unix socket or TCP — with fetch for `ctl`
+ * (adminRequest), with the small HTTP/1.1 client of http1.ts for the hook
+ * (adminExchange), whose process would spend a third of its time starting
+ * fetch. It imports only config/ini.ts, config/files.ts and io/read_text.ts,
+ * so the hook stays small; the server side is http/admin.ts.
  *
  * @module
  */
@@ -11,6 +13,7 @@
 export {
   adminBaseUrl,
   type AdminEndpoint,
+  adminExchange,
   adminLocation,
   adminRequest,
   type AdminRequestInit,
@@ -23,3 +26,11 @@ export {
   readAdminEndpoint,
   realEndpointFileSystem,
 } from "./endpoint.ts";
+export {
+  type Http1Answer,
+  type Http1Request,
+  http1Request,
+  type Http1Target,
+  MAX_ANSWER_BYTES,
+  targetName,
+} from "./http1.ts";

@@ -12,6 +12,7 @@ export {
   DEFAULT_HOOK_BINARY,
   DEFAULT_HOOK_PATH,
   HookExistsError,
+  hookPermissionFlags,
   hookWrapper,
   installHook,
   type InstallHookLine,

@@ -3,15 +3,24 @@
  * report a stop, reading the domain XML from stdin, the request to the
  * admin API, giving a built config drive to QEMU's user
  * (config_drive_owner.ts), and the one line of stderr on failure. It
- * imports only admin/endpoint.ts, io/read_text.ts and
- * config_drive_owner.ts, which import only node:fs, the INI reader and the
- * include rules: the hook starts a process per domain start.
+ * imports only admin/endpoint.ts (with its HTTP/1.1 client, admin/http1.ts),
+ * io/read_text.ts and config_drive_owner.ts, which import only the INI
+ * reader and the include rules (node:fs only when there is an image to
+ * give): the hook starts a process per domain start. For the same reason it
+ * uses neither fetch, nor streams, nor setTimeout: each costs a new process
+ * milliseconds of start-up the first time (see docs/hook.md#speed).
  *
  * @module
  */
 
-import { type AdminEndpoint, adminRequest, DEFAULT_CONFIG_FILE, readAdminEndpoint } from "../admin/endpoint.ts";
-import { NotUtf8Error, readText, TextTooLargeError } from "../io/read_text.ts";
+import {
+  type AdminEndpoint,
+  adminExchange,
+  DEFAULT_CONFIG_FILE,
+  type Http1Answer,
+  readAdminEndpoint,
+} from "../admin/endpoint.ts";
+import { type ByteSource, NotUtf8Error, readTextFrom, TextTooLargeError } from "../io/read_text.ts";
 import { ownConfigDrive } from "./config_drive_owner.ts";
 
 /** Everything the hook does, from process start, fits in this many milliseconds. */
@@ -43,8 +52,8 @@ export function hookAction(
 export interface HookDeps {
   /** The configuration file to read the admin endpoint from. */
   configFile: string;
-  /** The domain XML (libvirt's stdin); read only for uploads. */
-  stdin: ReadableStream<Uint8Array>;
+  /** The domain XML (libvirt's stdin, `Deno.stdin`); read only for uploads. */
+  stdin: ByteSource;
   /** Aborts when the budget is spent. */
   signal: AbortSignal;
   /** Reads the admin endpoint; default readAdminEndpoint. */
@@ -68,20 +77,20 @@ export async function runHook(
     const endpoint = await (deps.readEndpoint ?? readAdminEndpoint)(
       deps.configFile,
     );
-    let response: Response;
+    let response: Http1Answer;
     let xml = "";
     if (action === "upload") {
       xml = await readXml(deps.stdin, deps.signal);
       // On the destination of a live migration: the guest keeps running, its boot state stays.
       const path = operation === "migrate" ? "/v1/instances?migration=incoming" : "/v1/instances";
-      response = await adminRequest(endpoint, path, {
+      response = await adminExchange(endpoint, path, {
         method: "POST",
         body: xml,
         headers: { "content-type": "application/xml" },
         signal: deps.signal,
       });
     } else {
-      response = await adminRequest(
+      response = await adminExchange(
         endpoint,
         `/v1/instances/${encodeURIComponent(domain)}/stopped`,
         {
@@ -90,10 +99,10 @@ export async function runHook(
         },
       );
     }
-    const body = await response.text();
+    const body = response.body;
     // Registered, but something the domain asked for is missing (its config drive was not built).
-    if (response.ok) {
-      const warning = response.headers.get("x-mdserver-warning");
+    if (response.status >= 200 && response.status < 300) {
+      const warning = response.headers.get("x-mdserver-warning") ?? null;
       // The image was built by the unprivileged service; QEMU's user gets it here, before QEMU opens it.
       const problem = warning ?? (action === "upload" ? await ownConfigDrive(deps.configFile, xml, body) : null);
       return problem === null ? null : `${what}: ${problem}`;
@@ -107,12 +116,12 @@ export async function runHook(
 
 /** Reads the domain XML from stdin, up to MAX_XML_BYTES; throws with a short reason. */
 async function readXml(
-  stdin: ReadableStream<Uint8Array>,
+  stdin: ByteSource,
   signal: AbortSignal,
 ): Promise<string> {
   let xml: string;
   try {
-    xml = await readText(stdin, { limit: MAX_XML_BYTES, what: "domain XML on stdin", signal });
+    xml = await readTextFrom(stdin, { limit: MAX_XML_BYTES, what: "domain XML on stdin", signal });
   } catch (error) {
     if (error instanceof TextTooLargeError) throw new Error(`domain XML on stdin is over ${MAX_XML_BYTES} bytes`);
     if (error instanceof NotUtf8Error) throw new Error("stdin is not UTF-8 text");
@@ -126,17 +135,11 @@ async function readXml(
   return xml;
 }
 
-/** A failure as one short line; fetch's message is only shortened here, never used to decide anything. */
+/** A failure as one short line; the message is never used to decide anything. */
 function describe(error: unknown, signal: AbortSignal): string {
   if (signal.aborted) return `timed out after ${HOOK_BUDGET_MS} ms`;
   if (!(error instanceof Error)) return String(error);
-  // fetch wraps the useful part: "error sending request for url (U): client
-  // error (Connect): tcp connect error: Connection refused (os error 111)".
-  const cause = (error as { cause?: unknown }).cause;
-  const message = (cause instanceof Error ? cause.message : error.message)
-    .replace(/\s+/g, " ").trim();
-  const url = /for url \((.*?)\)/.exec(message)?.[1];
-  return url ? `${message.split(": ").at(-1)} (${url})` : message;
+  return error.message.replace(/\s+/g, " ").trim();
 }
 
 /** Runs the hook for this process's arguments and stdin within the budget, then exits 0. */
@@ -151,19 +154,18 @@ export function main(): Promise<never> {
   };
   // The budget counts from process start, runtime start-up included. Work
   // is aborted a little early so that reporting and exiting fit in it too.
+  // AbortSignal.timeout, not setTimeout: the first setTimeout loads Deno's
+  // Node timers (about 7 ms).
   const remaining = HOOK_BUDGET_MS - performance.now();
-  const controller = new AbortController();
-  const budget = setTimeout(
-    () => controller.abort(),
-    Math.max(1, remaining - 150),
-  );
+  const budget = AbortSignal.timeout(Math.max(1, remaining - 150));
   // If something does not heed the abort, leave anyway.
-  const watchdog = setTimeout(() => {
+  const watchdog = AbortSignal.timeout(Math.max(1, remaining));
+  watchdog.addEventListener("abort", () => {
     report(
       `${Deno.args.slice(0, 3).join(" ")}: timed out after ${HOOK_BUDGET_MS} ms`,
     );
     Deno.exit(0);
-  }, Math.max(1, remaining));
+  });
 
   let configFile = DEFAULT_CONFIG_FILE;
   try {
@@ -173,14 +175,12 @@ export function main(): Promise<never> {
   }
   return runHook(Deno.args, {
     configFile,
-    stdin: Deno.stdin.readable,
-    signal: controller.signal,
+    stdin: Deno.stdin,
+    signal: budget,
   })
-    .catch((error) => `${Deno.args.slice(0, 3).join(" ")}: ${describe(error, controller.signal)}`)
+    .catch((error) => `${Deno.args.slice(0, 3).join(" ")}: ${describe(error, budget)}`)
     .then((line) => {
       report(line);
-      clearTimeout(budget);
-      clearTimeout(watchdog);
       return Deno.exit(0);
     });
 }

@@ -7,7 +7,16 @@
  */
 
 export { type AtomicWriteOptions, removeFile, updateFile, writeFileAtomic, type WriteOutcome } from "./files.ts";
-export { NotUtf8Error, readText, type ReadTextOptions, StreamReadError, TextTooLargeError } from "./read_text.ts";
+export {
+  type ByteSource,
+  NotUtf8Error,
+  readBytesFrom,
+  readText,
+  readTextFrom,
+  type ReadTextOptions,
+  StreamReadError,
+  TextTooLargeError,
+} from "./read_text.ts";
 export { folderIsFull, isNoSpace } from "./no_space.ts";
 export { shellQuote } from "./shell_quote.ts";
 export { sleep } from "./sleep.ts";
