@@ -79,6 +79,21 @@ Deno.test("phone-home from another guest's address or with another instance-id c
   });
 });
 
+Deno.test("phone-home with the OpenStack family's instance-id (the UUID, as a config drive gives it) records the boot, and is no fetch", async () => {
+  await withService(async (t, ip) => {
+    const phoned = await t.guestFetch(ip, "/phone-home", {
+      method: "POST",
+      body: new URLSearchParams({ instance_id: WEB.uuid, hostname: "web01", pub_key_ed25519: `${ED25519} root@web01` }),
+    });
+    assert.equal(phoned.status, 200, await phoned.text());
+    await t.service.access.flush();
+    const shown = await (await admin(t, "/v1/instances/web01")).json();
+    assert.deepEqual(shown.access.host_keys, { "ssh-ed25519": ED25519 });
+    assert.equal(shown.access.first_metadata_at, null, "a guest that only phoned home fetched nothing");
+    assert.equal(shown.boot.metadata_at, null);
+  });
+});
+
 Deno.test("the built-in user-data asks cloud-init to phone home to this service", async () => {
   await withService(async (t, ip) => {
     const body = await (await t.guestFetch(ip, "/latest/user-data")).text();

@@ -318,14 +318,17 @@ async function requireToken(request: Request, instance: Instance, source: string
 /**
  * cloud-init's phone_home module: a form POST (instance_id, hostname, fqdn,
  * pub_key_*) from the guest once it has booted. Records "booted" and its SSH
- * host keys, for `ctl list` and `ctl known-hosts`.
+ * host keys, for `ctl list` and `ctl known-hosts`. The instance_id is the
+ * one the guest's datasource gave: mdserver's for EC2 and NoCloud, the
+ * domain's UUID for the OpenStack family (the API and config drives). It is
+ * no metadata fetch: a config drive guest that posts it has fetched nothing.
  */
 async function phoneHome(request: Request, source: string, deps: Context): Promise<Response> {
-  const instance = await requireGuest(source, deps);
+  const instance = await requireGuest(source, deps, false);
   const fields = new URLSearchParams(await readBody(request, 64 * 1024));
   const reported = fields.get("instance_id");
-  if (reported && reported !== instance.instanceId && reported !== "$INSTANCE_ID") {
-    throw new HttpError(409, `phone_home instance_id ${reported} is not ${instance.instanceId}`);
+  if (reported && reported !== instance.instanceId && reported !== instance.uuid && reported !== "$INSTANCE_ID") {
+    throw new HttpError(409, `phone_home instance_id ${reported} is not ${instance.instanceId} (or ${instance.uuid})`);
   }
   const hostKeys = hostKeysFromPhoneHome(fields);
   await deps.access.recordBoot(instance.uuid, fields.get("hostname"), hostKeys);
