@@ -48,7 +48,8 @@ export async function checkConfigDriveGuest(
     [
       `hash=$(sudo -n getent shadow ${user} | cut -d: -f2)`,
       'echo "@@hash $hash"',
-      `perl -e 'print crypt($ARGV[0], $ARGV[1]) eq $ARGV[1] ? "@@match\\n" : "@@differ\\n"' ${
+      // Not "@@…" in perl's double quotes: it would read @match as an array.
+      `perl -e 'print crypt($ARGV[0], $ARGV[1]) eq $ARGV[1] ? "crypt-matches\\n" : "crypt-differs\\n"' ${
         shellQuote(expected.password)
       } "$hash"`,
     ].join("; "),
@@ -57,9 +58,9 @@ export async function checkConfigDriveGuest(
   report.check(
     run,
     step(`${user}'s password is the one mdserver password set (/etc/shadow, crypt(3))`),
-    /^\$6\$/.test(hash) && shadow.stdout.includes("@@match"),
+    /^\$6\$/.test(hash) && shadow.stdout.includes("crypt-matches"),
     `/etc/shadow: ${hash ? `${hash.slice(0, 20)}…` : "no hash"}; crypt(password, hash) ${
-      shadow.stdout.includes("@@match") ? "matches" : "differs"
+      shadow.stdout.includes("crypt-matches") ? "matches" : "differs"
     }${shadow.stderr.trim() ? `; ${shadow.stderr.trim().slice(0, 200)}` : ""}`,
   );
 

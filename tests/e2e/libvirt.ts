@@ -23,6 +23,11 @@ cgroup_controllers = [ ]
 namespaces = [ ]
 stdio_handler = "file"
 remember_owner = 0
+# libvirt leaves file owners alone (QEMU runs as root here and reads any
+# file): a config drive's owner is then the hook's doing, which the test
+# checks ([configdrive] qemu_user). With the default, libvirt would give
+# the image to QEMU's user (root) itself when the domain starts.
+dynamic_ownership = 0
 `;
 
 /** A libvirtd of the test's own, inside its namespace. */
