@@ -16,14 +16,15 @@
  * - `/metrics` and the first page of the instance list (`?limit=100`), the
  *   N in turn, median of `scrapes`;
  * - uploads over the admin API (`POST /v1/instances`, the hook's request)
- *   into every N in turn, blocks of 20: the mean at N over the mean at the
+ *   into every N in turn, blocks of 50: the mean at N over the mean at the
  *   first N; the next scrape must count every one of them;
  * - a storm: `storm` of the N guests (spread over the registration order)
  *   run cloud-init's whole EC2 sequence at once; how soon a scrape shows them
  *   out of `registered` (boot progress is written in batches); then VmRSS
- *   and VmHWM, per instance and, less the first N's, per added instance.
+ *   and VmHWM, per instance and, less the first N's, per added instance;
+ *   again 15 s after the last storm.
  *
- *   deno run -P=bench bench/scale.ts [--storm 500] [--uploads 200] [--scrapes 10] [--bound-minutes 40] [10 10000 50000]
+ *   deno run -P=bench bench/scale.ts [--storm 500] [--uploads 1000] [--scrapes 20] [--bound-minutes 40] [10 10000 50000]
  *
  * Everything is on loopback (guests from 127.90.0.0/16). Prints a table and one line of JSON.
  *
@@ -42,6 +43,8 @@ export interface ScaleRow {
   registerSeconds: number;
   /** Registration ms, mean of the first, second and last thousand, and last/first, last/second; null below 3,000. */
   register: { firstMs: number; secondMs: number; lastMs: number; ratio: number; ratioSecond: number } | null;
+  /** Mean registration ms of each thousand, in order (a trend, or the machine's load changing). */
+  registerMsPerThousand: number[];
   listenersUpMs: number;
   /** Seconds from the spawn until the records were rebuilt and the instances counted. */
   settledSeconds: number;
@@ -63,10 +66,13 @@ export interface ScaleRow {
   storm: { guests: number; requests: number; errors: number; p50Ms: number; p99Ms: number };
   idle: ProcessMemory;
   afterStorm: ProcessMemory;
+  /** 15 s after the last storm, every N read at once. */
+  afterQuiet: ProcessMemory;
   /** VmRSS after the storm over N, KiB. */
   rssPerInstanceKiB: number;
-  /** (VmRSS − the first N's VmRSS) / (N − the first N), KiB. */
+  /** (VmRSS − the first N's VmRSS) / (N − the first N), KiB, after the storm and 15 s after the last one. */
   rssPerAddedInstanceKiB: number;
+  quietPerAddedInstanceKiB: number;
 }
 
 /** Options of the scale benchmark. */
@@ -87,6 +93,9 @@ interface Running {
   row: Partial<ScaleRow>;
   uploadTimes: number[];
 }
+
+/** Uploads sent to one N before the next N's. */
+const UPLOAD_BLOCK = 50;
 
 const round = (value: number, digits = 2) => Math.round(value * 10 ** digits) / 10 ** digits;
 
@@ -145,8 +154,8 @@ function registerWindows(times: number[]): ScaleRow["register"] {
 export async function runScale(options: ScaleOptions = {}): Promise<ScaleRow[]> {
   const counts = options.counts ?? [10, 10_000, 50_000];
   const stormSize = options.storm ?? 500;
-  const uploads = options.uploads ?? 200;
-  const scrapes = options.scrapes ?? 10;
+  const uploads = options.uploads ?? 1000;
+  const scrapes = options.scrapes ?? 20;
   const deadline = performance.now() + (options.boundMinutes ?? 40) * 60_000;
   const progress = options.progress ?? (() => {});
   const inTime = (what: string) => {
@@ -163,7 +172,15 @@ export async function runScale(options: ScaleOptions = {}): Promise<ScaleRow[]> 
         setup,
         server: null,
         endpoint: await readAdminEndpoint(setup.configFile),
-        row: { instances: count, registerSeconds: setup.registerSeconds, register: registerWindows(setup.registerMs) },
+        row: {
+          instances: count,
+          registerSeconds: setup.registerSeconds,
+          register: registerWindows(setup.registerMs),
+          registerMsPerThousand: Array.from(
+            { length: Math.floor(count / 1000) },
+            (_, i) => round(mean(setup.registerMs.slice(i * 1000, (i + 1) * 1000))),
+          ),
+        },
         uploadTimes: [],
       });
       // The registration times are kept as windows; the array of 50,000 goes.
@@ -202,9 +219,9 @@ export async function runScale(options: ScaleOptions = {}): Promise<ScaleRow[]> 
     const before = await Promise.all(
       all.map(async (running) => total(instancesByState(await admin(running, "/metrics")))),
     );
-    for (let first = 0; first < uploads; first += 20) {
+    for (let first = 0; first < uploads; first += UPLOAD_BLOCK) {
       for (const running of all) {
-        for (let index = first; index < Math.min(uploads, first + 20); index++) {
+        for (let index = first; index < Math.min(uploads, first + UPLOAD_BLOCK); index++) {
           const xml = domainXml(0x400000 + index);
           running.uploadTimes.push(await timed(() => admin(running, "/v1/instances", { method: "POST", body: xml })));
         }
@@ -254,13 +271,17 @@ export async function runScale(options: ScaleOptions = {}): Promise<ScaleRow[]> 
       await settle(running.server!);
       running.row.afterStorm = await running.server!.memory();
     }
+    progress("scale: 15 s quiet");
+    await new Promise((resolve) => setTimeout(resolve, 15_000));
+    for (const running of all) running.row.afterQuiet = await running.server!.memory();
     const base = all[0]!;
+    const perAdded = (running: Running, rss: number, baseRss: number) =>
+      running === base ? 0 : round(((rss - baseRss) * 1024) / (running.count - base.count), 2);
     for (const running of all) {
-      const rss = running.row.afterStorm!.rssMiB;
-      running.row.rssPerInstanceKiB = round((rss * 1024) / running.count, 1);
-      running.row.rssPerAddedInstanceKiB = running === base
-        ? 0
-        : round(((rss - base.row.afterStorm!.rssMiB) * 1024) / (running.count - base.count), 2);
+      const { afterStorm, afterQuiet } = running.row;
+      running.row.rssPerInstanceKiB = round((afterStorm!.rssMiB * 1024) / running.count, 1);
+      running.row.rssPerAddedInstanceKiB = perAdded(running, afterStorm!.rssMiB, base.row.afterStorm!.rssMiB);
+      running.row.quietPerAddedInstanceKiB = perAdded(running, afterQuiet!.rssMiB, base.row.afterQuiet!.rssMiB);
     }
     return all.map((running) => running.row as ScaleRow);
   } finally {
@@ -283,8 +304,8 @@ export function formatScale(rows: ScaleRow[]): string {
     "list page ms",
     "HTTP upload ms (×first)",
     "storm p50/p99 ms, errors",
-    "RSS idle/after storm MiB",
-    "KiB/instance (/added)",
+    "RSS idle/storm/quiet MiB",
+    "KiB/instance (/added; quiet)",
     "scrape counts uploads / storm",
   ];
   const lines = rows.map((row) => [
@@ -297,8 +318,8 @@ export function formatScale(rows: ScaleRow[]): string {
     String(row.listPageMs),
     `${row.httpUploadMs} (${row.httpUploadRatio})`,
     `${row.storm.p50Ms} / ${row.storm.p99Ms}, ${row.storm.errors}`,
-    `${row.idle.rssMiB} / ${row.afterStorm.rssMiB}`,
-    `${row.rssPerInstanceKiB} (${row.rssPerAddedInstanceKiB})`,
+    `${row.idle.rssMiB} / ${row.afterStorm.rssMiB} / ${row.afterQuiet.rssMiB}`,
+    `${row.rssPerInstanceKiB} (${row.rssPerAddedInstanceKiB}; ${row.quietPerAddedInstanceKiB})`,
     `${row.metricsCountedUploads ? "next scrape" : "NO"} / ${
       row.stormCountedAfterMs === null
         ? "NO"
