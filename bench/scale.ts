@@ -22,7 +22,9 @@
  *   run cloud-init's whole EC2 sequence at once; how soon a scrape shows them
  *   out of `registered` (boot progress is written in batches); then VmRSS
  *   and VmHWM, per instance and, less the first N's, per added instance;
- *   again 15 s after the last storm.
+ *   again 15 s after the last storm;
+ * - `gc` removing every instance through the admin API, and a scrape
+ *   right after it counting none.
  *
  *   deno run -P=bench bench/scale.ts [--storm 500] [--uploads 1000] [--scrapes 20] [--bound-minutes 40] [10 10000 50000]
  *
@@ -32,6 +34,8 @@
  */
 
 import { adminRequest, readAdminEndpoint } from "../src/admin/endpoint.ts";
+import { adminStore } from "../src/cli/ctl.ts";
+import { collectGarbage } from "../src/cli/gc.ts";
 import { measure, planFor, settle } from "./boot_storm.ts";
 import { type ProcessMemory, type ServerProcess, startMdserver } from "./server_process.ts";
 import { type BenchSetup, prepareSetup } from "./storm_setup.ts";
@@ -73,6 +77,10 @@ export interface ScaleRow {
   /** (VmRSS − the first N's VmRSS) / (N − the first N), KiB, after the storm and 15 s after the last one. */
   rssPerAddedInstanceKiB: number;
   quietPerAddedInstanceKiB: number;
+  /** `gc` removing every instance through the admin API (none is a libvirt domain), seconds. */
+  gcSeconds: number;
+  /** The scrape right after gc counted no instance. */
+  metricsCountedGc: boolean;
 }
 
 /** Options of the scale benchmark. */
@@ -283,6 +291,17 @@ export async function runScale(options: ScaleOptions = {}): Promise<ScaleRow[]> 
       running.row.rssPerAddedInstanceKiB = perAdded(running, afterStorm!.rssMiB, base.row.afterStorm!.rssMiB);
       running.row.quietPerAddedInstanceKiB = perAdded(running, afterQuiet!.rssMiB, base.row.afterQuiet!.rssMiB);
     }
+    for (const running of all) {
+      inTime(`gc at ${running.count}`);
+      progress(`scale: gc of every instance at ${running.count}`);
+      const started = performance.now();
+      await collectGarbage(adminStore({ configFile: running.setup.configFile }), {
+        listDomains: () => Promise.resolve(["none"]),
+        force: true,
+      });
+      running.row.gcSeconds = round((performance.now() - started) / 1000);
+      running.row.metricsCountedGc = total(instancesByState(await admin(running, "/metrics"))) === 0;
+    }
     return all.map((running) => running.row as ScaleRow);
   } finally {
     for (const running of all) {
@@ -306,7 +325,8 @@ export function formatScale(rows: ScaleRow[]): string {
     "storm p50/p99 ms, errors",
     "RSS idle/storm/quiet MiB",
     "KiB/instance (/added; quiet)",
-    "scrape counts uploads / storm",
+    "scrape counts uploads / storm / gc",
+    "gc s",
   ];
   const lines = rows.map((row) => [
     String(row.instances),
@@ -326,7 +346,8 @@ export function formatScale(rows: ScaleRow[]): string {
         : row.stormCountedAfterMs === 0
         ? "next scrape"
         : `${row.stormCountedAfterMs} ms`
-    }`,
+    } / ${row.metricsCountedGc ? "next scrape" : "NO"}`,
+    String(row.gcSeconds),
   ]);
   const table = [header, ...lines];
   const widths = header.map((_, column) => Math.max(...table.map((line) => line[column]!.length)));
