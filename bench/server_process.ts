@@ -34,6 +34,11 @@ export interface ServerProcess {
   logLines(): number;
   /** Lines of stderr that are warnings or errors (kept for the report). */
   problems(): string[];
+  /**
+   * The first of its first 1,000 lines of output that matches, once it is written (start-up lines such as
+   * "dnsmasq: records of …"); rejects after `timeoutMs` or when the process exits.
+   */
+  startupLine(pattern: RegExp, timeoutMs: number): Promise<string>;
   /** Stops it (SIGTERM, then SIGKILL after 20 s). */
   stop(): Promise<void>;
 }
@@ -136,6 +141,10 @@ export async function startServerProcess(spec: ServerCommand): Promise<ServerPro
   }).spawn();
   let lines = 0;
   const problems: string[] = [];
+  // The first lines, and who waits for one of them.
+  const STARTUP_LINES = 1000;
+  const startup: string[] = [];
+  const waiters = new Set<{ pattern: RegExp; resolve: (line: string) => void }>();
   let resolveUrl: (url: string) => void;
   let rejectUrl: (error: Error) => void;
   const url = new Promise<string>((resolve, reject) => {
@@ -151,6 +160,10 @@ export async function startServerProcess(spec: ServerCommand): Promise<ServerPro
       for (const line of parts) {
         lines++;
         if (recent.length < 20) recent.push(line);
+        if (startup.length < STARTUP_LINES) {
+          startup.push(line);
+          for (const waiter of waiters) if (waiter.pattern.test(line)) waiter.resolve(line);
+        }
         const match = ready.exec(line);
         if (match) resolveUrl(match[1]!);
         if (/\b(WARNING|ERROR)\b|^<[34]>/.test(line) && problems.length < 20) problems.push(line);
@@ -185,6 +198,33 @@ export async function startServerProcess(spec: ServerCommand): Promise<ServerPro
     memory: () => processMemory(child.pid),
     logLines: () => lines,
     problems: () => problems,
+    startupLine(pattern, timeoutMs) {
+      const found = startup.find((line) => pattern.test(line));
+      if (found !== undefined) return Promise.resolve(found);
+      return new Promise<string>((resolve, reject) => {
+        const waiter = {
+          pattern,
+          resolve: (line: string) => {
+            done();
+            resolve(line);
+          },
+        };
+        const timer = setTimeout(() => {
+          done();
+          reject(new Error(`${command}: no line matching ${pattern} within ${timeoutMs} ms`));
+        }, timeoutMs);
+        const done = () => {
+          clearTimeout(timer);
+          waiters.delete(waiter);
+        };
+        waiters.add(waiter);
+        exited.then(() => {
+          if (!waiters.has(waiter)) return;
+          done();
+          reject(new Error(`${command} exited before a line matching ${pattern}`));
+        });
+      });
+    },
     async stop() {
       try {
         child.kill("SIGTERM");

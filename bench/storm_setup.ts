@@ -25,6 +25,8 @@ export interface BenchSetup {
   /** Registered instances in registration (address) order. */
   instances: Instance[];
   registerSeconds: number;
+  /** Each registration's time, ms, in order (the upload path: domain XML to the store). */
+  registerMs: number[];
   remove(): Promise<void>;
 }
 
@@ -38,7 +40,11 @@ export const PUBLIC_KEY =
  * not managed) and registers `count` domains into its KV file through the
  * real upload path, before any server starts.
  */
-export async function prepareSetup(count: number, storeIni = ""): Promise<BenchSetup> {
+export async function prepareSetup(
+  count: number,
+  storeIni = "",
+  progress?: (done: number, total: number) => void,
+): Promise<BenchSetup> {
   const dir = await Deno.makeTempDir({ prefix: "mdserver-bench-storm-" });
   try {
     await Deno.mkdir(join(dir, "userdata"));
@@ -76,11 +82,15 @@ ${storeIni}`,
     const config = await loadConfig(configFile);
     const kv = await openBackend(config);
     const instances: Instance[] = [];
+    const registerMs: number[] = [];
     const started = performance.now();
     try {
       const store = createStore(kv, config);
       for (let index = 0; index < count; index++) {
+        const before = performance.now();
         instances.push((await registerDomainXml(domainXml(index), { store, config })).instance);
+        registerMs.push(performance.now() - before);
+        if ((index + 1) % 10_000 === 0) progress?.(index + 1, count);
       }
     } finally {
       kv.close();
@@ -92,6 +102,7 @@ ${storeIni}`,
       config,
       instances,
       registerSeconds,
+      registerMs,
       remove: () => Deno.remove(dir, { recursive: true }),
     };
   } catch (error) {
