@@ -55,7 +55,7 @@ export function startBootTracking(
   store.subscribe(async (event) => {
     const { uuid, name } = event.instance;
     try {
-      if (event.type === "delete") await boots.remove(uuid);
+      if (event.type === "delete") boots.forget(uuid);
       else if (!event.takenBack && event.upload !== "ahead") await boots.start(uuid);
     } catch (error) {
       log.warning(

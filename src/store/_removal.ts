@@ -1,6 +1,7 @@
 /**
  * What removing instances writes: every key an instance holds (its record,
- * its name, MAC, instance-id and address indexes, its access record), and,
+ * its name, MAC, instance-id and address indexes, its access record, its
+ * boots), in the same commit however many instances it removes, and,
  * where the backend keeps the allocation counter, one decrement for the
  * addresses released.
  *
@@ -19,6 +20,8 @@ function instanceKeys(instance: Instance): StoreKey[] {
     ["by_mac", instance.mac],
     ["by_instance_id", instance.instanceId],
     ["access", instance.uuid],
+    // A boot write checks the record first, so none lands after this.
+    ["boots", instance.uuid],
   ];
 }
 

@@ -314,10 +314,14 @@ export class BootJournal {
     return found;
   }
 
-  /** Forgets a deleted instance's boots. */
-  async remove(uuid: string): Promise<void> {
+  /**
+   * Forgets what is kept in memory of a deleted instance's boots. Its
+   * ["boots", uuid] record goes in the store's removal commit (a gc of
+   * thousands is one commit per batch, not one per instance).
+   */
+  forget(uuid: string): void {
     this.#fetched.delete(uuid);
-    await this.#chain(uuid, () => this.#backend.commit([], [{ type: "delete", key: ["boots", uuid] }]));
+    this.#pendingFetches.delete(uuid);
   }
 
   /** Writes what is gathered and waits for every write started so far. */

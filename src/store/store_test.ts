@@ -152,8 +152,10 @@ cases.push({
     const store = storeOn(backend, SMALL);
     const instances = [];
     for (let n = 1; n <= 4; n++) instances.push((await store.upsert(registration(n))).instance);
+    await backend.commit([], [{ type: "set", key: ["boots", instances[1]!.uuid], value: { boots: [] } }]);
     assert.equal(await store.delete(instances[1]!.uuid), true);
     assert.equal(await store.getByIpv4(instances[1]!.ipv4), null);
+    assert.equal((await backend.getMany([["boots", instances[1]!.uuid]]))[0]?.value ?? null, null, "its boots go too");
     assert.equal(await store.getByName("vm2"), null);
     const next = await store.upsert(registration(7));
     assert.equal(next.instance.ipv4, instances[1]!.ipv4);
