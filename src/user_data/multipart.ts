@@ -59,6 +59,19 @@ export function partOf(file: { name: string; path: string }, body: string): Part
   );
 }
 
+/**
+ * Whether a part is a cloud-config with nothing in it but its header,
+ * blank lines and comments (a part whose template's `% if` left it empty).
+ * cloud-init 23.x and later log "Failed at merging in cloud config part
+ * from NAME: empty cloud config" for it, a recoverable error that ends the
+ * boot "degraded done"; such a part is left out of the multipart.
+ */
+export function isEmptyCloudConfig(part: Part): boolean {
+  if (part.type !== "text/cloud-config") return false;
+  // The `#cloud-config` header is a comment too.
+  return part.body.split(/\r?\n/).every((line) => /^\s*(#.*)?$/.test(line));
+}
+
 /** Base64 of a string's UTF-8, in 76-column lines. */
 function _base64(text: string): string {
   const bytes = new TextEncoder().encode(text);

@@ -90,6 +90,32 @@ Deno.test("renderUserData() assembles a directory of parts into MIME multipart",
   });
 });
 
+Deno.test("renderUserData() leaves out a cloud-config part that renders empty (cloud-init 23.x and later call it degraded)", async () => {
+  await withDir(async (dir, source) => {
+    const parts = join(dir, "web01");
+    await Deno.mkdir(parts);
+    await writeFiles(parts, {
+      "10-base.yaml": "hostname: {{hostname}}\n",
+      // No password set: only the header and a comment are left.
+      "15-password.yaml":
+        "#cloud-config\n# the password\n% if get('mdserver_password_hash', None):\nchpasswd: {}\n% end\n",
+      "20-more": "#cloud-config\nfqdn: {{fqdn}}\n",
+    });
+    const result = await new TemplateRenderer(source).renderUserData(WEB01, data());
+    assert.deepEqual(parseMultipart(result).map((part) => part.headers.get("content-disposition")), [
+      'attachment; filename="10-base.yaml"',
+      'attachment; filename="20-more"',
+    ]);
+    // Every part empty: the document keeps its first one rather than none.
+    await Deno.remove(join(parts, "10-base.yaml"));
+    await Deno.writeTextFile(join(parts, "20-more"), "#cloud-config\n");
+    const empty = await new TemplateRenderer(source).renderUserData(WEB01, data());
+    assert.deepEqual(parseMultipart(empty).map((part) => part.headers.get("content-disposition")), [
+      'attachment; filename="15-password.yaml"',
+    ]);
+  });
+});
+
 Deno.test("renderUserData() refuses a part cloud-init has no handler for, naming the file", async () => {
   await withDir(async (dir, source) => {
     const parts = join(dir, "web01");

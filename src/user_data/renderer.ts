@@ -49,7 +49,7 @@ import { withBootEvents } from "./boot_events.ts";
 import { checkCloudConfig, type CloudConfigKind, cloudConfigKind, type YamlWarning } from "./cloud_config.ts";
 import { TemplateError, TemplateNotFoundError } from "./errors.ts";
 import { withQuietEnv } from "./_quiet_env.ts";
-import { assembleMultipart, listParts, type Part, partOf } from "./multipart.ts";
+import { assembleMultipart, isEmptyCloudConfig, listParts, type Part, partOf } from "./multipart.ts";
 
 /** The rendered document and where it came from. */
 export interface RenderedTemplate {
@@ -243,12 +243,16 @@ export class TemplateRenderer {
       return { body, template: found.path, contentType: TEXT_TYPE };
     }
     const parts: Part[] = [];
+    const empty: Part[] = [];
     for (const file of await listParts(found.path, found.root)) {
       const fn = await this.#compiled(file.path);
       const part = partOf(file, runTemplate(this.#engine, fn, data, file.path));
       if (part.type === "text/cloud-config") this.#check(part.body, file.path, fn, part.type);
-      parts.push(part);
+      // An empty cloud-config part makes current cloud-init's boot "degraded": left out.
+      if (isEmptyCloudConfig(part)) empty.push(part);
+      else parts.push(part);
     }
+    if (parts.length === 0 && empty.length > 0) parts.push(empty[0]!);
     if (parts.length === 0) {
       throw new TemplateError(`Cannot render template "${found.path}": the directory has no parts`, {
         file: found.path,

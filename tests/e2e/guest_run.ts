@@ -20,6 +20,7 @@ import { type BootContext, type Booted, bootGuest } from "./guest_boot.ts";
 import { checkBootOutcome } from "./boot_outcome.ts";
 import {
   checkInsideGuest,
+  inGuest,
   neighbourCheck,
   offeredHostKey,
   servedLine,
@@ -214,6 +215,11 @@ export async function guestRun(spec: GuestRun, ctx: GuestContext): Promise<BootT
     if (!(error instanceof ReportedError)) report.check(run, "unexpected error", false, message(error));
     return times;
   }
+  // `virsh destroy` pulls the plug: what the guest wrote in the last half
+  // minute may not be on its disk (seen: trixie's host keys, written by
+  // cloud-init 30 s before, were empty files at the next boot and sshd did
+  // not start). An operator would shut down; the test syncs, then destroys.
+  await inGuest(target(first.instance.ipv4), "sync", 60_000).catch(() => {});
   await destroyChecked(ctx, run, "virsh destroy: instance stopped, address kept", name, first.instance);
   await Deno.rename(consoleLog, `${dir}/console-1.log`).catch(() => {});
 
