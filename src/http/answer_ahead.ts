@@ -76,6 +76,8 @@ const MAX_SHARED_ANSWERS = 8192;
  * segments, query, fragment or backslash for the URL parser to change.
  */
 const PLAIN_PATH = /^(\/[A-Za-z0-9_~!$&'()*+,;=:@-][A-Za-z0-9._~!$&'()*+,;=:@-]*|\/)*$/;
+/** One segment of a PLAIN_PATH (a version as sent). */
+const PLAIN_SEGMENT = /^[A-Za-z0-9_~!$&'()*+,;=:@-][A-Za-z0-9._~!$&'()*+,;=:@-]*$/;
 
 /** A token seen valid, for whom, and until when (the signer's clock). */
 interface KeptToken {
@@ -123,8 +125,8 @@ export class AnswersAhead {
   readonly #options: AnswersAheadOptions;
   readonly #guests = new Map<string, KeptGuest>();
   readonly #tokens = new Map<string, KeptToken>();
-  /** Answers by content type and body, shared by the guests that have the same one. */
-  readonly #sharedAnswers = new Map<string, PreparedAnswer>();
+  /** Answers by body (the body string itself is the key: no key to make), shared by the guests that have the same one. */
+  readonly #sharedAnswers = new Map<string, { contentType: string; answer: PreparedAnswer }>();
   /** Requests answered from what was kept. */
   served = 0;
 
@@ -215,8 +217,9 @@ export class AnswersAhead {
     const path = request.path;
     const slash = path.indexOf("/", 1);
     const version = slash < 0 ? path.slice(1) : path.slice(1, slash);
+    // Every key of `ec2` is a plain path (treeAnswers leaves the others out): the target is plain when its version is.
     const kept = guest.ec2.get(slash < 0 ? "" : path.slice(slash));
-    if (kept === undefined || !PLAIN_PATH.test(path) || !isEc2Version(version, guest.config)) return null;
+    if (kept === undefined || !PLAIN_SEGMENT.test(version) || !isEc2Version(version, guest.config)) return null;
     const deps = this.#deps;
     const instance = deps.store.peekByIpv4(guest.address);
     if (instance === undefined || !this.#current(guest, instance)) return null;
@@ -239,14 +242,14 @@ export class AnswersAhead {
     if (kept.body.length > MAX_SHARED_BODY) {
       return new PreparedAnswer(200, { "content-type": kept.contentType }, kept.body);
     }
-    const key = `${kept.contentType}\n${kept.body}`;
-    let answer = this.#sharedAnswers.get(key);
-    if (answer === undefined) {
-      answer = new PreparedAnswer(200, { "content-type": kept.contentType }, kept.body);
-      this.#sharedAnswers.set(key, answer);
-      if (this.#sharedAnswers.size > MAX_SHARED_ANSWERS) {
-        this.#sharedAnswers.delete(this.#sharedAnswers.keys().next().value!);
-      }
+    const shared = this.#sharedAnswers.get(kept.body);
+    if (shared !== undefined && shared.contentType === kept.contentType) return shared.answer;
+    const answer = new PreparedAnswer(200, { "content-type": kept.contentType }, kept.body);
+    // The same body of another content type (rare) is answered on its own.
+    if (shared !== undefined) return answer;
+    this.#sharedAnswers.set(kept.body, { contentType: kept.contentType, answer });
+    if (this.#sharedAnswers.size > MAX_SHARED_ANSWERS) {
+      this.#sharedAnswers.delete(this.#sharedAnswers.keys().next().value!);
     }
     return answer;
   }

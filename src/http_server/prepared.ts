@@ -57,6 +57,17 @@ function dateField(): Uint8Array {
   return dateBytes;
 }
 
+/** Status lines by status (`HTTP/1.1 200 OK\r\n`), shared by every answer of that status. */
+const statusLines = new Map<number, Uint8Array>();
+
+function statusLine(status: number): Uint8Array {
+  let line = statusLines.get(status);
+  if (line === undefined) {
+    statusLines.set(status, line = encoder.encode(`HTTP/1.1 ${status} ${reasonPhrase(status)}\r\n`));
+  }
+  return line;
+}
+
 /** A response made ahead: written as it is, with the server's Date, Content-Length and Connection. */
 export class PreparedAnswer {
   /** The status code. */
@@ -65,12 +76,9 @@ export class PreparedAnswer {
   readonly body: Uint8Array;
   /** `HTTP/1.1 status reason\r\n`. */
   readonly #statusLine: Uint8Array;
-  /** The header fields after Date, Content-Length included, each ending in CRLF. */
+  /** The header fields after Date, Content-Length included, each ending in CRLF (ASCII). */
   readonly #fields: string;
-  /** What follows the Date field, by framing: kept alive, closing (made on first use). */
-  #keptAlive: Uint8Array | null = null;
-  #closing: Uint8Array | null = null;
-  /** Whole responses of the two usual framings, for the Date field they hold. */
+  /** Whole responses of the two usual framings, for the Date field they hold (made on first use). */
   #wireDate: Uint8Array | null = null;
   #wireKeptAlive: Uint8Array | null = null;
   #wireClosing: Uint8Array | null = null;
@@ -82,9 +90,10 @@ export class PreparedAnswer {
   constructor(status: number, headers: Record<string, string>, body: string | Uint8Array) {
     this.status = status;
     this.body = typeof body === "string" ? encoder.encode(body) : body;
-    this.#statusLine = encoder.encode(`HTTP/1.1 ${status} ${reasonPhrase(status)}\r\n`);
+    this.#statusLine = statusLine(status);
     let fields = "";
-    for (const [name, value] of Object.entries(headers)) {
+    for (const name in headers) {
+      const value = headers[name]!;
       const lower = name.toLowerCase();
       if (lower === "date" || lower === "content-length" || lower === "connection" || lower === "transfer-encoding") {
         continue;
@@ -107,31 +116,24 @@ export class PreparedAnswer {
         this.#wireDate = field;
         this.#wireKeptAlive = this.#wireClosing = null;
       }
-      if (close) {
-        return this.#wireClosing ??= this.#join(field, this.#closing ??= this.#after("connection: close\r\n", true));
-      }
-      return this.#wireKeptAlive ??= this.#join(field, this.#keptAlive ??= this.#after("", true));
+      if (close) return this.#wireClosing ??= this.#wire(field, "connection: close\r\n", true);
+      return this.#wireKeptAlive ??= this.#wire(field, "", true);
     }
     const connection = close ? "connection: close\r\n" : keepAlive10 ? "connection: keep-alive\r\n" : "";
-    return this.#join(field, this.#after(connection, !head));
+    return this.#wire(field, connection, !head);
   }
 
-  /** Status line, Date field and the rest in one buffer. */
-  #join(field: Uint8Array, rest: Uint8Array): Uint8Array {
+  /** Status line, Date field, the other fields, the framing, the blank line and (unless HEAD) the body: one buffer. */
+  #wire(field: Uint8Array, connection: string, withBody: boolean): Uint8Array {
     const status = this.#statusLine;
-    const out = new Uint8Array(status.length + field.length + rest.length);
+    const fields = `${this.#fields}${connection}\r\n`;
+    const bodyAt = status.length + field.length + fields.length;
+    const out = new Uint8Array(bodyAt + (withBody ? this.body.length : 0));
     out.set(status, 0);
     out.set(field, status.length);
-    out.set(rest, status.length + field.length);
-    return out;
-  }
-
-  /** The fields after Date, the framing, the blank line and (unless HEAD) the body. */
-  #after(connection: string, withBody: boolean): Uint8Array {
-    const head = `${this.#fields}${connection}\r\n`;
-    const out = new Uint8Array(head.length + (withBody ? this.body.length : 0));
-    encoder.encodeInto(head, out);
-    if (withBody) out.set(this.body, head.length);
+    // The fields are ASCII: as many bytes as characters.
+    encoder.encodeInto(fields, out.subarray(status.length + field.length, bodyAt));
+    if (withBody) out.set(this.body, bodyAt);
     return out;
   }
 }

@@ -1,5 +1,5 @@
 import assert, { deepStrictEqual as assertEquals, match as assertMatch } from "node:assert/strict";
-import { serveGuests } from "./mod.ts";
+import { PreparedAnswer, serveGuests } from "./mod.ts";
 import { exchange, readResponses, readUntilClosed, send, statusOf } from "./_raw_client_test_helper.ts";
 
 const encoder = new TextEncoder();
@@ -275,6 +275,65 @@ Deno.test("serveGuests() writes every header a handler sets, whichever way the R
     ]);
     assertEquals((await head("/bytes"))[1], "content-type: application/octet-stream");
     assertEquals((await head("/typed-string"))[1], "content-type: application/json");
+  } finally {
+    await server.shutdown({ deadlineMs: 500 });
+  }
+});
+
+Deno.test("serveGuests() writes an answer prepared ahead whole in every framing: kept alive, closing, HTTP/1.0, HEAD", async () => {
+  const prepared = new PreparedAnswer(200, { "Content-Type": "text/plain", "x-kind": "ahead" }, "i-0123");
+  const server = serveGuests({
+    hostname: "127.0.0.1",
+    port: 0,
+    answerAhead: (request) => request.path === "/ahead" ? prepared : null,
+  }, () => new Response("handler"));
+  const fields = (text: string) =>
+    text.split("\r\n\r\n")[0]!.split("\r\n").slice(1).filter((f) => !f.startsWith("date:"));
+  try {
+    const conn = await Deno.connect({ hostname: "127.0.0.1", port: server.addr.port });
+    try {
+      await send(conn, "GET /ahead HTTP/1.1\r\nHost: a\r\n\r\nGET /ahead HTTP/1.1\r\nHost: a\r\n\r\n");
+      const kept = await readResponses(conn, 2);
+      for (const text of kept) {
+        assertMatch(text, /^HTTP\/1\.1 200 OK\r\ndate: \w{3}, \d\d \w{3} \d{4} \d\d:\d\d:\d\d GMT\r\n/);
+        assertEquals(fields(text), ["content-type: text/plain", "x-kind: ahead", "content-length: 6"]);
+        assert.ok(text.endsWith("\r\n\r\ni-0123"));
+      }
+      await send(conn, "GET /other HTTP/1.1\r\nHost: a\r\n\r\n");
+      assert.ok(
+        (await readResponses(conn, 1))[0]!.endsWith("\r\n\r\nhandler"),
+        "null sends the request on to the handler",
+      );
+    } finally {
+      conn.close();
+    }
+    const closing = await exchange(server.addr.port, "GET /ahead HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n");
+    assertEquals(fields(closing.text), [
+      "content-type: text/plain",
+      "x-kind: ahead",
+      "content-length: 6",
+      "connection: close",
+    ]);
+    assert.ok(closing.text.endsWith("\r\n\r\ni-0123") && closing.closed);
+    const conn10 = await Deno.connect({ hostname: "127.0.0.1", port: server.addr.port });
+    try {
+      await send(conn10, "GET /ahead HTTP/1.0\r\nConnection: keep-alive\r\n\r\n");
+      const [text10] = await readResponses(conn10, 1);
+      assertMatch(text10!, /^HTTP\/1\.1 200 OK\r\n/);
+      assertEquals(fields(text10!), [
+        "content-type: text/plain",
+        "x-kind: ahead",
+        "content-length: 6",
+        "connection: keep-alive",
+      ]);
+    } finally {
+      conn10.close();
+    }
+    const head = await exchange(server.addr.port, "HEAD /ahead HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n");
+    assert.ok(
+      head.text.endsWith("content-length: 6\r\nconnection: close\r\n\r\n"),
+      "HEAD: the length of the body left out",
+    );
   } finally {
     await server.shutdown({ deadlineMs: 500 });
   }
