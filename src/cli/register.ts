@@ -15,6 +15,7 @@ import { callAdmin } from "./admin_client.ts";
 import { UsageError } from "./args.ts";
 import { findCommand } from "./commands.ts";
 import type { CtlDeps, CtlLine } from "./ctl.ts";
+import { runCommand } from "./gc.ts";
 import { formatTable } from "./ctl.ts";
 
 /** Runs `register DOMAIN… [--connect URI]`; returns the exit code. */
@@ -22,7 +23,9 @@ export async function runRegister(line: CtlLine, deps: CtlDeps): Promise<number>
   const domains = line.args.slice(1);
   if (domains.length === 0) throw new UsageError("register needs DOMAIN", findCommand("register") ?? null);
   const connect = line.options.get("connect");
-  const readXml = deps.domainXml ?? virshDumpXml;
+  const readXml = deps.domainXml ??
+    ((domain: string, uri: string | null) =>
+      runCommand("virsh", [...(uri ? ["--connect", uri] : []), "dumpxml", domain]));
   // Every domain's XML first: a name virsh does not know registers nothing.
   const documents: string[] = [];
   for (const domain of domains) documents.push(await readXml(domain, typeof connect === "string" ? connect : null));
@@ -46,15 +49,4 @@ export async function runRegister(line: CtlLine, deps: CtlDeps): Promise<number>
   }
   deps.print(formatTable(rows));
   return 0;
-}
-
-/** `virsh dumpxml DOMAIN`; throws with virsh's own first line when it fails. */
-async function virshDumpXml(domain: string, connect: string | null): Promise<string> {
-  const args = [...(connect ? ["--connect", connect] : []), "dumpxml", domain];
-  const output = await new Deno.Command("virsh", { args, stdin: "null", stdout: "piped", stderr: "piped" }).output();
-  if (!output.success) {
-    const reason = new TextDecoder().decode(output.stderr).trim().split("\n")[0] || `exit code ${output.code}`;
-    throw new Error(`virsh dumpxml ${domain} failed: ${reason}`);
-  }
-  return new TextDecoder().decode(output.stdout);
 }

@@ -79,11 +79,6 @@ export class Metrics {
     this.#labelledCounters.set(name, family);
   }
 
-  /** The current value of one series of a labelled counter. */
-  labelledCounter(name: string, labels: Record<string, string>): number {
-    return this.#labelledCounters.get(name)?.series.get(labelText(labels)) ?? 0;
-  }
-
   /** The current value of a plain counter. */
   counter(name: string): number {
     return this.#counters.get(name)?.value ?? 0;
