@@ -13,7 +13,7 @@
  */
 
 import { createHash, getRandomValues } from "node:crypto";
-import type { InstancePassword } from "./instance.ts";
+import type { Instance, InstancePassword } from "./instance.ts";
 
 export type { InstancePassword };
 
@@ -108,4 +108,23 @@ export function sha512Crypt(password: string, salt: string = randomText(CRYPT_AL
 /** A password record for clear text set now. */
 export function newInstancePassword(clear: string, now: Date): InstancePassword {
   return { hash: sha512Crypt(clear), clear, setAt: now.toISOString() };
+}
+
+/** The record with `password` set, or with null without it and without the one the guest posted. */
+export function withPassword(instance: Instance, password: InstancePassword | null): Instance {
+  if (password !== null) return { ...instance, password };
+  const { password: _, postedPassword: __, ...rest } = instance;
+  return rest;
+}
+
+/**
+ * The record with its password's clear text forgotten, and that text; null
+ * when there is none to take (or, with `hash`, when the password is
+ * another's: one set meanwhile is not the one delivered).
+ */
+export function withoutClearPassword(instance: Instance, hash?: string): { instance: Instance; clear: string } | null {
+  const clear = instance.password?.clear ?? null;
+  if (clear === null) return null;
+  if (hash !== undefined && instance.password?.hash !== hash) return null;
+  return { instance: { ...instance, password: { ...instance.password!, clear: null } }, clear };
 }

@@ -10,7 +10,7 @@
  * @module
  */
 
-import type { PostedPassword } from "./instance.ts";
+import type { Instance, PostedPassword } from "./instance.ts";
 
 export type { PostedPassword };
 
@@ -26,3 +26,9 @@ export function postedPasswordProblem(text: string): string | null {
 
 /** What became of a post: kept, refused as one is kept already, or no such instance. */
 export type PostOutcome = "kept" | "conflict" | "unknown";
+
+/** The record keeping the guest's post, or null when it keeps one already (a post is kept once). */
+export function withPostedPassword(instance: Instance, encrypted: string, now: Date): Instance | null {
+  if (instance.postedPassword) return null;
+  return { ...instance, postedPassword: { encrypted, postedAt: now.toISOString() } };
+}

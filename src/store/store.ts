@@ -11,6 +11,7 @@
  * - ["by_mac", mac] → uuid
  * - ["by_ipv4", address as number] → uuid (numbers sort, so the pool is scanned in order)
  * - ["by_instance_id", instance-id] → uuid
+ * - ["access", uuid], ["boots", uuid] → boot tracking (access.ts, boots.ts), removed with the instance
  * - ["ipam", "cursor"] → last address handed out (number)
  * - ["ipam", "allocated"] → counter of held addresses
  *
@@ -40,8 +41,8 @@ import {
 import { InstanceMirror, type MirrorStatus } from "./_mirror.ts";
 import { StoreUnavailableError } from "./errors.ts";
 import type { Instance } from "./instance.ts";
-import type { InstancePassword } from "./password.ts";
-import type { PostOutcome } from "./posted_password.ts";
+import { type InstancePassword, withoutClearPassword, withPassword } from "./password.ts";
+import { type PostOutcome, withPostedPassword } from "./posted_password.ts";
 import { asBackend } from "./kv_backend.ts";
 import type { UndoableAtomic } from "./_undo.ts";
 import { planUpsert } from "./_upsert_plan.ts";
@@ -384,48 +385,32 @@ export class InstanceStore {
       }));
   }
 
-  /**
-   * Sets the instance's password, or with null removes it and the one the
-   * guest posted; null when the instance is unknown.
-   */
+  /** Sets the instance's password, or with null removes it and the posted one (password.ts); null: unknown. */
   setPassword(uuid: string, password: InstancePassword | null): Promise<Instance | null> {
-    return this.#update(uuid, (instance) => {
-      if (password !== null) return { ...instance, password };
-      const { password: _, postedPassword: __, ...rest } = instance;
-      return rest;
-    });
+    return this.#update(uuid, (instance) => withPassword(instance, password));
   }
 
-  /**
-   * Keeps the password the guest posted (encrypted, base64), once: of posts
-   * racing, exactly one is kept, the others are a conflict, as is every
-   * post while one is kept.
-   */
+  /** Keeps the password the guest posted, once (posted_password.ts): of posts racing, exactly one is kept. */
   async postPassword(uuid: string, encrypted: string): Promise<PostOutcome> {
     let outcome: PostOutcome = "conflict";
     const updated = await this.#update(uuid, (instance) => {
-      outcome = instance.postedPassword ? "conflict" : "kept";
-      if (outcome === "conflict") return null;
-      return { ...instance, postedPassword: { encrypted, postedAt: this.#now().toISOString() } };
+      const kept = withPostedPassword(instance, encrypted, this.#now());
+      outcome = kept === null ? "conflict" : "kept";
+      return kept;
     });
     return updated === null ? "unknown" : outcome;
   }
 
   /**
-   * Forgets the clear text of the instance's password once it has been
-   * delivered, and returns it: of callers racing, exactly one gets it, the
-   * others null (as when there is none). With `hash`, only that password's
-   * (a password set meanwhile is not the one delivered).
+   * Forgets the clear text of the password once delivered, and returns it:
+   * of callers racing, exactly one gets it (`hash`: only that password's).
    */
   async takeClearPassword(uuid: string, hash?: string): Promise<string | null> {
     let taken: string | null = null;
     await this.#update(uuid, (instance) => {
-      taken = null;
-      const clear = instance.password?.clear ?? null;
-      if (clear === null) return null;
-      if (hash !== undefined && instance.password?.hash !== hash) return null;
-      taken = clear;
-      return { ...instance, password: { ...instance.password!, clear: null } };
+      const change = withoutClearPassword(instance, hash);
+      taken = change?.clear ?? null;
+      return change?.instance ?? null;
     });
     return taken;
   }
