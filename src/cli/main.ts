@@ -17,6 +17,7 @@ import {
   loadConfig,
 } from "../config/mod.ts";
 import { runInstallHook } from "../hook/install.ts";
+import { readQemuAccount } from "../hook/config_drive_owner.ts";
 import { createLogger, type ReloadableLogger } from "../log/mod.ts";
 import { buildSeedIso, parseSeedIsoArgs } from "../seed/seed_iso.ts";
 import type { ReloadOutcome } from "../http/mod.ts";
@@ -150,6 +151,8 @@ async function reloadConfig(
 async function checkConfig(line: CommandLine, deps: CliDeps): Promise<number> {
   const config = await loadConfig(configPath(line, deps.env, line.args[0]));
   deps.print(formatConfig(config).trimEnd());
+  const owner = await qemuOwnerProblem(config);
+  if (owner !== null) deps.printError(`mdserver: warning: ${owner}`);
   if (config.store.backend !== "etcd") return 0;
   // A fleet's store: which members answer (the service needs one that has a leader).
   const probes = await probeEndpoints(config.store.endpoints, config.store.timeoutMs);
@@ -157,6 +160,31 @@ async function checkConfig(line: CommandLine, deps: CliDeps): Promise<number> {
   const serving = probes.filter((probe) => probe.reachable && probe.quorumProblem === null).length;
   deps.print(`etcd: ${serving} of ${probes.length} endpoints reachable with quorum`);
   return serving > 0 ? 0 : 1;
+}
+
+/**
+ * Why the hook could not give config drives to QEMU's user, or null: a
+ * mistyped `[configdrive] qemu_user` or `qemu_conf` shows here, not only as
+ * the hook's line at the next domain start. A warning, not an error: the
+ * hook fails open, and this command gates the service's start. With `auto`
+ * on a host without libvirt's qemu.conf there is nothing to check.
+ */
+async function qemuOwnerProblem(config: Config): Promise<string | null> {
+  const settings = {
+    dir: config.configDrive.dir,
+    qemuUser: config.configDrive.qemuUser,
+    qemuConf: config.configDrive.qemuConf,
+  };
+  if (settings.qemuUser === "none") return null;
+  if (settings.qemuUser === "auto" && !(await Deno.stat(settings.qemuConf).then(() => true, () => false))) return null;
+  try {
+    await readQemuAccount(settings);
+    return null;
+  } catch (error) {
+    return `[configdrive] qemu_user = ${settings.qemuUser}: config drives stay the service's: ${
+      (error as Error).message
+    }`;
+  }
 }
 
 /** Moves the instances of this host's KV file (default kv_file) into the etcd store the configuration names. */

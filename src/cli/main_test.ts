@@ -124,6 +124,23 @@ Deno.test("runMain() check-config prints the effective configuration with the pa
   assert.doesNotMatch(out[0]!, /s3cret/);
 });
 
+Deno.test("runMain() check-config warns of a qemu_user the hook cannot resolve, and still exits 0", async () => {
+  const typo = capture();
+  assert.equal(
+    await runMain(["check-config", await configFile("[configdrive]\nqemu_user = nobdy:nogroup\n")], typo.deps),
+    0,
+  );
+  assert.deepEqual(typo.err, [
+    'mdserver: warning: [configdrive] qemu_user = nobdy:nogroup: config drives stay the service\'s: no user "nobdy" in /etc/passwd',
+  ]);
+  const right = capture();
+  assert.equal(
+    await runMain(["check-config", await configFile("[configdrive]\nqemu_user = nobody:nogroup\n")], right.deps),
+    0,
+  );
+  assert.deepEqual(right.err, []);
+});
+
 Deno.test("runMain() reports configuration errors with file and key, exit code 1", async () => {
   const file = await configFile("lease_len = soon\n");
   const { deps, out, err } = capture({ MDSERVER_CONFIG: file });
