@@ -137,3 +137,13 @@ Deno.test("bin/mdserver is the wrapper generated from the command table", async 
   const expected = wrapperScript({ app: `"$(cd "$(dirname "$0")/.." && pwd)"`, deno: `"\${DENO:-deno}"` });
   assert.equal(await Deno.readTextFile(join(PROJECT, "bin/mdserver")), expected);
 });
+
+Deno.test("README: the test tools' apt-get install line is the package list .ci/run installs", async () => {
+  const ciRun = await Deno.readTextFile(join(PROJECT, ".ci/run"));
+  const ciPackages = /^packages=\(([^)]*)\)$/m.exec(ciRun)?.[1]?.split(/\s+/).filter(Boolean);
+  assert.ok(ciPackages && ciPackages.length > 0, ".ci/run has no packages=(…) line");
+  const readme = await Deno.readTextFile(join(PROJECT, "README.md"));
+  const install = /\(`apt-get install ([^`]*)`,\s+the list\s+`\.ci\/run` installs/.exec(readme)?.[1];
+  assert.ok(install, "the README's 'Running the tests' has no apt-get install line naming .ci/run");
+  assert.deepEqual(install.split(/\s+/).filter(Boolean).sort(), [...ciPackages].sort());
+});
