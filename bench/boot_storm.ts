@@ -6,7 +6,10 @@
  * answering a constant). Both servers are separate processes, so their CPU
  * time per request is read from /proc/<pid>/stat. Ceiling and mdserver
  * alternate, `rounds` times each, every mdserver round with instances that
- * have not booted yet.
+ * have not booted yet. Before its storm each round's guests are uploaded for
+ * their start through the admin socket, as libvirt's hook does at `virsh
+ * start` (mdserver prepares their answers then); that CPU is reported beside
+ * the storm, not in it.
  *
  * In the same run, rendering: every guest asks for its user-data, then for a
  * static leaf (`meta-data/instance-id`), `repeats` times each, through the
@@ -31,6 +34,7 @@ import { TemplateRenderer } from "../src/user_data/mod.ts";
 import { type GuestPlan, type LoadResult, type LoadSample, runLoad, summarize } from "./load_generator.ts";
 import { type ProcessMemory, type ServerProcess, startCeiling, startMdserver } from "./server_process.ts";
 import { type BenchSetup, crawlOverHttp, planFor, prepareSetup } from "./storm_setup.ts";
+import { domainXml } from "./upload_scaling.ts";
 
 export { type BenchSetup, crawlOverHttp, planFor, prepareSetup, PUBLIC_KEY } from "./storm_setup.ts";
 
@@ -70,6 +74,49 @@ export interface StormRun {
   ceiling: ServerRun;
   cpuRatio: number;
   p99Ratio: number;
+  /**
+   * The storm's guests uploaded for their start before it, as the hook does
+   * at `virsh start` (outside the storm's CPU): mdserver's CPU for them,
+   * which includes preparing each guest's answers and user-data.
+   */
+  startUploads: { guests: number; cpuSeconds: number; cpuPerGuestUs: number; errors: number };
+}
+
+/** Guests' domains uploaded at once by `uploadStarts`, as hooks of concurrent `virsh start`s. */
+const UPLOAD_CONCURRENCY = 8;
+
+/**
+ * Uploads each guest's domain for its start through mdserver's admin
+ * socket, as the hook does at `virsh start`, and reads mdserver's CPU time
+ * around them (idle to idle, so the answers prepared after each upload count).
+ */
+export async function uploadStarts(
+  server: ServerProcess,
+  adminSocket: string,
+  indexes: number[],
+): Promise<{ cpuSeconds: number; errors: number }> {
+  const client = Deno.createHttpClient({ proxy: { transport: "unix", path: adminSocket } });
+  try {
+    const cpuBefore = await settle(server);
+    let next = 0;
+    let errors = 0;
+    const worker = async () => {
+      while (next < indexes.length) {
+        const index = indexes[next++]!;
+        const response = await fetch("http://mdserver/v1/instances", {
+          method: "POST",
+          body: domainXml(index),
+          client,
+        });
+        await response.body?.cancel();
+        if (!response.ok) errors++;
+      }
+    };
+    await Promise.all(Array.from({ length: UPLOAD_CONCURRENCY }, worker));
+    return { cpuSeconds: (await settle(server)) - cpuBefore, errors };
+  } finally {
+    client.close();
+  }
 }
 
 /** Results of the boot storm and the rendering comparison. */
@@ -246,10 +293,22 @@ export async function runBootStorm(options: BootStormOptions = {}): Promise<Boot
     }
 
     // Round by round, each kind of connection in turn, the ceiling then mdserver, fresh guests every time.
-    const measured = connections.map(() => ({ ceiling: [] as Measured[], mdserver: [] as Measured[] }));
+    const measured = connections.map(() => ({
+      ceiling: [] as Measured[],
+      mdserver: [] as Measured[],
+      uploads: { guests: 0, cpuSeconds: 0, errors: 0 },
+    }));
+    const adminSocket = setup.config.admin.socket!;
     for (let round = 0; round < rounds; round++) {
       for (const [index, connection] of connections.entries()) {
-        const guests = storms[round * connections.length + index]!;
+        const stormIndex = round * connections.length + index;
+        const guests = storms[stormIndex]!;
+        // Their starts, as libvirt's hook uploads them, before the guests boot.
+        const first = warmupCount + stormIndex * count;
+        const uploads = await uploadStarts(mdserver, adminSocket, guests.map((_, i) => first + i));
+        measured[index]!.uploads.guests += guests.length;
+        measured[index]!.uploads.cpuSeconds += uploads.cpuSeconds;
+        measured[index]!.uploads.errors += uploads.errors;
         progress(
           `boot storm ${round + 1}/${rounds} (${connection}): ${count} instances × ${
             guests[0]!.paths.length
@@ -260,6 +319,7 @@ export async function runBootStorm(options: BootStormOptions = {}): Promise<Boot
       }
     }
     const stormRuns: StormRun[] = connections.map((connection, index) => {
+      const uploads = measured[index]!.uploads;
       const mdserverRun = serverRun(measured[index]!.mdserver);
       const ceilingRun = serverRun(measured[index]!.ceiling);
       return {
@@ -268,6 +328,12 @@ export async function runBootStorm(options: BootStormOptions = {}): Promise<Boot
         ceiling: ceilingRun,
         cpuRatio: ratio(mdserverRun.cpuPerRequestUs, ceilingRun.cpuPerRequestUs),
         p99Ratio: ratio(mdserverRun.p99Ms, ceilingRun.p99Ms),
+        startUploads: {
+          guests: uploads.guests,
+          cpuSeconds: Math.round(uploads.cpuSeconds * 100) / 100,
+          cpuPerGuestUs: Math.round((uploads.cpuSeconds / Math.max(1, uploads.guests)) * 1e6),
+          errors: uploads.errors,
+        },
       };
     });
     const memory = { mdserver: await mdserver.memory(), ceiling: await ceiling.memory() };
@@ -344,6 +410,16 @@ export function stormRows(result: BootStormResult): string[][] {
   for (const storm of result.storms) {
     rows.push([`storm (${storm.connection}): mdserver`, ...runCells(storm.mdserver)]);
     rows.push([`storm (${storm.connection}): ceiling`, ...runCells(storm.ceiling)]);
+    const uploads = storm.startUploads;
+    rows.push([
+      `  before it: ${uploads.guests} start uploads, CPU µs/guest`,
+      "",
+      "",
+      "",
+      "",
+      String(uploads.errors),
+      String(uploads.cpuPerGuestUs),
+    ]);
   }
   for (const run of result.rendering.runs) {
     rows.push([`render (${run.connection}): user-data`, ...runCells(run.userData)]);

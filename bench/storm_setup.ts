@@ -75,6 +75,9 @@ run_dir = run
 domain = bench.test
 manage = no
 
+[configdrive]
+dir = ${join(dir, "seeds")}
+
 [service]
 location = bench
 ${storeIni}`,

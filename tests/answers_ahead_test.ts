@@ -124,3 +124,53 @@ Deno.test("answers ahead: every change to what an answer is made from shows in t
     await t.close();
   }
 });
+
+/** A gauge of mdserver_answers_ahead by kind. */
+async function aheadGauge(t: TestService, kind: string): Promise<number> {
+  const text = await (await t.adminFetch("/metrics")).text();
+  return Number(new RegExp(`^mdserver_answers_ahead\\{kind="${kind}"\\} (\\d+)$`, "m").exec(text)?.[1] ?? NaN);
+}
+
+Deno.test("answers ahead: a start's upload prepares the guest's answers before it asks, and notes no fetch", async () => {
+  const t = await startTestService();
+  try {
+    // The folder was made just now: its changes settle first (a template this new is not kept).
+    await new Promise((resolve) => setTimeout(resolve, SETTLE_WAIT_MS));
+    const guest = await t.register(GUEST);
+    const deadline = Date.now() + 5_000;
+    while (!(await aheadGauge(t, "uploads") >= 1)) {
+      assert.ok(Date.now() < deadline, "the upload's guest was prepared within 5 s");
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    const state = async () => (await (await t.adminFetch(`/v1/instances/${GUEST.uuid}`)).json()).boot_state;
+    assert.equal(await state(), "registered", "preparing ahead is not a fetch");
+
+    // cloud-init's first requests: the token, then every GET answered from what the upload prepared.
+    const token = await (await t.guestFetch(guest.ipv4, "/latest/api/token", {
+      method: "PUT",
+      headers: { "x-aws-ec2-metadata-token-ttl-seconds": "60" },
+    })).text();
+    const read = async (path: string) => {
+      const before = await servedAhead(t);
+      const response = await t.guestFetch(guest.ipv4, path, { headers: { "x-aws-ec2-metadata-token": token } });
+      const body = await response.text();
+      return { status: response.status, body, prepared: await servedAhead(t) === before + 1 };
+    };
+    assert.deepEqual(await read("/latest/meta-data/instance-id"), {
+      status: 200,
+      body: guest.instance_id,
+      prepared: true,
+    });
+    const userData = await read("/latest/user-data");
+    assert.deepEqual([userData.status, userData.prepared], [200, true]);
+    assert.match(userData.body, /^hostname: "ahead01"$/m);
+    assert.equal(await state(), "user_data_fetched");
+
+    // A template that appears after the upload and before the guest asks again: its very next answer.
+    await t.register(GUEST);
+    await Deno.writeTextFile(join(t.dir, "userdata", GUEST.name), "#cloud-config\nhostname: <%= name %>-late\n");
+    assert.equal((await read("/latest/user-data")).body, "#cloud-config\nhostname: ahead01-late\n");
+  } finally {
+    await t.close();
+  }
+});

@@ -52,7 +52,14 @@ function uploadKind(query: URLSearchParams): UploadKind {
 /** Registers the domain XML of a request body and answers with its summary. */
 export async function answerUpload(
   request: Request,
-  deps: { store: InstanceStore; config: Config; log: Logger; configDrives?: ConfigDriveKeeper | null },
+  deps: {
+    store: InstanceStore;
+    config: Config;
+    log: Logger;
+    configDrives?: ConfigDriveKeeper | null;
+    /** Told of each start's upload once it is stored, not awaited (the guest's answers are prepared: answer_ahead.ts). */
+    onStartUploaded?: ((instance: Instance) => void) | null;
+  },
 ): Promise<Response> {
   const upload = uploadKind(new URL(request.url).searchParams);
   const result = await registerDomainXml(await readBody(request), deps, upload);
@@ -64,6 +71,7 @@ export async function answerUpload(
   // Before answering: the hook returns, and QEMU opens the image, only after
   // this. Only a start's image delivers a pending password.
   const drive = deps.configDrives ? await deps.configDrives.refresh(instance, { deliver: upload === "start" }) : null;
+  if (upload === "start") deps.onStartUploaded?.(instance);
   const summary = uploadSummary(result);
   const headers: Record<string, string> = {};
   if (drive !== null) summary.config_drive = drive.state;

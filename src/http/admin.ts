@@ -84,6 +84,8 @@ export interface AdminDeps {
   dnsmasq?: DnsmasqState | null;
   /** Keeps the config drives (built on upload, rebuilt on a new password); null or absent: none are kept. */
   configDrives?: ConfigDriveKeeper | null;
+  /** Told of each start's upload once it is stored (the guest's answers are prepared ahead). */
+  onStartUploaded?: ((instance: Instance) => void) | null;
   /** Reads the configuration again (POST /v1/reload); absent when the service cannot. */
   reload?: () => Promise<ReloadOutcome>;
 }

@@ -49,6 +49,9 @@ export interface KeptAnswer {
   answer: PreparedAnswer | null;
 }
 
+/** A user-data answer to keep: its body and what it was made from. */
+export type KeptUserData = Pick<KeptAnswer, "body" | "contentType" | "userData">;
+
 /** The answers kept for one guest, and what they were made from. */
 interface KeptGuest {
   instance: Instance;
@@ -94,6 +97,13 @@ export interface AnswersAheadOptions {
   neighbourTableUnreadable: () => boolean;
   /** The EC2 `meta-data/` or `dynamic/` tree of an instance under a configuration. */
   tree: (section: "meta-data" | "dynamic", instance: Instance, config: Config) => TreeDirectory;
+  /**
+   * Renders an instance's user-data under this configuration and renderer,
+   * as the handler would, without noting a fetch or logging: null when it has
+   * none to keep (no template, or one without a signature); throws when the
+   * template fails (the guest's own request then meets the error).
+   */
+  userData: (instance: Instance, used: Pick<MetadataDeps, "config" | "renderer">) => Promise<KeptUserData | null>;
   /** Notes a request answered from memory: its log line, metrics, boot tracking. */
   served: (source: string, instance: Instance, path: string, userData: boolean, started: number) => void;
 }
@@ -129,6 +139,8 @@ export class AnswersAhead {
   readonly #sharedAnswers = new Map<string, { contentType: string; answer: PreparedAnswer }>();
   /** Requests answered from what was kept. */
   served = 0;
+  /** Guests whose answers were prepared at their upload (prepareAhead). */
+  preparedAhead = 0;
 
   /** Kept answers for the handler with these dependencies. */
   constructor(deps: MetadataDeps, options: AnswersAheadOptions) {
@@ -183,12 +195,38 @@ export class AnswersAhead {
     source: string,
     instance: Instance,
     used: Pick<MetadataDeps, "config" | "renderer">,
-    kept: Pick<KeptAnswer, "body" | "contentType" | "userData">,
+    kept: KeptUserData,
   ): void {
     this.prepare(source, instance, used);
     const guest = this.#guests.get(source);
     if (guest === undefined || !this.#current(guest, instance)) return;
     guest.ec2.set("/user-data", { ...kept, answer: null });
+  }
+
+  /**
+   * Prepares a guest's answers before it asks, when its domain is uploaded
+   * for a start (the hook's `prepare begin`, some seconds before its
+   * cloud-init's first request): its record as the store's address cache
+   * now holds it, its EC2 answers and its user-data, rendered as its first
+   * request would. The same work as the guest's first requests, done earlier;
+   * what changes before the guest asks invalidates it as any kept answer.
+   * A template that fails leaves user-data to the handler (its request gets
+   * the error, logged and counted then). Never throws.
+   */
+  async prepareAhead(instance: Instance): Promise<void> {
+    const deps = this.#deps;
+    const used = { config: deps.config, renderer: deps.renderer };
+    if (!used.config.mdserver.apis.ec2 || !instance.ipv4) return;
+    try {
+      const current = await deps.store.getByIpv4(instance.ipv4);
+      if (current === null || current.uuid !== instance.uuid) return;
+      this.prepare(current.ipv4, current, used);
+      const userData = await this.#options.userData(current, used);
+      if (userData !== null) this.keepUserData(current.ipv4, current, used, userData);
+      this.preparedAhead++;
+    } catch {
+      // The guest's own requests go to the handler, which reports what failed.
+    }
   }
 
   /** Remembers a token the handler found valid for this guest, until its expiry. */

@@ -14,6 +14,7 @@ import type { Config } from "../config/config.ts";
 import {
   checkToken,
   createTokenSigner,
+  type DocumentDeps,
   ec2DynamicTree,
   ec2MetadataTree,
   ipNeighLookup,
@@ -35,7 +36,7 @@ import {
   versionListing,
 } from "../guest_api/mod.ts";
 import { parseIpv4, poolContains } from "../ipam/ipv4.ts";
-import type { Logger } from "../log/log.ts";
+import { type Logger, silentLogger } from "../log/log.ts";
 import type { Metrics } from "../log/metrics.ts";
 import {
   type AccessRecorder,
@@ -88,6 +89,8 @@ export interface MetadataDeps {
   neighbours?: NeighbourLookup;
   /** Keeps config drives: md_server's upload builds them as the admin API's does. */
   configDrives?: ConfigDriveKeeper | null;
+  /** Told of each start's upload once it is stored (the guest's answers are prepared ahead). */
+  onStartUploaded?: ((instance: Instance) => void) | null;
 }
 
 /**
@@ -148,6 +151,10 @@ export function createMetadataHandler(deps: MetadataDeps): MetadataHandler {
     neighbourTableUnreadable: () => neighbourTableUnreadable,
     tree: (section, instance, config) =>
       config === treesConfig ? trees(section, instance) : ec2Trees(config)(section, instance),
+    userData: async (instance, used) => {
+      const documents: DocumentDeps = { ...used, log: silentLogger, ...(deps.extras ? { extras: deps.extras } : {}) };
+      return (await renderKeptUserData(instance, documents))?.keep ?? null;
+    },
     served: (source, instance, path, userData, started) => {
       noteFetch(deps, instance.uuid, "metadata");
       if (userData) noteFetch(deps, instance.uuid, "user-data");
@@ -293,6 +300,8 @@ async function tokenEndpoint(request: Request, source: string, deps: Context): P
   const ttl = parseTokenTtl(request.headers.get(TOKEN_TTL_HEADER));
   const instance = await requireGuest(source, deps);
   const token = await issueToken(deps.tokens, { uuid: instance.uuid, address: source }, ttl);
+  // Valid for this guest by construction: its first request with it can be answered from what is prepared.
+  deps.onValidToken(token, instance.uuid, source);
   return textResponse(token, 200, { [TOKEN_TTL_HEADER]: String(ttl) });
 }
 
@@ -356,11 +365,27 @@ async function ec2Endpoint(
   return textResponse(found.body);
 }
 
-async function userDataResponse(instance: Instance, deps: Context): Promise<Response> {
+/**
+ * An instance's user-data rendered, with what keeps it (null when its
+ * template has no signature to check it by); null when it has no template.
+ */
+async function renderKeptUserData(
+  instance: Instance,
+  deps: DocumentDeps,
+): Promise<{ body: string; contentType: string; keep: RequestNotes["keep"] } | null> {
   // Taken before the render: a change during it shows as a change next time.
   const target = userDataTarget(instance);
   const signature = deps.renderer.userDataSignature(target);
   const rendered = await renderUserData(deps, instance);
+  if (rendered === null) return null;
+  const keep = signature === null
+    ? null
+    : { body: rendered.body, contentType: rendered.contentType, userData: { target, signature } };
+  return { body: rendered.body, contentType: rendered.contentType, keep };
+}
+
+async function userDataResponse(instance: Instance, deps: Context): Promise<Response> {
+  const rendered = await renderKeptUserData(instance, deps);
   noteFetch(deps, instance.uuid, "user-data");
   if (rendered === null) {
     throw new HttpError(
@@ -368,9 +393,7 @@ async function userDataResponse(instance: Instance, deps: Context): Promise<Resp
       `no user-data for ${instance.name}: no template for userdata_prefix "${instance.metadata.userdata_prefix}"`,
     );
   }
-  if (signature !== null) {
-    deps.notes.keep = { body: rendered.body, contentType: rendered.contentType, userData: { target, signature } };
-  }
+  deps.notes.keep = rendered.keep;
   return new Response(rendered.body, { headers: { "content-type": rendered.contentType } });
 }
 

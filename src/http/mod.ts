@@ -24,5 +24,5 @@ export { answerBootEvent, type BootEventDeps, declareBootEventCounters, EventRat
 export { errorToResponse, HttpError, jsonResponse, textResponse } from "./errors.ts";
 export { RequestGate } from "./gate.ts";
 export { createMetadataHandler, type Handler, type MetadataDeps, type MetadataHandler } from "./metadata.ts";
-export { AnswersAhead, type AnswersAheadOptions, type KeptAnswer } from "./answer_ahead.ts";
+export { AnswersAhead, type AnswersAheadOptions, type KeptAnswer, type KeptUserData } from "./answer_ahead.ts";
 export { type ConfigDriveKeeper, WARNING_HEADER } from "./_upload.ts";

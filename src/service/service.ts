@@ -227,14 +227,19 @@ export async function startService(config: Config, options: StartOptions): Promi
     await configDrives.sweep().catch((error) => log.warning(`config drive: sweep failed: ${error}`));
   }
   const metadataHandler = createMetadataHandler(metadataDeps);
+  // A start's upload comes seconds before its guest's first request: its answers are prepared then.
+  metadataDeps.onStartUploaded = adminDeps.onStartUploaded = (instance) =>
+    void metadataHandler.ahead.prepareAhead(instance);
   metrics.gauge(
     "mdserver_answers_ahead",
-    "Guest requests answered from answers prepared ahead (served), and guests with answers kept (guests).",
+    "Guest requests answered from answers prepared ahead (served), guests with answers kept (guests), " +
+      "guests prepared at their start's upload (uploads).",
     () =>
-      Promise.resolve([[{ kind: "served" }, metadataHandler.ahead.served], [
-        { kind: "guests" },
-        metadataHandler.ahead.guests,
-      ]]),
+      Promise.resolve([
+        [{ kind: "served" }, metadataHandler.ahead.served],
+        [{ kind: "guests" }, metadataHandler.ahead.guests],
+        [{ kind: "uploads" }, metadataHandler.ahead.preparedAhead],
+      ]),
   );
   const adminHandler = createAdminHandler(adminDeps);
   const gate = new RequestGate();
