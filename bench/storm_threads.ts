@@ -3,9 +3,11 @@
  * Where a boot storm's CPU goes by thread: the storm of bench/boot_storm.ts
  * (fresh guests, ceiling then mdserver, `rounds` times), with each server's
  * CPU time per thread (`/proc/<pid>/task/<tid>/stat`: the main thread, V8's
- * garbage-collector helpers, Deno KV's SQLite thread) before and after;
- * then the same guests storm mdserver again, every answer of theirs
- * prepared, which leaves out what each guest costs once per boot.
+ * garbage-collector helpers, Deno KV's SQLite thread) before and after each
+ * storm. Each round's guests are uploaded for their start first, as the
+ * hook does (their answers prepared then; not counted), and ask 10.5 s
+ * later; then the same guests storm mdserver again, their boots already
+ * tracked, which leaves out what each guest costs once per boot.
  *
  *   deno run -P=bench bench/storm_threads.ts [--instances 300] [--rounds 2] [--connection keep-alive|close]
  *
@@ -15,7 +17,8 @@
  * @module
  */
 
-import { type Connection, measure, planFor, prepareSetup, serverRun } from "./boot_storm.ts";
+import { type Connection, measure, planFor, prepareSetup, serverRun, uploadStarts } from "./boot_storm.ts";
+import { ADDRESS_CACHE_TTL_MS } from "../src/store/mod.ts";
 import { startCeiling, startMdserver } from "./server_process.ts";
 
 /** User and system CPU milliseconds of each thread kind (digits of the name dropped: `sw-0`, `sw-1` → `sw-N`). */
@@ -50,6 +53,18 @@ function used(before: Map<string, [number, number]>, after: Map<string, [number,
   return kinds;
 }
 
+/** Thread times added up by kind. */
+function sum(all: ThreadTimes[]): ThreadTimes {
+  const total: ThreadTimes = new Map();
+  for (const times of all) {
+    for (const [kind, t] of times) {
+      const sofar = total.get(kind) ?? { userMs: 0, systemMs: 0 };
+      total.set(kind, { userMs: sofar.userMs + t.userMs, systemMs: sofar.systemMs + t.systemMs });
+    }
+  }
+  return total;
+}
+
 function describe(times: ThreadTimes): string {
   return [...times].filter(([, t]) => t.userMs + t.systemMs > 0)
     .map(([kind, t]) => `${kind}: user ${t.userMs} ms, system ${t.systemMs} ms`).join("; ");
@@ -77,13 +92,22 @@ async function main(): Promise<void> {
   try {
     await measure(ceiling, plans.slice(0, warmup), connection);
     await measure(mdserver, plans.slice(0, warmup), connection);
-    const [md0, ceiling0] = await Promise.all([threadTimes(mdserver.pid), threadTimes(ceiling.pid)]);
     const fresh = [], ceilingRuns = [];
-    for (const guests of storms) {
+    const mdFresh: ThreadTimes[] = [], ceilingFresh: ThreadTimes[] = [];
+    for (const [round, guests] of storms.entries()) {
+      // Their starts first, as the hook uploads them; they ask once the store no longer trusts what it read then.
+      const first = warmup + round * count;
+      await uploadStarts(mdserver, setup.config.admin.socket!, guests.map((_, i) => first + i));
+      const bootsAt = performance.now() + ADDRESS_CACHE_TTL_MS + 500;
+      const ceiling0 = await threadTimes(ceiling.pid);
       ceilingRuns.push(await measure(ceiling, guests, connection));
+      ceilingFresh.push(used(ceiling0, await threadTimes(ceiling.pid)));
+      await new Promise((resolve) => setTimeout(resolve, Math.max(0, bootsAt - performance.now())));
+      const md0 = await threadTimes(mdserver.pid);
       fresh.push(await measure(mdserver, guests, connection));
+      mdFresh.push(used(md0, await threadTimes(mdserver.pid)));
     }
-    const [md1, ceiling1] = await Promise.all([threadTimes(mdserver.pid), threadTimes(ceiling.pid)]);
+    const md1 = await threadTimes(mdserver.pid);
     const again = [];
     for (const guests of storms) again.push(await measure(mdserver, guests, connection));
     const md2 = await threadTimes(mdserver.pid);
@@ -96,8 +120,8 @@ async function main(): Promise<void> {
         ratio(freshRun.cpuPerRequestUs)
       }×), errors ${freshRun.errors} / ${ceilingRun.errors}`,
     );
-    console.log(`    mdserver threads: ${describe(used(md0, md1))}`);
-    console.log(`    ceiling threads: ${describe(used(ceiling0, ceiling1))}`);
+    console.log(`    mdserver threads: ${describe(sum(mdFresh))}`);
+    console.log(`    ceiling threads: ${describe(sum(ceilingFresh))}`);
     console.log(
       `  the same guests again (all prepared): ${againRun.cpuPerRequestUs} µs/request (${
         ratio(againRun.cpuPerRequestUs)

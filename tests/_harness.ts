@@ -61,6 +61,8 @@ export interface TestServiceOptions {
   adminTcp?: boolean;
   /** Keep config drives (in `<dir>/seeds`) as main.ts serve does; off by default. */
   configDrives?: boolean;
+  /** The store's address cache time to live, ms; default the service's. */
+  addressCacheTtlMs?: number;
 }
 
 /** The admin TCP listener's address in tests: loopback, not the metadata address, not the pool. */
@@ -163,6 +165,7 @@ export async function startTestService(options: TestServiceOptions = {}): Promis
     log: options.log ?? silentLogger,
     ...(kv ? { kv } : {}),
     ...(options.configDrives ? { configDrives: (deps) => new ConfigDriveImages(deps) } : {}),
+    ...(options.addressCacheTtlMs === undefined ? {} : { addressCacheTtlMs: options.addressCacheTtlMs }),
   });
   const metadataUrl = `http://127.0.0.1:${service.metadataPort}`;
   const adminUrl = service.adminPort === null ? null : `http://${config.admin.listenAddress}:${service.adminPort}`;

@@ -174,3 +174,39 @@ Deno.test("answers ahead: a start's upload prepares the guest's answers before i
     await t.close();
   }
 });
+
+Deno.test("answers ahead: a guest that boots after the address cache's time to live is still answered from what its upload prepared", async () => {
+  const ttlMs = 300;
+  const t = await startTestService({ addressCacheTtlMs: ttlMs });
+  try {
+    await new Promise((resolve) => setTimeout(resolve, SETTLE_WAIT_MS));
+    const guest = await t.register(GUEST);
+    const deadline = Date.now() + 5_000;
+    while (!(await aheadGauge(t, "uploads") >= 1)) {
+      assert.ok(Date.now() < deadline, "the upload's guest was prepared within 5 s");
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    // The guest boots later than the cache trusts its record: its token request reads the record again.
+    await new Promise((resolve) => setTimeout(resolve, ttlMs + 200));
+    const token = await (await t.guestFetch(guest.ipv4, "/latest/api/token", {
+      method: "PUT",
+      headers: { "x-aws-ec2-metadata-token-ttl-seconds": "60" },
+    })).text();
+    for (const path of ["/latest/meta-data/instance-id", "/latest/user-data"]) {
+      const before = await servedAhead(t);
+      const response = await t.guestFetch(guest.ipv4, path, { headers: { "x-aws-ec2-metadata-token": token } });
+      assert.equal(response.status, 200);
+      await response.body?.cancel();
+      assert.equal(await servedAhead(t), before + 1, `${path}: answered from what the upload prepared`);
+    }
+    // A record changed meanwhile (a re-upload under another name) is never answered from the old one.
+    await t.register({ ...GUEST, name: "ahead09" });
+    await new Promise((resolve) => setTimeout(resolve, ttlMs + 200));
+    const hostname = await t.guestFetch(guest.ipv4, "/latest/meta-data/hostname", {
+      headers: { "x-aws-ec2-metadata-token": token },
+    });
+    assert.equal(await hostname.text(), "ahead09.test.internal");
+  } finally {
+    await t.close();
+  }
+});

@@ -260,7 +260,14 @@ export class AnswersAhead {
     if (kept === undefined || !PLAIN_SEGMENT.test(version) || !isEc2Version(version, guest.config)) return null;
     const deps = this.#deps;
     const instance = deps.store.peekByIpv4(guest.address);
-    if (instance === undefined || !this.#current(guest, instance)) return null;
+    if (instance === undefined) return null;
+    if (instance !== guest.instance) {
+      // Read again (the address cache's time to live ran out, and a request through the handler read it, as a
+      // boot's token request does): when it holds the same values, the answers stand.
+      if (!this.#current(guest, guest.instance) || !sameRecord(guest.instance, instance)) return null;
+      guest.instance = instance;
+    }
+    if (!this.#current(guest, instance)) return null;
     const { verifyMac, imdsTokens } = deps.config.mdserver;
     if (verifyMac === true) return null;
     if (verifyMac === "auto" && !source.startsWith("127.") && !this.#options.neighbourTableUnreadable()) return null;

@@ -89,6 +89,8 @@ export interface StartOptions {
   backend?: KeyValueBackend;
   /** Called for every store change, after the built-in listeners. */
   onChange?: (event: StoreEvent) => void | Promise<void>;
+  /** How long the store trusts a record it read, ms (tests shorten it); default ADDRESS_CACHE_TTL_MS. */
+  addressCacheTtlMs?: number;
   /** Keep dnsmasq's files (and, with `manage = child`, the process); default true. */
   dnsmasq?: boolean;
   /** Aborts a start still waiting for the metadata address. */
@@ -117,6 +119,7 @@ export function createStore(
   kv: Deno.Kv | KeyValueBackend,
   config: Config,
   contention?: EventCounter,
+  addressCacheTtlMs?: number,
 ): InstanceStore {
   const pool = buildPool({
     network: config.dnsmasq.network,
@@ -132,6 +135,7 @@ export function createStore(
     host: config.service.hostname,
     ...(onKv ? { spaceProbeDir: dirname(config.mdserver.kvFile) } : {}),
     ...(contention ? { contention } : {}),
+    ...(addressCacheTtlMs === undefined ? {} : { addressCacheTtlMs }),
   });
 }
 
@@ -156,7 +160,7 @@ export async function startService(config: Config, options: StartOptions): Promi
     what: "store busy",
     intervalMs: config.mdserver.storeBusyLogInterval * 1000,
   });
-  const store = createStore(backend, config, contention);
+  const store = createStore(backend, config, contention, options.addressCacheTtlMs);
   // Started behind the listeners (its records are rebuilt from the whole store).
   let dnsmasq: DnsmasqHandle | null = null;
   if (options.onChange) store.subscribe(options.onChange);
