@@ -321,10 +321,11 @@ export async function runBootStorm(options: BootStormOptions = {}): Promise<Boot
             guests[0]!.paths.length
           } requests, ceiling then mdserver`,
         );
-        measured[index]!.ceiling.push(await measure(ceiling, guests, connection));
-        // A guest asks seconds after its start's upload, later than the store trusts the record it read then.
+        // A guest asks seconds after its start's upload, later than the store trusts the record it read then;
+        // both servers wait alike.
         const bootsAt = uploaded + ADDRESS_CACHE_TTL_MS + BOOT_MARGIN_MS;
         await new Promise((resolve) => setTimeout(resolve, Math.max(0, bootsAt - performance.now())));
+        measured[index]!.ceiling.push(await measure(ceiling, guests, connection));
         measured[index]!.mdserver.push(await measure(mdserver, guests, connection));
       }
     }
