@@ -11,6 +11,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { loadConfig } from "../src/config/mod.ts";
+import { requireEtcd, startEtcdCluster } from "./_etcd_cluster.ts";
 import { startTestService, type TestService } from "./_harness.ts";
 
 const GUEST = { name: "ahead01", uuid: "0000000c-0000-4000-8000-000000000001", mac: "52:54:00:0c:00:01" };
@@ -208,5 +209,38 @@ Deno.test("answers ahead: a guest that boots after the address cache's time to l
     assert.equal(await hostname.text(), "ahead09.test.internal");
   } finally {
     await t.close();
+  }
+});
+
+Deno.test("answers ahead on etcd: served from the watch-fed copy, and another host's change shows once it is seen", async () => {
+  const missing = await requireEtcd();
+  if (missing) return;
+  const cluster = await startEtcdCluster(3);
+  const ini =
+    `[store]\nbackend = etcd\nendpoints = ${cluster.endpoints.join(",")}\nprefix = /ahead-${crypto.randomUUID()}/\n` +
+    "timeout = 1000\n";
+  const hosts: TestService[] = [];
+  try {
+    hosts.push(await startTestService({ ini: `${ini}[service]\nhostname = host-a\n` }));
+    hosts.push(await startTestService({ ini: `${ini}[service]\nhostname = host-b\n` }));
+    const [a, b] = hosts as [TestService, TestService];
+    await new Promise((resolve) => setTimeout(resolve, SETTLE_WAIT_MS));
+    const guest = await a.register(GUEST);
+    const hostname = async () => (await (await a.guestFetch(guest.ipv4, "/latest/meta-data/hostname")).text());
+    assert.equal(await hostname(), "ahead01.test.internal");
+    const before = await servedAhead(a);
+    assert.equal(await hostname(), "ahead01.test.internal");
+    assert.equal(await servedAhead(a), before + 1, "answered from what was prepared, on etcd too");
+
+    // Another host re-uploads it under another name: host A answers the new name once its watch has the change.
+    await b.register({ ...GUEST, name: "ahead07" });
+    const deadline = Date.now() + 5_000;
+    while (await hostname() !== "ahead07.test.internal") {
+      assert.ok(Date.now() < deadline, "host A's answer follows host B's change within 5 s");
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+  } finally {
+    for (const host of hosts) await host.close();
+    await cluster.stop();
   }
 });

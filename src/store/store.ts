@@ -236,15 +236,18 @@ export class InstanceStore {
   }
 
   /**
-   * The instance the address cache holds for an address while it is fresh,
-   * without reading the store: undefined when it holds none (a stranger, a
-   * guest not read lately, one a change dropped), so the caller asks
-   * getByIpv4. The address as text, or as its number (parseIpv4).
+   * The instance the address cache holds for an address while it is fresh
+   * (when following, the watch-fed copy's), without reading the store:
+   * undefined when it holds none (a stranger, a guest not read lately, one a
+   * change dropped), so the caller asks getByIpv4. The address as text, or
+   * as its number (parseIpv4).
    */
   peekByIpv4(address: string | number): Instance | undefined {
-    if (!this.#cache.enabled) return undefined;
     const value = typeof address === "number" ? address : parseIpv4(address);
     if (value === null) return undefined;
+    // Following (etcd): the watch-fed copy is what getByIpv4 answers from, and it is never stale by a time to live.
+    if (this.#mirror !== null) return this.#mirror.byAddress(value);
+    if (!this.#cache.enabled) return undefined;
     return this.#cache.get(value);
   }
 
