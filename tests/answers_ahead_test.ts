@@ -132,17 +132,23 @@ async function aheadGauge(t: TestService, kind: string): Promise<number> {
   return Number(new RegExp(`^mdserver_answers_ahead\\{kind="${kind}"\\} (\\d+)$`, "m").exec(text)?.[1] ?? NaN);
 }
 
+/** Registers GUEST once the fresh userdata folder has settled, and waits until its upload has prepared it. */
+async function registerPrepared(t: TestService) {
+  // The folder was made just now: its changes settle first (a template this new is not kept).
+  await new Promise((resolve) => setTimeout(resolve, SETTLE_WAIT_MS));
+  const guest = await t.register(GUEST);
+  const deadline = Date.now() + 5_000;
+  while (!(await aheadGauge(t, "uploads") >= 1)) {
+    assert.ok(Date.now() < deadline, "the upload's guest was prepared within 5 s");
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+  return guest;
+}
+
 Deno.test("answers ahead: a start's upload prepares the guest's answers before it asks, and notes no fetch", async () => {
   const t = await startTestService();
   try {
-    // The folder was made just now: its changes settle first (a template this new is not kept).
-    await new Promise((resolve) => setTimeout(resolve, SETTLE_WAIT_MS));
-    const guest = await t.register(GUEST);
-    const deadline = Date.now() + 5_000;
-    while (!(await aheadGauge(t, "uploads") >= 1)) {
-      assert.ok(Date.now() < deadline, "the upload's guest was prepared within 5 s");
-      await new Promise((resolve) => setTimeout(resolve, 20));
-    }
+    const guest = await registerPrepared(t);
     const state = async () => (await (await t.adminFetch(`/v1/instances/${GUEST.uuid}`)).json()).boot_state;
     assert.equal(await state(), "registered", "preparing ahead is not a fetch");
 
@@ -180,13 +186,7 @@ Deno.test("answers ahead: a guest that boots after the address cache's time to l
   const ttlMs = 300;
   const t = await startTestService({ addressCacheTtlMs: ttlMs });
   try {
-    await new Promise((resolve) => setTimeout(resolve, SETTLE_WAIT_MS));
-    const guest = await t.register(GUEST);
-    const deadline = Date.now() + 5_000;
-    while (!(await aheadGauge(t, "uploads") >= 1)) {
-      assert.ok(Date.now() < deadline, "the upload's guest was prepared within 5 s");
-      await new Promise((resolve) => setTimeout(resolve, 20));
-    }
+    const guest = await registerPrepared(t);
     // The guest boots later than the cache trusts its record: its token request reads the record again.
     await new Promise((resolve) => setTimeout(resolve, ttlMs + 200));
     const token = await (await t.guestFetch(guest.ipv4, "/latest/api/token", {

@@ -164,11 +164,7 @@ export class AnswersAhead {
     if (used.config !== deps.config || used.renderer !== deps.renderer || !deps.config.mdserver.apis.ec2) return;
     const kept = this.#guests.get(source);
     if (kept !== undefined && this.#current(kept, instance)) return;
-    // The same record read again (the address cache's time to live ran out): the answers stand.
-    if (kept !== undefined && this.#current(kept, kept.instance) && sameRecord(kept.instance, instance)) {
-      kept.instance = instance;
-      return;
-    }
+    if (kept !== undefined && this.#adopt(kept, instance)) return;
     const address = parseIpv4(source);
     if (address === null) return;
     this.#guests.delete(source);
@@ -238,6 +234,17 @@ export class AnswersAhead {
     if (this.#tokens.size > MAX_KEPT_TOKENS) this.#tokens.delete(this.#tokens.keys().next().value!);
   }
 
+  /**
+   * The guest's record read again (the address cache's time to live ran
+   * out, as before a boot's token request): when it holds the same values
+   * and nothing else changed, its answers stand and are now this record's.
+   */
+  #adopt(guest: KeptGuest, instance: Instance): boolean {
+    if (!this.#current(guest, guest.instance) || !sameRecord(guest.instance, instance)) return false;
+    guest.instance = instance;
+    return true;
+  }
+
   /** Whether a guest's answers were made from what is in force now (instance given). */
   #current(guest: KeptGuest, instance: Instance): boolean {
     const deps = this.#deps;
@@ -261,12 +268,7 @@ export class AnswersAhead {
     const deps = this.#deps;
     const instance = deps.store.peekByIpv4(guest.address);
     if (instance === undefined) return null;
-    if (instance !== guest.instance) {
-      // Read again (the address cache's time to live ran out, and a request through the handler read it, as a
-      // boot's token request does): when it holds the same values, the answers stand.
-      if (!this.#current(guest, guest.instance) || !sameRecord(guest.instance, instance)) return null;
-      guest.instance = instance;
-    }
+    if (instance !== guest.instance && !this.#adopt(guest, instance)) return null;
     if (!this.#current(guest, instance)) return null;
     const { verifyMac, imdsTokens } = deps.config.mdserver;
     if (verifyMac === true) return null;
