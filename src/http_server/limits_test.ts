@@ -70,15 +70,17 @@ Deno.test("slowloris: a head that does not arrive within headTimeoutMs is closed
     const slow = await connect(server.addr.port);
     const silent = await connect(server.addr.port);
     const drip = (async () => {
-      for (const piece of ["GET / HT", "TP/1.1\r\n", "Host: a\r\n", "X: 1\r\n", "X: 2\r\n", "X: 3\r\n"]) {
+      // 1.5 s of a byte or two every 100 ms: a timeout that each byte restarted would close it only after that.
+      const fields = Array.from({ length: 12 }, (_, i) => `X: ${i}\r\n`);
+      for (const piece of ["GET / HT", "TP/1.1\r\n", "Host: a\r\n", ...fields]) {
         await send(slow, piece).catch(() => {});
         await new Promise((resolve) => setTimeout(resolve, 100));
       }
     })();
-    const [slowSeen, silentSeen] = await Promise.all([readUntilClosed(slow, 2000), readUntilClosed(silent, 2000)]);
+    const [slowSeen, silentSeen] = await Promise.all([readUntilClosed(slow, 4000), readUntilClosed(silent, 4000)]);
     await drip;
-    assert(slowSeen.closed && slowSeen.ms < 800, `slow head closed after ${slowSeen.ms} ms`);
-    assert(silentSeen.closed && silentSeen.ms < 800, `silent connection closed after ${silentSeen.ms} ms`);
+    assert(slowSeen.closed && slowSeen.ms < 1200, `slow head closed after ${slowSeen.ms} ms`);
+    assert(silentSeen.closed && silentSeen.ms < 1200, `silent connection closed after ${silentSeen.ms} ms`);
     assertEquals(server.stats().refused.head_timeout, 2);
   } finally {
     await server.shutdown({ deadlineMs: 500 });
@@ -90,8 +92,8 @@ Deno.test("a body that does not arrive within bodyTimeoutMs is closed", async ()
   try {
     const conn = await connect(server.addr.port);
     await send(conn, "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 100\r\n\r\nonly a part");
-    const seen = await readUntilClosed(conn, 2000);
-    assert(seen.closed && seen.ms < 800, `closed after ${seen.ms} ms`);
+    const seen = await readUntilClosed(conn, 4000);
+    assert(seen.closed && seen.ms < 2000, `closed after ${seen.ms} ms`);
     assertEquals(server.stats().refused.body_timeout, 1);
   } finally {
     await server.shutdown({ deadlineMs: 500 });
@@ -104,8 +106,8 @@ Deno.test("a kept-alive connection idle past idleTimeoutMs is closed, counted as
     const conn = await connect(server.addr.port);
     await send(conn, "GET / HTTP/1.1\r\nHost: a\r\n\r\n");
     assertEquals((await readResponses(conn, 1)).length, 1);
-    const seen = await readUntilClosed(conn, 2000);
-    assert(seen.closed && seen.ms < 800, `closed after ${seen.ms} ms`);
+    const seen = await readUntilClosed(conn, 4000);
+    assert(seen.closed && seen.ms < 2000, `closed after ${seen.ms} ms`);
     assertEquals(server.stats().idleClosed, 1);
     assertEquals(server.stats().refused, {});
   } finally {
@@ -120,9 +122,9 @@ Deno.test("a source at maxConnectionsPerSource gets 503 and a close at once; ano
   try {
     for (let i = 0; i < 5; i++) held.push(await connect(server.addr.port));
     await new Promise((resolve) => setTimeout(resolve, 50));
-    const excess = await Promise.all(Array.from({ length: 20 }, () => exchange(server.addr.port, "", 1000)));
+    const excess = await Promise.all(Array.from({ length: 20 }, () => exchange(server.addr.port, "", 4000)));
     for (const seen of excess) {
-      assert(seen.closed && seen.ms < 500, `excess connection closed after ${seen.ms} ms`);
+      assert(seen.closed && seen.ms < 2000, `excess connection closed after ${seen.ms} ms`);
       assert(seen.text === "" || statusOf(seen.text) === 503, seen.text);
     }
     assert(excess.some((seen) => statusOf(seen.text) === 503));
@@ -130,7 +132,7 @@ Deno.test("a source at maxConnectionsPerSource gets 503 and a close at once; ano
     const started = performance.now();
     const other = await fetch(`http://127.0.0.1:${server.addr.port}/`, { client });
     assertEquals([other.status, await other.text()], [200, "ok 0"]);
-    assert(performance.now() - started < 1000);
+    assert(performance.now() - started < 3000);
     client.close();
     assertEquals(server.stats().refused.source_cap, 20);
     assertEquals(server.stats().openSources >= 1, true);
@@ -151,8 +153,8 @@ Deno.test("connections beyond maxConnections in all get 503 and a close at once"
   try {
     for (let i = 0; i < 3; i++) held.push(await connect(server.addr.port));
     await new Promise((resolve) => setTimeout(resolve, 50));
-    const seen = await exchange(server.addr.port, "", 1000);
-    assert(seen.closed && seen.ms < 500);
+    const seen = await exchange(server.addr.port, "", 4000);
+    assert(seen.closed && seen.ms < 2000, `closed after ${seen.ms} ms`);
     assertEquals(server.stats().refused.global_cap, 1);
     assertEquals(server.stats().openConnections, 3);
   } finally {

@@ -27,9 +27,13 @@ Deno.test("shutdown() honours its deadline with a stuck body and a handler that 
   ]);
   const result = await closing;
   const elapsed = performance.now() - started;
-  assert(idleSeen.closed && idleSeen.ms < 200, `idle connection closed after ${idleSeen.ms} ms`);
+  // The idle connection is closed at once, the busy ones at the deadline, not when their own timeouts end (60 s).
   assert(stuckSeen.closed && hangingSeen.closed);
-  assert(elapsed >= 450 && elapsed < 900, `shutdown took ${elapsed} ms`);
+  assert(
+    idleSeen.closed && idleSeen.ms + 250 < Math.min(stuckSeen.ms, hangingSeen.ms),
+    `idle connection closed after ${idleSeen.ms} ms, the busy ones after ${stuckSeen.ms} and ${hangingSeen.ms} ms`,
+  );
+  assert(elapsed >= 450 && elapsed < 2500, `shutdown took ${elapsed} ms`);
   assertEquals(result.closedAtDeadline, 2);
   // New connections are refused once shutdown has begun.
   await assert.rejects(Deno.connect({ hostname: "127.0.0.1", port }));
