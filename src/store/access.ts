@@ -139,13 +139,14 @@ export class AccessRecorder {
     this.#lastWrite.delete(uuid);
     this.#lastUserDataWrite.delete(uuid);
     await this.#writing;
-    await this.#update(uuid, (record) => ({
-      ...record,
-      firstMetadataAt: null,
-      lastMetadataAt: null,
-      userDataAt: null,
-      bootedAt: null,
-    }));
+    await this.#update(
+      uuid,
+      (record) =>
+        record.firstMetadataAt === null && record.lastMetadataAt === null && record.userDataAt === null &&
+          record.bootedAt === null
+          ? record // nothing to clear (a first start, or one before any fetch): nothing is written
+          : { ...record, firstMetadataAt: null, lastMetadataAt: null, userDataAt: null, bootedAt: null },
+    );
   }
 
   /** The record of an instance, or null when nothing was seen. */
@@ -258,7 +259,10 @@ export class AccessRecorder {
     for (let attempt = 0; attempt < 16; attempt++) {
       const [entry, instance] = await this.#backend.getMany(recordKeys(uuid)) as [StoreEntry<AccessRecord>, StoreEntry];
       if (instance.value === null) throw new InstanceGoneError();
-      const updated = change(entry.value ?? emptyAccessRecord());
+      const current = entry.value ?? emptyAccessRecord();
+      const updated = change(current);
+      // The change left the record as it is: no write, as if it had been made.
+      if (updated === current) return updated;
       const result = await this.#backend.commit([entry, instance], [{
         type: "set",
         key: ["access", uuid],

@@ -178,6 +178,10 @@ export class InstanceStore {
     const version = await this.#committer.commit(op);
     if (version === null) return null;
     this.#forget(version, [existing?.ipv4, replaced?.ipv4, instance.ipv4], [instance], [replaced?.uuid]);
+    // What was just committed is what a read would find now: the guest's first lookup (its answers
+    // prepared for a start, its first request) needs no read. A copy, since the cache freezes what it holds.
+    const address = this.#mirror === null && this.#cache.enabled && instance.ipv4 ? parseIpv4(instance.ipv4) : null;
+    if (address !== null) this.#cache.put(address, structuredClone(instance), this.#cache.generation);
     return { instance, previous: existing, replaced, op };
   }
 
