@@ -18,7 +18,8 @@
  * Guests are identified by address on every metadata request, so
  * `getByIpv4` keeps what it read in memory for a short time (see
  * ADDRESS_CACHE_TTL_MS): a change made through this store (upload, delete,
- * state) drops the entries it touches at once; a change made by another
+ * state) drops the entries it touches at once, and an upload keeps the
+ * record it committed, as a read right after would find it; a change made by another
  * process is seen within the time to live on Deno KV (its watch does not
  * see those), and as soon as the watch reports it on etcd (`follow()`,
  * remote.ts).
