@@ -11,43 +11,17 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { cleanTrafficFilterref } from "../src/cli/ctl.ts";
-import { domainXml } from "./_harness.ts";
+import { becomeGuest, guestGet, METADATA, serveMetadataFrom, startServerIn, uploadFrom } from "./_guest_namespace.ts";
 import { missingRequirement, mustRun, NamespacePair, requirementTest } from "./_netns.ts";
-import { type ServerProcess, spawnServer, waitUntil, writeProcessConfig } from "./_process.ts";
+import { type ServerProcess, writeProcessConfig } from "./_process.ts";
 
 const NETWORK = { address: "10.232.0.0", prefix: 24, gateway: "10.232.0.1" };
-const METADATA = "169.254.169.254";
 const ALPHA = { name: "alpha", uuid: "a3a3a3a3-1111-4000-8000-00000000a3a3", mac: "52:54:00:ac:00:01" };
 const BRAVO = { name: "bravo", uuid: "b4b4b4b4-2222-4000-8000-00000000b4b4", mac: "52:54:00:bc:00:02" };
+/** A dropped request is seen as no answer within this long. */
+const DROPPED_AFTER_S = 3;
 
 const reason = await missingRequirement({ root: true, tools: ["ip", "curl", "nft"] });
-
-async function becomeGuest(pair: NamespacePair, mac: string, ipv4: string) {
-  const ip = (...args: string[]) => mustRun("ip", ["-n", pair.client, ...args]);
-  await ip("link", "set", "dev", pair.clientIf, "down");
-  await ip("addr", "flush", "dev", pair.clientIf);
-  await ip("link", "set", "dev", pair.clientIf, "address", mac);
-  await ip("addr", "add", `${ipv4}/${NETWORK.prefix}`, "dev", pair.clientIf);
-  await ip("link", "set", "dev", pair.clientIf, "up");
-  await ip("route", "replace", `${METADATA}/32`, "via", NETWORK.gateway);
-  await ip("neigh", "flush", "dev", pair.clientIf);
-  await mustRun("ip", ["-n", pair.server, "neigh", "flush", "dev", pair.serverIf]);
-}
-
-async function guestGet(pair: NamespacePair, ipv4: string, path: string) {
-  const result = await pair.run(pair.client, "curl", [
-    "-s",
-    "--max-time",
-    "3",
-    "--interface",
-    ipv4,
-    "-w",
-    "\n%{http_code}",
-    `http://${METADATA}${path}`,
-  ], { timeoutMs: 10_000 });
-  const lines = result.stdout.split("\n");
-  return { status: Number(lines.pop()), body: lines.join("\n") };
-}
 
 /** clean-traffic's effect for the port of a guest whose MAC and filter IP are given, as nftables rules. */
 function cleanTrafficRules(port: string, mac: string, ipv4: string): string {
@@ -71,61 +45,21 @@ requirementTest(
     const dir = await Deno.makeTempDir({ prefix: "mdserver-clean-traffic-" });
     let server: ServerProcess | null = null;
     try {
-      await mustRun("ip", [
-        "-n",
-        pair.server,
-        "addr",
-        "add",
-        `${NETWORK.gateway}/${NETWORK.prefix}`,
-        "dev",
-        pair.serverIf,
-      ]);
-      await mustRun("ip", ["-n", pair.server, "addr", "add", `${METADATA}/32`, "dev", "lo"]);
-      await mustRun("ip", ["-n", pair.server, "link", "set", "dev", pair.serverIf, "up"]);
+      await serveMetadataFrom(pair, NETWORK);
       const config = await writeProcessConfig(dir, "ct", {
         network: NETWORK,
         listenAddress: METADATA,
         port: 80,
         interface: pair.serverIf,
       });
-      server = spawnServer(config.file, { netns: pair.server });
-      const up = server;
-      await waitUntil(up, "mdserver in its namespace", async () => {
-        const health = await pair.run(pair.server, "curl", [
-          "-sf",
-          "--max-time",
-          "2",
-          "--unix-socket",
-          config.adminSocket,
-          "http://localhost/health",
-        ]);
-        return health.code === 0;
-      });
-      const ips: Record<string, string> = {};
-      const ids: Record<string, string> = {};
-      for (const guest of [ALPHA, BRAVO]) {
-        const file = join(dir, `${guest.name}.xml`);
-        await Deno.writeTextFile(file, domainXml(guest));
-        const answer = JSON.parse(
-          (await pair.run(pair.server, "curl", [
-            "-sf",
-            "--data-binary",
-            `@${file}`,
-            "--unix-socket",
-            config.adminSocket,
-            "http://localhost/v1/instances",
-          ]))
-            .stdout,
-        );
-        ips[guest.name] = answer.ipv4;
-        ids[guest.name] = answer.instance_id;
-      }
+      server = await startServerIn(pair, config.file, config.adminSocket);
+      const { ips, ids } = await uploadFrom(pair, config.adminSocket, dir, [ALPHA, BRAVO]);
       const alphaIp = ips.alpha!;
       const bravoIp = ips.bravo!;
 
       // Bravo is stopped; the port is alpha's. Taking bravo's address and MAC passes verify_mac: the attack is real.
-      await becomeGuest(pair, BRAVO.mac, bravoIp);
-      assert.deepEqual(await guestGet(pair, bravoIp, "/latest/meta-data/instance-id"), {
+      await becomeGuest(pair, NETWORK, BRAVO.mac, bravoIp);
+      assert.deepEqual(await guestGet(pair, bravoIp, "/latest/meta-data/instance-id", DROPPED_AFTER_S), {
         status: 200,
         body: ids.bravo,
       });
@@ -138,14 +72,14 @@ requirementTest(
       await Deno.writeTextFile(rules, cleanTrafficRules(pair.serverIf, ALPHA.mac, filterIp!));
       await mustRun("ip", ["netns", "exec", pair.server, "nft", "-f", rules]);
 
-      await becomeGuest(pair, BRAVO.mac, bravoIp);
-      const takeover = await guestGet(pair, bravoIp, "/latest/meta-data/instance-id");
+      await becomeGuest(pair, NETWORK, BRAVO.mac, bravoIp);
+      const takeover = await guestGet(pair, bravoIp, "/latest/meta-data/instance-id", DROPPED_AFTER_S);
       assert.equal(takeover.status, 0, `the impostor got an answer: ${takeover.status} ${takeover.body}`);
       // Bravo's address from alpha's own MAC is dropped too; alpha as itself is served.
-      await becomeGuest(pair, ALPHA.mac, bravoIp);
-      assert.equal((await guestGet(pair, bravoIp, "/latest/meta-data/instance-id")).status, 0);
-      await becomeGuest(pair, ALPHA.mac, alphaIp);
-      assert.deepEqual(await guestGet(pair, alphaIp, "/latest/meta-data/instance-id"), {
+      await becomeGuest(pair, NETWORK, ALPHA.mac, bravoIp);
+      assert.equal((await guestGet(pair, bravoIp, "/latest/meta-data/instance-id", DROPPED_AFTER_S)).status, 0);
+      await becomeGuest(pair, NETWORK, ALPHA.mac, alphaIp);
+      assert.deepEqual(await guestGet(pair, alphaIp, "/latest/meta-data/instance-id", DROPPED_AFTER_S), {
         status: 200,
         body: ids.alpha,
       });

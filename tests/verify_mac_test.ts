@@ -7,48 +7,16 @@
  * while B from its own MAC (and A at its own address) get 200.
  */
 import assert from "node:assert/strict";
-import { join } from "node:path";
-import { domainXml } from "./_harness.ts";
-import { missingRequirement, mustRun, NamespacePair, requirementTest } from "./_netns.ts";
-import { type ServerProcess, spawnServer, waitUntil, writeProcessConfig } from "./_process.ts";
+import { becomeGuest, guestGet, METADATA, serveMetadataFrom, startServerIn, uploadFrom } from "./_guest_namespace.ts";
+import { missingRequirement, NamespacePair, requirementTest } from "./_netns.ts";
+import { type ServerProcess, writeProcessConfig } from "./_process.ts";
 
 const NETWORK = { address: "10.231.0.0", prefix: 24, gateway: "10.231.0.1" };
-const METADATA = "169.254.169.254";
 const ALPHA = { name: "alpha", uuid: "a1a1a1a1-1111-4000-8000-00000000a1a1", mac: "52:54:00:aa:00:01" };
 const BRAVO = { name: "bravo", uuid: "b2b2b2b2-2222-4000-8000-00000000b2b2", mac: "52:54:00:bb:00:02" };
 const STRANGER_MAC = "02:00:00:00:00:99";
 
 const reason = await missingRequirement({ root: true, tools: ["ip", "curl"] });
-
-/** Gives the guest end of the pair a MAC and an address, with a route to the metadata address. */
-async function becomeGuest(pair: NamespacePair, mac: string, ipv4: string) {
-  const ip = (...args: string[]) => mustRun("ip", ["-n", pair.client, ...args]);
-  await ip("link", "set", "dev", pair.clientIf, "down");
-  await ip("addr", "flush", "dev", pair.clientIf);
-  await ip("link", "set", "dev", pair.clientIf, "address", mac);
-  await ip("addr", "add", `${ipv4}/${NETWORK.prefix}`, "dev", pair.clientIf);
-  await ip("link", "set", "dev", pair.clientIf, "up");
-  await ip("route", "replace", `${METADATA}/32`, "via", NETWORK.gateway);
-  // Both sides forget what they knew, so the next packet is resolved afresh.
-  await ip("neigh", "flush", "dev", pair.clientIf);
-  await mustRun("ip", ["-n", pair.server, "neigh", "flush", "dev", pair.serverIf]);
-}
-
-/** GET a metadata path from the guest namespace, bound to its address. */
-async function guestGet(pair: NamespacePair, ipv4: string, path: string) {
-  const result = await pair.run(pair.client, "curl", [
-    "-s",
-    "--max-time",
-    "10",
-    "--interface",
-    ipv4,
-    "-w",
-    "\n%{http_code}",
-    `http://${METADATA}${path}`,
-  ], { timeoutMs: 15_000 });
-  const lines = result.stdout.split("\n");
-  return { status: Number(lines.pop()), body: lines.join("\n") };
-}
 
 /** Runs a command in the server namespace and returns its output. */
 async function inServer(pair: NamespacePair, command: string, args: string[]) {
@@ -57,75 +25,32 @@ async function inServer(pair: NamespacePair, command: string, args: string[]) {
   return result.stdout;
 }
 
-async function startServer(pair: NamespacePair, file: string, adminSocket: string): Promise<ServerProcess> {
-  const server = spawnServer(file, { netns: pair.server });
-  await waitUntil(server, "mdserver in its namespace", async () => {
-    const health = await pair.run(pair.server, "curl", [
-      "-sf",
-      "--max-time",
-      "2",
-      "--unix-socket",
-      adminSocket,
-      "http://mdserver/health",
-    ]);
-    return health.code === 0;
-  });
-  return server;
-}
-
 requirementTest("verify_mac refuses a guest that uses another guest's address from its own MAC", reason, async () => {
   const dir = await Deno.makeTempDir({ prefix: "mdserver-verify-mac-" });
   const pair = await NamespacePair.create();
   let server: ServerProcess | null = null;
   try {
-    await mustRun("ip", [
-      "-n",
-      pair.server,
-      "addr",
-      "add",
-      `${NETWORK.gateway}/${NETWORK.prefix}`,
-      "dev",
-      pair.serverIf,
-    ]);
-    await mustRun("ip", ["-n", pair.server, "addr", "add", `${METADATA}/32`, "dev", "lo"]);
-    await mustRun("ip", ["-n", pair.server, "link", "set", "dev", pair.serverIf, "up"]);
+    await serveMetadataFrom(pair, NETWORK);
     const common = { network: NETWORK, listenAddress: METADATA, port: 80, interface: pair.serverIf };
     const off = await writeProcessConfig(dir, "off", { ...common, mdserver: "verify_mac = no" });
     // The default, verify_mac = auto: the neighbour table can be read here, so MACs are checked.
     const on = await writeProcessConfig(dir, "on", common);
 
-    server = await startServer(pair, off.file, off.adminSocket);
-    const ips: Record<string, string> = {};
-    const ids: Record<string, string> = {};
-    for (const guest of [ALPHA, BRAVO]) {
-      const file = join(dir, `${guest.name}.xml`);
-      await Deno.writeTextFile(file, domainXml(guest));
-      const answer = JSON.parse(
-        await inServer(pair, "curl", [
-          "-sf",
-          "--unix-socket",
-          off.adminSocket,
-          "--data-binary",
-          `@${file}`,
-          "http://mdserver/v1/instances",
-        ]),
-      );
-      ips[guest.name] = answer.ipv4;
-      ids[guest.name] = answer.instance_id;
-    }
+    server = await startServerIn(pair, off.file, off.adminSocket);
+    const { ips, ids } = await uploadFrom(pair, off.adminSocket, dir, [ALPHA, BRAVO]);
     const bravoIp = ips.bravo!;
 
     // Without verify_mac the address is all there is: A, posing as B, reads B's metadata.
-    await becomeGuest(pair, ALPHA.mac, bravoIp);
+    await becomeGuest(pair, NETWORK, ALPHA.mac, bravoIp);
     assert.deepEqual(await guestGet(pair, bravoIp, "/latest/meta-data/instance-id"), {
       status: 200,
       body: ids.bravo,
     });
     await server.stop();
 
-    server = await startServer(pair, on.file, on.adminSocket);
+    server = await startServerIn(pair, on.file, on.adminSocket);
     // The neighbour table is what mdserver checks; show it holds the impostor's MAC.
-    await becomeGuest(pair, ALPHA.mac, bravoIp);
+    await becomeGuest(pair, NETWORK, ALPHA.mac, bravoIp);
     const impostor = await guestGet(pair, bravoIp, "/latest/meta-data/instance-id");
     const table = await inServer(pair, "ip", ["-4", "neigh", "show", "to", bravoIp]);
     assert.match(table, new RegExp(`lladdr ${ALPHA.mac}`), table);
@@ -155,15 +80,15 @@ requirementTest("verify_mac refuses a guest that uses another guest's address fr
     ]);
     assert.equal(token.stdout, "403", "the impostor must not get a token either");
 
-    await becomeGuest(pair, STRANGER_MAC, bravoIp);
+    await becomeGuest(pair, NETWORK, STRANGER_MAC, bravoIp);
     const stranger = await guestGet(pair, bravoIp, "/latest/meta-data/instance-id");
     assert.equal(stranger.status, 403, stranger.body);
     assert.match(stranger.body, new RegExp(`MAC ${STRANGER_MAC}`));
 
     // The real B from its own MAC, and A at its own address, are served.
-    await becomeGuest(pair, BRAVO.mac, bravoIp);
+    await becomeGuest(pair, NETWORK, BRAVO.mac, bravoIp);
     assert.deepEqual(await guestGet(pair, bravoIp, "/latest/meta-data/instance-id"), { status: 200, body: ids.bravo });
-    await becomeGuest(pair, ALPHA.mac, ips.alpha!);
+    await becomeGuest(pair, NETWORK, ALPHA.mac, ips.alpha!);
     assert.deepEqual(await guestGet(pair, ips.alpha!, "/latest/meta-data/instance-id"), {
       status: 200,
       body: ids.alpha,
