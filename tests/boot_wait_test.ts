@@ -9,8 +9,8 @@
 import assert from "node:assert/strict";
 import { cloudInitClients, runDriver } from "./_cloudinit.ts";
 import { startTestService, type TestService, writeClientConfig } from "./_harness.ts";
-import { type CliDeps, runMain } from "../src/cli/main.ts";
-import { startService } from "../src/service/mod.ts";
+import { runMain } from "../src/cli/main.ts";
+import { captureCli } from "./_cli_capture.ts";
 
 const clients = await cloudInitClients("DataSourceNoCloud");
 const NETWORK = { address: "127.109.0.0", prefix: 16, gateway: "127.109.0.1" };
@@ -18,23 +18,6 @@ const WEB = { name: "web01", uuid: "2c3d4e5f-6071-4829-9bac-1d2e3f4a5b6c", mac: 
 const DB = { name: "db01", uuid: "3d4e5f60-7182-493a-8cbd-2e3f4a5b6c7d", mac: "52:54:00:62:62:02" };
 const IDLE = { name: "idle01", uuid: "4e5f6071-8293-4a4b-9dce-3f4a5b6c7d8e", mac: "52:54:00:62:62:03" };
 const ALL = "init-network,modules-config,modules-final";
-
-function cli(signal?: AbortSignal) {
-  const out: string[] = [];
-  const err: string[] = [];
-  const deps: CliDeps = {
-    print: (text) => out.push(text),
-    printError: (text) => err.push(text),
-    env: () => undefined,
-    projectDir: "/nonexistent/project/",
-    execPath: Deno.execPath(),
-    runProgram: () => Promise.reject(new Error("no program runs in this test")),
-    startService,
-    onSignal: () => {},
-    ...(signal ? { stopSignal: signal } : {}),
-  };
-  return { deps, out, err };
-}
 
 async function boot(t: TestService, ip: string, client: (typeof clients)[number]["client"], fail?: string) {
   await runDriver(client, "boot_events.py", [`${t.metadataUrl}/nocloud/`, ip, ALL, ...(fail ? [fail] : [])]);
@@ -53,7 +36,7 @@ for (const { client, missing } of clients) {
         await t.register(IDLE);
 
         // wait starts before the boots and returns once both have ended.
-        const both = cli();
+        const both = captureCli();
         const waiting = runMain(["wait", "web01", "db01", "--timeout", "60", "--config", config], both.deps);
         await Promise.all([boot(t, web, client), boot(t, db, client, "runcmd")]);
         const started = performance.now();
@@ -64,7 +47,7 @@ for (const { client, missing } of clients) {
         ]);
 
         // show: the current boot's timeline with durations, and its problem.
-        const shown = cli();
+        const shown = captureCli();
         assert.equal(await runMain(["show", "db01", "--config", config], shown.deps), 0);
         const text = shown.out.join("\n");
         assert.match(text, /^boot 1 +\S+Z \(start\)$/m);
@@ -74,25 +57,25 @@ for (const { client, missing } of clients) {
         assert.match(text, /^problem +modules-config\/config-runcmd: running config-runcmd/m);
 
         // list: the BOOT column.
-        const listed = cli();
+        const listed = captureCli();
         assert.equal(await runMain(["list", "--config", config], listed.deps), 0);
         assert.match(listed.out.join("\n"), /^db01 .* failed$/m);
         assert.match(listed.out.join("\n"), /^idle01 .* registered$/m);
 
-        const done = cli();
+        const done = captureCli();
         assert.equal(await runMain(["wait", "web01", "--config", config], done.deps), 0);
         assert.deepEqual(done.out, []);
 
-        const late = cli();
+        const late = captureCli();
         const before = performance.now();
         assert.equal(await runMain(["wait", "web01", "idle01", "--timeout", "1", "--config", config], late.deps), 124);
         assert.ok(performance.now() - before < 4000);
         assert.deepEqual(late.out, ["idle01: still registered after 1s"]);
 
-        const unknown = cli();
+        const unknown = captureCli();
         assert.equal(await runMain(["wait", "nope", "--config", config], unknown.deps), 1);
         assert.match(unknown.err.join("\n"), /no instance "nope"/);
-        assert.equal(await runMain(["wait", "--config", config], cli().deps), 2);
+        assert.equal(await runMain(["wait", "--config", config], captureCli().deps), 2);
       } finally {
         await t.close();
       }
@@ -109,7 +92,7 @@ Deno.test({
       const config = await writeClientConfig(t);
       const web = (await t.register(WEB)).ipv4;
       const stop = new AbortController();
-      const watching = cli(stop.signal);
+      const watching = captureCli(stop.signal);
       const running = runMain(["watch", "--config", config], watching.deps);
       await new Promise((resolve) => setTimeout(resolve, 300));
       await boot(t, web, clients[0]!.client);

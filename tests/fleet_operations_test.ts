@@ -7,29 +7,14 @@
 
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { type CliDeps, runMain } from "../src/cli/main.ts";
+import { runMain } from "../src/cli/main.ts";
+import { captureCli } from "./_cli_capture.ts";
 import { loadConfig } from "../src/config/mod.ts";
-import { createStore, startService } from "../src/service/mod.ts";
+import { createStore } from "../src/service/mod.ts";
 import { AccessRecorder, DenoKvBackend, EtcdBackend } from "../src/store/mod.ts";
 import { silentLogger } from "../src/log/log.ts";
 import { requireEtcd, startEtcdCluster } from "./_etcd_cluster.ts";
 import { freePort } from "./_netns.ts";
-
-function capture() {
-  const out: string[] = [];
-  const err: string[] = [];
-  const deps: CliDeps = {
-    print: (text) => out.push(text),
-    printError: (text) => err.push(text),
-    env: () => undefined,
-    projectDir: "/nonexistent/project/",
-    execPath: Deno.execPath(),
-    runProgram: () => Promise.reject(new Error("no program runs in this test")),
-    startService,
-    onSignal: () => {},
-  };
-  return { deps, out, err };
-}
 
 async function writeConfig(dir: string, endpoints: string[], prefix: string): Promise<string> {
   await Deno.mkdir(join(dir, "userdata"), { recursive: true });
@@ -50,7 +35,7 @@ Deno.test("check-config says which etcd endpoints answer, and fails when none ha
   try {
     const dead = `http://127.0.0.1:${freePort()}`;
     const file = await writeConfig(dir, [...cluster.endpoints, dead], "/ops/");
-    let run = capture();
+    let run = captureCli();
     assert.equal(await runMain(["check-config", file], run.deps), 0);
     const lines = run.out.filter((line) => line.startsWith("etcd"));
     for (const endpoint of cluster.endpoints) {
@@ -62,7 +47,7 @@ Deno.test("check-config says which etcd endpoints answer, and fails when none ha
     // Two members of three gone: the last one answers its status, but no read goes through.
     await cluster.kill(0);
     await cluster.kill(1);
-    run = capture();
+    run = captureCli();
     assert.equal(await runMain(["check-config", file], run.deps), 1);
     assert.ok(run.out.includes("etcd: 0 of 4 endpoints reachable with quorum"), run.out.join("\n"));
   } finally {
@@ -103,7 +88,7 @@ Deno.test("migrate-store moves a host's KV file into etcd keeping addresses, ins
       kv.close();
     }
 
-    let run = capture();
+    let run = captureCli();
     assert.equal(await runMain(["migrate-store", "--config", file], run.deps), 0, run.err.join("\n"));
     assert.equal(run.out.filter((line) => line.startsWith("moved\t")).length, 5, run.out.join("\n"));
     assert.equal(run.out.at(-1), `5 of 5 instances in etcd from ${join(dir, "host.kv")}`);
@@ -126,7 +111,7 @@ Deno.test("migrate-store moves a host's KV file into etcd keeping addresses, ins
     }
 
     // Again: everything is there already.
-    run = capture();
+    run = captureCli();
     assert.equal(await runMain(["migrate-store", "--config", file], run.deps), 0);
     assert.equal(run.out.filter((line) => line.startsWith("kept\t")).length, 5, run.out.join("\n"));
   } finally {
