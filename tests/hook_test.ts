@@ -11,7 +11,7 @@ import { join } from "node:path";
 import { runCtl } from "../src/cli/ctl.ts";
 import { HookExistsError, hookPermissionFlags, installHook, WRAPPER_MARKER } from "../src/hook/install.ts";
 import { HOOK_BUDGET_MS } from "../src/hook/run.ts";
-import { domainXml, startTestService, type TestService } from "./_harness.ts";
+import { domainXml, startTestService, type TestService, type TestServiceOptions } from "./_harness.ts";
 
 const PROJECT_DIR = decodeURIComponent(new URL("..", import.meta.url).pathname)
   .replace(/\/$/, "");
@@ -107,14 +107,25 @@ async function hookConfig(
   return file;
 }
 
+/** Runs `body` against a fresh service started with `options` and a hook configuration for it, then closes it. */
+async function withHookService(
+  options: TestServiceOptions,
+  body: (test: TestService, config: string) => Promise<void>,
+): Promise<void> {
+  const test = await startTestService(options);
+  try {
+    await body(test, await hookConfig(test));
+  } finally {
+    await test.close();
+  }
+}
+
 function stderrLines(run: HookRun): string[] {
   return run.stderr.split("\n").filter((line) => line !== "");
 }
 
 Deno.test("hook.ts uploads a starting domain on prepare begin and the instance gets an address", async () => {
-  const test = await startTestService();
-  try {
-    const config = await hookConfig(test);
+  await withHookService({}, async (test, config) => {
     const run = await runHook(["web01", "prepare", "begin", "-"], {
       stdin: domainXml(WEB01),
       config,
@@ -125,15 +136,11 @@ Deno.test("hook.ts uploads a starting domain on prepare begin and the instance g
     assert.equal(instance.mac, WEB01.mac);
     assert.match(instance.ipv4, /^127\.77\.\d+\.\d+$/);
     assert.notEqual(instance.ipv4, "127.77.0.1");
-  } finally {
-    await test.close();
-  }
+  });
 });
 
 Deno.test("hook.ts uploads without starting fetch, streams or Node's timers, which would add a third to its time", async () => {
-  const test = await startTestService();
-  try {
-    const config = await hookConfig(test);
+  await withHookService({}, async (test, config) => {
     // deno's debug log names every built-in module loaded after start-up.
     const run = await runHook(["web01", "prepare", "begin", "-"], {
       stdin: domainXml(WEB01),
@@ -145,48 +152,43 @@ Deno.test("hook.ts uploads without starting fetch, streams or Node's timers, whi
     const loaded = [...new Set(run.stderr.match(/\bext:[\w/.-]+/g) ?? [])];
     const slow = loaded.filter((name) => /^ext:(deno_fetch|deno_node|deno_web\/06_streams)/.test(name));
     assert.deepEqual(slow, [], `loaded after start-up: ${loaded.join(" ")}`);
-  } finally {
-    await test.close();
-  }
+  });
 });
 
 Deno.test("hook.ts on prepare begin exits after the config drive is complete, or says in one line why there is none", async () => {
   // The image's owner is tests/hook_config_drive_owner_test.ts's.
-  const test = await startTestService({ configDrives: true, ini: "[configdrive]\nmax_images = 1\nqemu_user = none\n" });
-  try {
-    const config = await hookConfig(test);
-    const cdrom = (uuid: string) =>
-      `<disk type='file' device='cdrom'><source file='${test.config.configDrive.dir}/${uuid}.iso'/></disk>`;
-    const started = performance.now();
-    const run = await runHook(["web01", "prepare", "begin", "-"], {
-      stdin: domainXml({ ...WEB01, devices: cdrom(WEB01.uuid) }),
-      config,
-    });
-    const ms = performance.now() - started;
-    assert.deepEqual(run, { code: 0, stdout: "", stderr: "" });
-    // Complete when the hook is done: QEMU opens it next.
-    const image = await Deno.readFile(join(test.config.configDrive.dir, `${WEB01.uuid}.iso`));
-    assert.equal(new TextDecoder().decode(image.subarray(0x8001, 0x8006)), "CD001");
-    assert.ok(ms < HOOK_BUDGET_MS + 1000, `the hook took ${ms.toFixed(0)} ms`);
-    const other = { name: "web02", uuid: "6f1a3c2e-5b7d-4e8f-9a0b-1c2d3e4f5a6c", mac: "52:54:00:12:34:57" };
-    const refused = await runHook(["web02", "prepare", "begin", "-"], {
-      stdin: domainXml({ ...other, devices: cdrom(other.uuid) }),
-      config,
-    });
-    assert.equal(refused.code, 0);
-    assert.deepEqual(stderrLines(refused), [
-      "mdserver-hook: web02 prepare begin: config drive not built: [configdrive] max_images = 1 images exist already",
-    ]);
-    assert.ok(await test.service.store.getByName("web02"), "the domain is registered all the same");
-  } finally {
-    await test.close();
-  }
+  await withHookService(
+    { configDrives: true, ini: "[configdrive]\nmax_images = 1\nqemu_user = none\n" },
+    async (test, config) => {
+      const cdrom = (uuid: string) =>
+        `<disk type='file' device='cdrom'><source file='${test.config.configDrive.dir}/${uuid}.iso'/></disk>`;
+      const started = performance.now();
+      const run = await runHook(["web01", "prepare", "begin", "-"], {
+        stdin: domainXml({ ...WEB01, devices: cdrom(WEB01.uuid) }),
+        config,
+      });
+      const ms = performance.now() - started;
+      assert.deepEqual(run, { code: 0, stdout: "", stderr: "" });
+      // Complete when the hook is done: QEMU opens it next.
+      const image = await Deno.readFile(join(test.config.configDrive.dir, `${WEB01.uuid}.iso`));
+      assert.equal(new TextDecoder().decode(image.subarray(0x8001, 0x8006)), "CD001");
+      assert.ok(ms < HOOK_BUDGET_MS + 1000, `the hook took ${ms.toFixed(0)} ms`);
+      const other = { name: "web02", uuid: "6f1a3c2e-5b7d-4e8f-9a0b-1c2d3e4f5a6c", mac: "52:54:00:12:34:57" };
+      const refused = await runHook(["web02", "prepare", "begin", "-"], {
+        stdin: domainXml({ ...other, devices: cdrom(other.uuid) }),
+        config,
+      });
+      assert.equal(refused.code, 0);
+      assert.deepEqual(stderrLines(refused), [
+        "mdserver-hook: web02 prepare begin: config drive not built: [configdrive] max_images = 1 images exist already",
+      ]);
+      assert.ok(await test.service.store.getByName("web02"), "the domain is registered all the same");
+    },
+  );
 });
 
 Deno.test("hook.ts uploads on migrate begin and restore begin too, keeping the address", async () => {
-  const test = await startTestService();
-  try {
-    const config = await hookConfig(test);
+  await withHookService({}, async (test, config) => {
     const first = await runHook(["web01", "migrate", "begin", "-"], {
       stdin: domainXml(WEB01),
       config,
@@ -200,15 +202,11 @@ Deno.test("hook.ts uploads on migrate begin and restore begin too, keeping the a
     });
     assert.deepEqual(second, { code: 0, stdout: "", stderr: "" });
     assert.equal((await test.service.store.getByName("web01"))?.ipv4, address);
-  } finally {
-    await test.close();
-  }
+  });
 });
 
 Deno.test("hook.ts marks the instance stopped on release end and the address is kept", async () => {
-  const test = await startTestService();
-  try {
-    const config = await hookConfig(test);
+  await withHookService({}, async (test, config) => {
     await runHook(["web01", "prepare", "begin", "-"], {
       stdin: domainXml(WEB01),
       config,
@@ -225,9 +223,7 @@ Deno.test("hook.ts marks the instance stopped on release end and the address is 
     assert.ok(after?.stoppedAt);
     assert.equal(after?.ipv4, before.ipv4);
     assert.equal(await test.service.store.allocatedCount(), 1);
-  } finally {
-    await test.close();
-  }
+  });
 });
 
 Deno.test("hook.ts exits 0 with one stderr line naming the domain when mdserver is down", async () => {
@@ -286,9 +282,7 @@ Deno.test("hook.ts gives up with one stderr line when mdserver accepts but never
 });
 
 Deno.test("hook.ts exits 0 with one stderr line on garbage input and the store is unchanged", async () => {
-  const test = await startTestService();
-  try {
-    const config = await hookConfig(test);
+  await withHookService({}, async (test, config) => {
     await runHook(["web01", "prepare", "begin", "-"], {
       stdin: domainXml(WEB01),
       config,
@@ -323,9 +317,7 @@ Deno.test("hook.ts exits 0 with one stderr line on garbage input and the store i
       );
     }
     assert.deepEqual(await snapshot(), before);
-  } finally {
-    await test.close();
-  }
+  });
 });
 
 Deno.test("hook.ts exits 0 without reading the config or contacting mdserver for other operations", async () => {
