@@ -10,6 +10,14 @@
 
 import type { Instance } from "./instance.ts";
 
+/**
+ * Default time to live of the address cache. Long enough that a booting
+ * guest's dozens of requests cost one store read or a few instead of two
+ * each; short enough that a change written by another process (md_server
+ * import, a second mdserver on shared storage) reaches guests within seconds.
+ */
+export const ADDRESS_CACHE_TTL_MS = 10_000;
+
 /** An instance read by address, and until when it is trusted (performance.now()). */
 interface CachedGuest {
   instance: Instance;
@@ -60,6 +68,11 @@ export class AddressCache {
       this.#entries.delete(key);
     }
     return instance;
+  }
+
+  /** Caches a copy of what this process has just committed (the copy is frozen, not the caller's object). */
+  keepWritten(address: number, instance: Instance): void {
+    if (this.enabled) this.put(address, structuredClone(instance), this.#generation);
   }
 
   /** Drops one address (a stranger is never cached). */

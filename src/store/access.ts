@@ -139,14 +139,8 @@ export class AccessRecorder {
     this.#lastWrite.delete(uuid);
     this.#lastUserDataWrite.delete(uuid);
     await this.#writing;
-    await this.#update(
-      uuid,
-      (record) =>
-        record.firstMetadataAt === null && record.lastMetadataAt === null && record.userDataAt === null &&
-          record.bootedAt === null
-          ? record // nothing to clear (a first start, or one before any fetch): nothing is written
-          : { ...record, firstMetadataAt: null, lastMetadataAt: null, userDataAt: null, bootedAt: null },
-    );
+    // Nothing to clear (a first start, or one before any fetch): the record is left as it is, unwritten.
+    await this.#update(uuid, (record) => hasBootProgress(record) ? { ...record, ...NO_BOOT_PROGRESS } : record);
   }
 
   /** The record of an instance, or null when nothing was seen. */
@@ -284,6 +278,14 @@ class InstanceGoneError extends Error {
     super("instance no longer exists");
     this.name = "InstanceGoneError";
   }
+}
+
+/** A record's boot progress, cleared: what a new start begins from. */
+const NO_BOOT_PROGRESS = { firstMetadataAt: null, lastMetadataAt: null, userDataAt: null, bootedAt: null } as const;
+
+/** Whether any of a record's boot progress is set. */
+function hasBootProgress(record: AccessRecord): boolean {
+  return (Object.keys(NO_BOOT_PROGRESS) as (keyof typeof NO_BOOT_PROGRESS)[]).some((key) => record[key] !== null);
 }
 
 /** The keys every write checks: the access record and the instance it belongs to. */

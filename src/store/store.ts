@@ -18,8 +18,7 @@
  * Guests are identified by address on every metadata request, so
  * `getByIpv4` keeps what it read in memory for a short time (see
  * ADDRESS_CACHE_TTL_MS): a change made through this store (upload, delete,
- * state) drops the entries it touches at once, and an upload keeps the
- * record it committed, as a read right after would find it; a change made by another
+ * state) replaces the entries it touches at once; a change made by another
  * process is seen within the time to live on Deno KV (its watch does not
  * see those), and as soon as the watch reports it on etcd (`follow()`,
  * remote.ts).
@@ -28,7 +27,7 @@
  */
 
 import { Committer, MAX_COMMIT_ATTEMPTS } from "./_committer.ts";
-import { AddressCache } from "./_address_cache.ts";
+import { ADDRESS_CACHE_TTL_MS, AddressCache } from "./_address_cache.ts";
 import { heldAddresses } from "./_allocation.ts";
 import {
   type BackendStatus,
@@ -52,14 +51,7 @@ import type { AdoptOptions, Registration, StoreEvent, StoreOptions, UploadKind }
 import { type Ipv4Pool, parseIpv4 } from "../ipam/ipv4.ts";
 
 export type { AdoptOptions, Registration, StoreEvent, StoreOptions, UploadKind } from "./store_types.ts";
-
-/**
- * Default time to live of the address cache. Long enough that a booting
- * guest's dozens of requests cost one store read or a few instead of two
- * each; short enough that a change written by another process (md_server
- * import, a second mdserver on shared storage) reaches guests within seconds.
- */
-export const ADDRESS_CACHE_TTL_MS = 10_000;
+export { ADDRESS_CACHE_TTL_MS } from "./_address_cache.ts";
 
 /** Longest reference looked up by key; KV refuses keys over 2 KiB, and no name, MAC or id comes near this. */
 const MAX_REFERENCE_LENGTH = 512;
@@ -179,10 +171,6 @@ export class InstanceStore {
     const version = await this.#committer.commit(op);
     if (version === null) return null;
     this.#forget(version, [existing?.ipv4, replaced?.ipv4, instance.ipv4], [instance], [replaced?.uuid]);
-    // What was just committed is what a read would find now: the guest's first lookup (its answers
-    // prepared for a start, its first request) needs no read. A copy, since the cache freezes what it holds.
-    const address = this.#mirror === null && this.#cache.enabled && instance.ipv4 ? parseIpv4(instance.ipv4) : null;
-    if (address !== null) this.#cache.put(address, structuredClone(instance), this.#cache.generation);
     return { instance, previous: existing, replaced, op };
   }
 
@@ -256,7 +244,11 @@ export class InstanceStore {
     return this.#cache.get(value);
   }
 
-  /** Drops cached lookups of these addresses after a commit at `version`; the mirror takes what it wrote. */
+  /**
+   * Drops cached lookups of these addresses after a commit at `version`, and
+   * keeps what it wrote, as a read right after would find it: in the mirror
+   * when following, else in the address cache (so a start's first lookup reads nothing).
+   */
   #forget(
     version: string,
     addresses: (string | null | undefined)[],
@@ -265,7 +257,10 @@ export class InstanceStore {
   ): void {
     const values = addresses.map((address) => address ? parseIpv4(address) : null);
     this.#cache.forget(values.filter((value): value is number => value !== null));
-    if (this.#mirror === null) return;
+    if (this.#mirror === null) {
+      for (const instance of written) if (instance?.ipv4) this.#cache.keepWritten(parseIpv4(instance.ipv4)!, instance);
+      return;
+    }
     for (const instance of written) if (instance) this.#mirror.apply(instance.uuid, instance, Number(version));
     for (const uuid of deleted) if (uuid) this.#mirror.apply(uuid, null, Number(version));
   }
