@@ -7,10 +7,9 @@
  * @module
  */
 
-import { join } from "node:path";
-import { domainXml, type TestDomain } from "./_harness.ts";
+import { adminSocketFetch, domainXml, type TestDomain } from "./_harness.ts";
 import { mustRun, type NamespacePair } from "./_netns.ts";
-import { type ServerProcess, spawnServer, waitUntil } from "./_process.ts";
+import { type ServerProcess, spawnServer, waitForHealth } from "./_process.ts";
 
 /** The metadata address guests ask. */
 export const METADATA = "169.254.169.254";
@@ -70,43 +69,24 @@ export async function guestGet(
 
 /** Starts mdserver in the server end with this configuration file, once its admin socket answers /health. */
 export async function startServerIn(pair: NamespacePair, file: string, adminSocket: string): Promise<ServerProcess> {
+  // A unix socket is a file, not an address: the host reaches it whatever namespace mdserver runs in.
   const server = spawnServer(file, { netns: pair.server });
-  await waitUntil(server, "mdserver in its namespace", async () => {
-    const health = await pair.run(pair.server, "curl", [
-      "-sf",
-      "--max-time",
-      "2",
-      "--unix-socket",
-      adminSocket,
-      "http://mdserver/health",
-    ]);
-    return health.code === 0;
-  });
+  await waitForHealth(server, adminSocket);
   return server;
 }
 
-/** Uploads these domains through the admin socket, from the server end: each one's address and instance-id by name. */
-export async function uploadFrom(
-  pair: NamespacePair,
+/** Uploads these domains through the admin socket: each one's address and instance-id by name. */
+export async function uploadDomains(
   adminSocket: string,
-  dir: string,
   guests: TestDomain[],
 ): Promise<{ ips: Record<string, string>; ids: Record<string, string> }> {
   const ips: Record<string, string> = {};
   const ids: Record<string, string> = {};
   for (const guest of guests) {
-    const file = join(dir, `${guest.name}.xml`);
-    await Deno.writeTextFile(file, domainXml(guest));
-    const result = await pair.run(pair.server, "curl", [
-      "-sf",
-      "--unix-socket",
-      adminSocket,
-      "--data-binary",
-      `@${file}`,
-      "http://mdserver/v1/instances",
-    ]);
-    if (result.code !== 0) throw new Error(`upload of ${guest.name}: curl exit ${result.code} ${result.stderr}`);
-    const answer = JSON.parse(result.stdout);
+    const response = await adminSocketFetch(adminSocket, "/v1/instances", { method: "POST", body: domainXml(guest) });
+    const text = await response.text();
+    if (!response.ok) throw new Error(`upload of ${guest.name}: ${response.status} ${text}`);
+    const answer = JSON.parse(text);
     ips[guest.name] = answer.ipv4;
     ids[guest.name] = answer.instance_id;
   }

@@ -11,7 +11,14 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { cleanTrafficFilterref } from "../src/cli/ctl.ts";
-import { becomeGuest, guestGet, METADATA, serveMetadataFrom, startServerIn, uploadFrom } from "./_guest_namespace.ts";
+import {
+  becomeGuest,
+  guestGet,
+  METADATA,
+  serveMetadataFrom,
+  startServerIn,
+  uploadDomains,
+} from "./_guest_namespace.ts";
 import { missingRequirement, mustRun, NamespacePair, requirementTest } from "./_netns.ts";
 import { type ServerProcess, writeProcessConfig } from "./_process.ts";
 
@@ -53,7 +60,7 @@ requirementTest(
         interface: pair.serverIf,
       });
       server = await startServerIn(pair, config.file, config.adminSocket);
-      const { ips, ids } = await uploadFrom(pair, config.adminSocket, dir, [ALPHA, BRAVO]);
+      const { ips, ids } = await uploadDomains(config.adminSocket, [ALPHA, BRAVO]);
       const alphaIp = ips.alpha!;
       const bravoIp = ips.bravo!;
 

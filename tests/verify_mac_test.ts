@@ -7,7 +7,14 @@
  * while B from its own MAC (and A at its own address) get 200.
  */
 import assert from "node:assert/strict";
-import { becomeGuest, guestGet, METADATA, serveMetadataFrom, startServerIn, uploadFrom } from "./_guest_namespace.ts";
+import {
+  becomeGuest,
+  guestGet,
+  METADATA,
+  serveMetadataFrom,
+  startServerIn,
+  uploadDomains,
+} from "./_guest_namespace.ts";
 import { missingRequirement, NamespacePair, requirementTest } from "./_netns.ts";
 import { type ServerProcess, writeProcessConfig } from "./_process.ts";
 
@@ -37,7 +44,7 @@ requirementTest("verify_mac refuses a guest that uses another guest's address fr
     const on = await writeProcessConfig(dir, "on", common);
 
     server = await startServerIn(pair, off.file, off.adminSocket);
-    const { ips, ids } = await uploadFrom(pair, off.adminSocket, dir, [ALPHA, BRAVO]);
+    const { ips, ids } = await uploadDomains(off.adminSocket, [ALPHA, BRAVO]);
     const bravoIp = ips.bravo!;
 
     // Without verify_mac the address is all there is: A, posing as B, reads B's metadata.
