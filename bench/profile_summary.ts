@@ -106,7 +106,7 @@ export function formatProfileSummary(summary: ProfileSummary): string {
 async function main(): Promise<void> {
   const topAt = Deno.args.indexOf("--top");
   const top = topAt >= 0 ? Number(Deno.args[topAt + 1]) : 25;
-  const files = Deno.args.filter((arg, index) => !arg.startsWith("--") && index !== topAt + 1);
+  const files = Deno.args.filter((arg, index) => !arg.startsWith("--") && (topAt < 0 || index !== topAt + 1));
   if (files.length === 0) throw new TypeError("usage: profile_summary.ts FILE.cpuprofile… [--top 25]");
   const profiles = await Promise.all(files.map(async (file) => JSON.parse(await Deno.readTextFile(file))));
   console.log(formatProfileSummary(summarizeProfiles(profiles, top)));
